@@ -1,0 +1,208 @@
+"""The config schema: defaults, which fields are traced, validation.
+
+Every config file starts from ``default_config()`` and changes what it needs,
+so every field exists (``lock_config`` then turns a misspelt override into an
+error) and every field has one documented meaning.
+
+*Traced* fields are per-member values fed to the compiled program as arrays
+with a leading population axis; changing them never recompiles. Every other
+field under ``task``/``model``/``train`` is *static*: members that agree on all
+static fields form a bucket and share one compiled program.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+import ml_collections
+
+from jaxexp.errors import ConfigError
+
+SCHEDULES = ("constant", "cosine", "step")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+ACTIVATIONS = ("relu", "gelu", "tanh", "silu")
+
+# Traced fields: dotted path -> dtype of the per-member array.
+TRACED: dict[str, str] = {
+    "train.lr": "float32",  # peak learning rate
+    "train.weight_decay": "float32",  # decoupled (AdamW/SGD) weight decay
+    "train.b1": "float32",  # Adam beta1 / SGD momentum
+    "train.b2": "float32",  # Adam beta2
+    "train.epochs": "int32",  # epochs this member trains (masked beyond)
+    "train.schedule": "int32",  # index into SCHEDULES
+    "train.warmup_epochs": "float32",  # linear warmup length, epochs
+    "train.min_lr_ratio": "float32",  # cosine: final lr / peak lr
+    "train.decay_rate": "float32",  # step: lr factor per decay
+    "train.decay_every_epochs": "float32",  # step: epochs between decays
+    "train.grad_clip": "float32",  # global-norm clip, 0 = off
+    "model.dropout": "float32",  # dropout rate after every hidden layer
+    "model.input_dropout": "float32",  # dropout rate on the inputs
+}
+
+# Fields that neither change the program nor a member's numbers.
+NON_PROGRAM = ("name", "sweep", "engine", "seed", "metric", "goal")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The full schema with defaults; config files modify a copy of it."""
+    c = ml_collections.ConfigDict()
+    c.name = "run"
+    c.seed = 0  # base seed: every member key is fold_in(fold_in(key(seed), member seed), member id)
+    c.metric = "val_loss"  # selection metric (a column of history.csv)
+    c.goal = "min"  # "min" or "max"
+
+    c.task = ml_collections.ConfigDict()
+    c.task.name = "regression"  # regression | classification | file | digits | diabetes
+    c.task.seed = 0  # data seed (the data are shared by all members)
+    c.task.n_train = 2048
+    c.task.n_val = 512
+    c.task.n_features = 16
+    c.task.n_classes = 4  # classification only
+    c.task.noise = 0.1  # regression: noise std (val MSE floor = noise**2); classification: label flip rate
+    c.task.path = ""  # file: .npz or .csv
+    c.task.val_path = ""  # file: optional separate validation file
+    c.task.features = ""  # file: comma-separated feature columns ("" = all but target)
+    c.task.target = "y"  # file: target column / npz key
+    c.task.kind = "regression"  # file: regression | classification
+    c.task.val_fraction = 0.2  # file/digits/diabetes: validation share when no val split is given
+    c.task.standardize = True  # z-score features (and regression targets) with train statistics
+
+    c.model = ml_collections.ConfigDict()
+    c.model.kind = "mlp"
+    c.model.hidden = (64,)
+    c.model.activation = "relu"
+    c.model.dropout = 0.0
+    c.model.input_dropout = 0.0
+
+    c.train = ml_collections.ConfigDict()
+    c.train.optimizer = "adamw"
+    c.train.batch_size = 128
+    c.train.epochs = 10
+    c.train.lr = 1e-3
+    c.train.weight_decay = 1e-4
+    c.train.b1 = 0.9
+    c.train.b2 = 0.999
+    c.train.schedule = "constant"
+    c.train.warmup_epochs = 0.0
+    c.train.min_lr_ratio = 0.0
+    c.train.decay_rate = 0.5
+    c.train.decay_every_epochs = 10.0
+    c.train.grad_clip = 0.0
+
+    c.sweep = ml_collections.ConfigDict()
+    c.sweep.method = "grid"  # grid | random
+    c.sweep.num_samples = 0  # random: number of configurations
+    c.sweep.seeds = 1  # seeds per configuration: member seeds 0..seeds-1
+    c.sweep.space = ml_collections.ConfigDict()  # see jaxexp.space
+    c.sweep.top_k = 5  # configurations in report.md
+
+    c.engine = ml_collections.ConfigDict()
+    c.engine.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
+    c.engine.chunk_size = 1024  # max members resident at once per bucket
+    c.engine.num_devices = 0  # 0 = all local devices
+    c.engine.progress = True
+    c.engine.overwrite = False  # allow writing into a workdir that already holds results
+    return c
+
+
+def get_path(config: Any, path: str) -> Any:
+    node = config
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def _leaf_paths(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        p = f"{prefix}{k}"
+        out.extend(_leaf_paths(v, p + ".") if isinstance(v, dict) else [p])
+    return out
+
+
+def program_fields(config: ml_collections.ConfigDict) -> list[str]:
+    """Dotted paths of all fields that may be swept (task/model/train)."""
+    return [p for p in _leaf_paths(config.to_dict()) if p.split(".")[0] not in NON_PROGRAM]
+
+
+def with_values(config: ml_collections.ConfigDict, values: dict[str, Any]) -> ml_collections.ConfigDict:
+    """A copy of ``config`` with dotted-path values set, type-checked by ConfigDict."""
+    out = ml_collections.ConfigDict(config.to_dict())
+    for path, value in values.items():
+        *parents, leaf = path.split(".")
+        node = out
+        for part in parents:
+            node = node[part]
+        old = node[leaf]
+        if isinstance(old, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        try:
+            node[leaf] = value
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                f"{path}: value {value!r} has the wrong type for this field (default {old!r}); {e}"
+            ) from None
+    return out
+
+
+def static_key(config: ml_collections.ConfigDict) -> str:
+    """Canonical JSON of the static program fields: the bucket key."""
+    d = config.to_dict()
+    static = {k: d[k] for k in ("task", "model", "train")}
+    for path in TRACED:
+        section, leaf = path.split(".")
+        static[section].pop(leaf, None)
+    return json.dumps(static, sort_keys=True, default=list)
+
+
+def check_param_names(config: ml_collections.ConfigDict, names: list[str]) -> None:
+    fields = program_fields(config)
+    for name in names:
+        if name not in fields:
+            near = difflib.get_close_matches(name, fields, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else "; sweep fields of task/model/train"
+            raise ConfigError(f"sweep.space.{name}: no config field '{name}'{hint}")
+
+
+def validate_member(c: ml_collections.ConfigDict) -> None:
+    """Checks one resolved member config; raises ConfigError naming the field."""
+
+    def need(cond: bool, field: str, msg: str) -> None:
+        if not cond:
+            raise ConfigError(f"{field}: {msg} (got {get_path(c, field)!r})")
+
+    need(c.goal in ("min", "max"), "goal", "must be 'min' or 'max'")
+    need(c.model.kind == "mlp", "model.kind", "only 'mlp' is available")
+    need(c.model.activation in ACTIVATIONS, "model.activation", f"use one of {ACTIVATIONS}")
+    need(all(int(h) > 0 for h in c.model.hidden), "model.hidden", "widths must be positive integers")
+    need(0.0 <= c.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+    need(0.0 <= c.model.input_dropout < 1.0, "model.input_dropout", "must be in [0, 1)")
+    need(c.train.optimizer in OPTIMIZERS, "train.optimizer", f"use one of {OPTIMIZERS}")
+    need(c.train.schedule in SCHEDULES, "train.schedule", f"use one of {SCHEDULES}")
+    need(c.train.batch_size >= 1, "train.batch_size", "must be >= 1")
+    need(c.train.epochs >= 1, "train.epochs", "must be >= 1")
+    need(c.train.lr > 0, "train.lr", "must be > 0")
+    need(c.train.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+    need(0 <= c.train.b1 < 1, "train.b1", "must be in [0, 1)")
+    need(0 <= c.train.b2 < 1, "train.b2", "must be in [0, 1)")
+    need(c.train.warmup_epochs >= 0, "train.warmup_epochs", "must be >= 0")
+    need(0 <= c.train.min_lr_ratio <= 1, "train.min_lr_ratio", "must be in [0, 1]")
+    need(0 < c.train.decay_rate <= 1, "train.decay_rate", "must be in (0, 1]")
+    need(c.train.decay_every_epochs > 0, "train.decay_every_epochs", "must be > 0")
+    need(c.train.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 = off)")
+
+
+def validate_top(c: ml_collections.ConfigDict) -> None:
+    """Checks the fields that are not per member."""
+    if c.sweep.seeds < 1:
+        raise ConfigError(f"sweep.seeds: must be >= 1 (got {c.sweep.seeds})")
+    if c.engine.segment_epochs < 1:
+        raise ConfigError(f"engine.segment_epochs: must be >= 1 (got {c.engine.segment_epochs})")
+    if c.engine.chunk_size < 1:
+        raise ConfigError(f"engine.chunk_size: must be >= 1 (got {c.engine.chunk_size})")
+    if c.engine.num_devices < 0:
+        raise ConfigError(f"engine.num_devices: must be >= 0 (got {c.engine.num_devices})")

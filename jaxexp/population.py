@@ -1,0 +1,115 @@
+"""The members table: expansion of a sweep, bucketing by static key, chunking.
+
+A member is one row: (member id, configuration id, seed, parameter values).
+Padding members (to fill a chunk up to a multiple of the device count) are
+copies of a real member with ``pad`` set; the engine drops their results.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import ml_collections
+import pandas as pd
+
+from jaxexp import config as cfgmod
+from jaxexp import space as spacemod
+from jaxexp.errors import ConfigError
+from jaxexp.tasks import METRICS, kind_of
+
+
+class Member(NamedTuple):
+    member: int
+    config_id: int
+    seed: int
+    values: dict  # swept parameter -> value
+    config: ml_collections.ConfigDict  # the resolved member config
+
+
+class Bucket(NamedTuple):
+    key: str  # canonical JSON of the static fields
+    members: list[Member]
+
+
+def members_table(config: ml_collections.ConfigDict) -> pd.DataFrame:
+    """Expands ``config.sweep`` into one row per (configuration x seed).
+
+    Columns: member, config_id, seed, then one column per swept parameter.
+    """
+    cfgmod.validate_top(config)
+    params = spacemod.parse(config.sweep.space)
+    cfgmod.check_param_names(config, [p.name for p in params])
+    rows = spacemod.expand(params, config.sweep.method, config.sweep.num_samples, config.seed)
+    records = []
+    for config_id, values in enumerate(rows):
+        for seed in range(config.sweep.seeds):
+            records.append({"member": len(records), "config_id": config_id, "seed": seed, **values})
+    return pd.DataFrame.from_records(records, columns=["member", "config_id", "seed"] + [p.name for p in params])
+
+
+def resolve(config: ml_collections.ConfigDict, table: pd.DataFrame) -> list[Member]:
+    """Resolves and validates every member's config (one per configuration)."""
+    params = [c for c in table.columns if c not in ("member", "config_id", "seed")]
+    cfgmod.check_param_names(config, params)
+    resolved: dict[tuple, ml_collections.ConfigDict] = {}
+    out = []
+    for row in table.to_dict("records"):
+        values = {p: _py(row[p]) for p in params}
+        key = tuple(sorted((k, repr(v)) for k, v in values.items()))
+        if key not in resolved:
+            member_cfg = cfgmod.with_values(config, values)
+            cfgmod.validate_member(member_cfg)
+            kind = kind_of(member_cfg.task)
+            if member_cfg.metric not in METRICS[kind]:
+                raise ConfigError(
+                    f"metric: {member_cfg.metric!r} is not reported by a {kind} task; "
+                    f"use one of {', '.join(METRICS[kind])}"
+                )
+            resolved[key] = member_cfg
+        out.append(Member(int(row["member"]), int(row["config_id"]), int(row["seed"]), values, resolved[key]))
+    ids = [m.member for m in out]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("member: member ids must be unique")
+    return out
+
+
+def _py(v):
+    """numpy/pandas scalars -> plain Python (for ConfigDict type checks)."""
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def buckets(members: list[Member]) -> list[Bucket]:
+    """Groups members by static key, in order of first appearance."""
+    groups: dict[str, list[Member]] = {}
+    for m in members:
+        groups.setdefault(cfgmod.static_key(m.config), []).append(m)
+    return [Bucket(k, v) for k, v in groups.items()]
+
+
+def chunk_layout(n: int, chunk_size: int, n_devices: int) -> tuple[int, int]:
+    """(number of chunks, members per chunk incl. padding) for ``n`` members.
+
+    All chunks of a bucket get the same size, a multiple of ``n_devices``, so a
+    bucket compiles once whatever its size.
+    """
+    cap = max(n_devices, (chunk_size // n_devices) * n_devices)
+    n_chunks = math.ceil(n / cap)
+    per = math.ceil(n / n_chunks)
+    per = math.ceil(per / n_devices) * n_devices
+    return n_chunks, per
+
+
+def chunks(members: list[Member], chunk_size: int, n_devices: int) -> list[tuple[list[Member], int]]:
+    """Splits members into equal chunks; returns (chunk members, number of pads)."""
+    n_chunks, per = chunk_layout(len(members), chunk_size, n_devices)
+    base, extra = divmod(len(members), n_chunks)
+    out, start = [], 0
+    for i in range(n_chunks):
+        size = base + (i < extra)
+        part = members[start : start + size]
+        start += size
+        out.append((part, per - len(part)))
+    return out

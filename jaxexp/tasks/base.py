@@ -1,0 +1,116 @@
+"""The Task record every task source returns, and its checks."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxexp.errors import DataError
+
+KINDS = ("regression", "classification")
+
+# Per-epoch metrics a task kind reports (history.csv columns besides epoch/member).
+METRICS = {
+    "regression": ("train_loss", "val_loss", "val_mse", "val_mae"),
+    "classification": ("train_loss", "val_loss", "val_accuracy"),
+}
+
+
+class Task(NamedTuple):
+    """Train/validation arrays shared by every member of a bucket.
+
+    x_*: float32 [n, features]. y_*: float32 [n, outputs] (regression) or
+    int32 [n] class ids (classification).
+    """
+
+    name: str
+    kind: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    n_outputs: int
+    info: dict
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+
+def standardize(task: Task) -> Task:
+    """Z-scores features (and regression targets) with training statistics."""
+
+    def z(train, val):
+        mu, sd = train.mean(0), train.std(0)
+        sd = np.where(sd > 0, sd, 1.0)
+        return ((train - mu) / sd).astype(np.float32), ((val - mu) / sd).astype(np.float32)
+
+    x_train, x_val = z(task.x_train, task.x_val)
+    y_train, y_val = task.y_train, task.y_val
+    info = dict(task.info)
+    if task.kind == "regression":
+        y_train, y_val = z(task.y_train, task.y_val)
+        info["target_std"] = task.y_train.std(0).tolist()
+    return task._replace(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, info=info)
+
+
+def make_task(name: str, kind: str, x_train, y_train, x_val, y_val, info=None, n_classes=None) -> Task:
+    """Builds a Task from arrays after checking shapes, dtypes and finiteness."""
+    if kind not in KINDS:
+        raise DataError(f"task.kind: unknown kind {kind!r}; use 'regression' or 'classification'")
+    arrays = {}
+    for split, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2:
+            raise DataError(f"{name}: x_{split} must be 2-D [rows, features], got shape {x.shape}")
+        y = np.asarray(y)
+        if y.shape[0] != x.shape[0]:
+            raise DataError(
+                f"{name}: x_{split} has {x.shape[0]} rows but y_{split} has {y.shape[0]}; give one target per row"
+            )
+        if x.shape[0] == 0:
+            raise DataError(f"{name}: the {split} split is empty")
+        if not np.isfinite(x).all():
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise DataError(f"{name}: x_{split} has NaN/inf (first at row {bad[0]}, feature {bad[1]}); clean the data")
+        if kind == "classification":
+            if y.ndim != 1:
+                raise DataError(f"{name}: classification targets must be 1-D class ids, got shape {y.shape}")
+            if not np.isfinite(y.astype(np.float64)).all() or (y != np.round(y)).any() or (y < 0).any():
+                raise DataError(f"{name}: classification targets must be integer class ids >= 0")
+            y = y.astype(np.int32)
+        else:
+            y = np.asarray(y, dtype=np.float32)
+            if y.ndim == 1:
+                y = y[:, None]
+            if not np.isfinite(y).all():
+                bad = int(np.argwhere(~np.isfinite(y))[0][0])
+                raise DataError(f"{name}: y_{split} has NaN/inf (first at row {bad}); clean the data")
+        arrays[split] = (x, y)
+    (xt, yt), (xv, yv) = arrays["train"], arrays["val"]
+    if xt.shape[1] != xv.shape[1]:
+        raise DataError(f"{name}: train has {xt.shape[1]} features but val has {xv.shape[1]}")
+    if kind == "classification":
+        n_out = int(n_classes or max(yt.max(), yv.max()) + 1)
+        if n_out < 2:
+            raise DataError(f"{name}: classification needs at least 2 classes")
+    else:
+        if yt.shape[1] != yv.shape[1]:
+            raise DataError(f"{name}: train has {yt.shape[1]} targets but val has {yv.shape[1]}")
+        n_out = yt.shape[1]
+    return Task(name, kind, xt, yt, xv, yv, n_out, dict(info or {}))
+
+
+def split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int):
+    """Deterministic shuffled train/val split."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"task.val_fraction: must be in (0, 1), got {val_fraction}")
+    perm = np.random.default_rng(seed).permutation(len(x))
+    n_val = max(1, int(round(len(x) * val_fraction)))
+    if n_val >= len(x):
+        raise DataError(f"task.val_fraction: leaves no training rows for {len(x)} rows")
+    v, t = perm[:n_val], perm[n_val:]
+    return x[t], y[t], x[v], y[v]

@@ -1,0 +1,206 @@
+"""Pure training functions for ONE member; the engine vmaps them over a population.
+
+``init(base_seed, member_seed, member_id, hparams) -> TrainState`` and
+``run_segment(state, hparams, data) -> (state, metrics)``, where ``metrics``
+holds one row per epoch of the segment. ``hparams`` maps each traced field of
+``jaxexp.config.TRACED`` to a scalar (a [P] array after vmap).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxexp import config as cfgmod
+from jaxexp import models, schedules
+from jaxexp.tasks import METRICS, Task
+
+Hparams = dict  # dotted traced field -> scalar array
+
+
+class Data(NamedTuple):
+    """Task arrays, shared (unbatched) by every member."""
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_val: jax.Array
+    y_val: jax.Array
+
+
+class TrainState(NamedTuple):
+    params: dict
+    opt_state: optax.OptState
+    step: jax.Array  # int32, optimizer steps taken
+    epoch: jax.Array  # int32, epochs completed
+    key: jax.Array  # uint32[2], the member's key data (shuffling)
+    dropout_seed: jax.Array  # uint32
+    diverged: jax.Array  # bool
+    diverged_epoch: jax.Array  # int32, -1 if never
+
+
+def data_of(task: Task) -> Data:
+    return Data(task.x_train, task.y_train, task.x_val, task.y_val)
+
+
+def member_key(base_seed, member_seed, member_id) -> jax.Array:
+    """The member's root key: fold_in(fold_in(key(base), seed), member id)."""
+    key = jax.random.key(jnp.asarray(base_seed, jnp.uint32))
+    return jax.random.fold_in(jax.random.fold_in(key, member_seed), member_id)
+
+
+def _adamw(learning_rate, b1, b2, weight_decay):
+    return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
+
+
+def _adam(learning_rate, b1, b2, weight_decay):
+    # Coupled L2 (classic Adam + weight decay in the gradient).
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate, b1=b1, b2=b2))
+
+
+def _sgd(learning_rate, b1, b2, weight_decay):
+    del b2  # unused: b1 is the momentum
+    return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=b1))
+
+
+_OPTIMIZERS = {"adamw": _adamw, "adam": _adam, "sgd": _sgd}
+
+
+class Program(NamedTuple):
+    """The pure per-member functions of one bucket (static config + task shapes)."""
+
+    init: callable
+    run_segment: callable
+    metric_names: tuple[str, ...]
+    segment_epochs: int
+    steps_per_epoch: int
+
+
+def make_program(static_cfg, task: Task, segment_epochs: int) -> Program:
+    """Builds the per-member ``init`` and ``run_segment`` of one bucket.
+
+    static_cfg: a member config of the bucket (only its static fields are used;
+    traced ones arrive through ``hparams``).
+    """
+    model = models.make_model(static_cfg.model, task.n_outputs)
+    optimizer = optax.inject_hyperparams(_OPTIMIZERS[static_cfg.train.optimizer])
+    # inject_hyperparams reads every numeric hyperparameter from the state on
+    # update, so one template serves all members (their values live in the state).
+    tx_update = optimizer(learning_rate=0.0, b1=0.0, b2=0.0, weight_decay=0.0).update
+    batch_size = int(static_cfg.train.batch_size)
+    n_train = task.x_train.shape[0]
+    steps_per_epoch = n_train // batch_size
+    metric_names = METRICS[task.kind]
+    classification = task.kind == "classification"
+
+    def loss_and_metrics(logits, y):
+        if classification:
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, {"accuracy": (logits.argmax(-1) == y).mean()}
+        err = logits - y
+        return jnp.mean(err**2), {"mse": jnp.mean(err**2), "mae": jnp.mean(jnp.abs(err))}
+
+    def init(base_seed, member_seed, member_id, hp: Hparams) -> TrainState:
+        key = member_key(base_seed, member_seed, member_id)
+        k_init, k_shuffle, k_drop = jax.random.split(key, 3)
+        params = model.init(k_init, jnp.zeros((1, task.n_features), jnp.float32))["params"]
+        tx = optimizer(
+            learning_rate=hp["train.lr"], b1=hp["train.b1"], b2=hp["train.b2"], weight_decay=hp["train.weight_decay"]
+        )
+        return TrainState(
+            params=params,
+            opt_state=tx.init(params),
+            step=jnp.int32(0),
+            epoch=jnp.int32(0),
+            key=jax.random.key_data(k_shuffle),
+            dropout_seed=jax.random.bits(k_drop, dtype=jnp.uint32),
+            diverged=jnp.bool_(False),
+            diverged_epoch=jnp.int32(-1),
+        )
+
+    def lr_at(hp: Hparams, step) -> jax.Array:
+        spe = float(steps_per_epoch)
+        mult = schedules.lr_multiplier(
+            hp["train.schedule"],
+            step,
+            total_steps=hp["train.epochs"].astype(jnp.float32) * spe,
+            warmup_steps=hp["train.warmup_epochs"] * spe,
+            min_ratio=hp["train.min_lr_ratio"],
+            decay_every_steps=hp["train.decay_every_epochs"] * spe,
+            decay_rate=hp["train.decay_rate"],
+        )
+        return hp["train.lr"] * mult
+
+    def train_step(state: TrainState, hp: Hparams, data: Data, idx, active):
+        """One optimizer step on rows ``idx``; a no-op unless ``active``."""
+        xb, yb = data.x_train[idx], data.y_train[idx]
+        seed = models.fold(state.dropout_seed, state.step)
+
+        def loss_fn(params):
+            logits = model.apply({"params": params}, xb, hp["model.dropout"], hp["model.input_dropout"], seed=seed)
+            return loss_and_metrics(logits, yb)[0]
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        gnorm = optax.global_norm(grads)
+        clip = hp["train.grad_clip"]
+        scale = jnp.where(clip > 0, jnp.minimum(1.0, clip / (gnorm + 1e-12)), 1.0)
+        grads = jax.tree.map(lambda g: g * scale, grads)
+        opt_state = state.opt_state
+        opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr_at(hp, state.step)})
+        updates, opt_state = tx_update(grads, opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        ok = jnp.isfinite(loss) & jnp.isfinite(gnorm)
+        commit = active & ok
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(commit, n, o), new, old)  # noqa: E731
+        newly_diverged = active & ~ok
+        state = state._replace(
+            params=keep(params, state.params),
+            opt_state=keep(opt_state, state.opt_state),
+            step=state.step + commit.astype(jnp.int32),
+            diverged=state.diverged | newly_diverged,
+            diverged_epoch=jnp.where(newly_diverged & ~state.diverged, state.epoch, state.diverged_epoch),
+        )
+        return state, jnp.where(active, loss, 0.0)
+
+    def evaluate(params, data: Data) -> dict:
+        logits = model.apply({"params": params}, data.x_val)
+        loss, metrics = loss_and_metrics(logits, data.y_val)
+        return {"val_loss": loss, **{f"val_{k}": v for k, v in metrics.items()}}
+
+    def run_epoch(state: TrainState, hp: Hparams, data: Data):
+        active = ~state.diverged & (state.epoch < hp["train.epochs"])
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
+        perm = jax.random.permutation(key, n_train)[: steps_per_epoch * batch_size]
+
+        def body(st, idx):
+            return train_step(st, hp, data, idx, active & ~st.diverged)
+
+        state, losses = jax.lax.scan(body, state, perm.reshape(steps_per_epoch, batch_size))
+        row = {"train_loss": losses.mean(), **evaluate(state.params, data)}
+        row = {k: row[k] for k in metric_names}
+        row["epoch"] = state.epoch
+        row["active"] = active
+        row["diverged"] = state.diverged
+        state = state._replace(epoch=state.epoch + active.astype(jnp.int32))
+        return state, row
+
+    def run_segment(state: TrainState, hp: Hparams, data: Data):
+        """``segment_epochs`` epochs; returns metrics {name: [segment_epochs]}."""
+        return jax.lax.scan(lambda st, _: run_epoch(st, hp, data), state, None, length=segment_epochs)
+
+    return Program(init, run_segment, metric_names, segment_epochs, steps_per_epoch)
+
+
+def encode_hparams(member_cfgs: list) -> dict:
+    """Stacks the traced fields of member configs into numpy arrays [P]."""
+    import numpy as np
+
+    out = {}
+    for path, dtype in cfgmod.TRACED.items():
+        values = [cfgmod.get_path(c, path) for c in member_cfgs]
+        if path == "train.schedule":
+            values = [cfgmod.SCHEDULES.index(v) for v in values]
+        out[path] = np.asarray(values, dtype=dtype)
+    return out
