@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import zlib
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -229,7 +230,10 @@ def expand(params: list[Param], method: str, num_samples: int, seed: int) -> lis
     if method == "random":
         if num_samples < 1:
             raise ConfigError("sweep.num_samples: method='random' needs num_samples >= 1")
-        rng = np.random.default_rng(seed)
-        columns = {p.name: sample(p, rng, num_samples) for p in params}
+        # One stream per parameter: more samples extend (never change) the first
+        # ones, and adding a parameter leaves the others' samples as they were.
+        columns = {
+            p.name: sample(p, np.random.default_rng([seed, zlib.crc32(p.name.encode())]), num_samples) for p in params
+        }
         return [{name: columns[name][i] for name in columns} for i in range(num_samples)]
     raise ConfigError(f"sweep.method: unknown method {method!r}; use 'grid' or 'random'")

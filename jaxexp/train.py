@@ -143,7 +143,7 @@ def make_program(static_cfg, task: Task, segment_epochs: int) -> Program:
             return loss_and_metrics(logits, yb)[0]
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        gnorm = optax.global_norm(grads)
+        gnorm = optax.tree.norm(grads)
         clip = hp["train.grad_clip"]
         scale = jnp.where(clip > 0, jnp.minimum(1.0, clip / (gnorm + 1e-12)), 1.0)
         grads = jax.tree.map(lambda g: g * scale, grads)

@@ -1,0 +1,37 @@
+"""Test setup: 8 forced CPU devices (set before JAX starts) and a tiny config."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count", "--ignored_count")
+    + " --xla_force_host_platform_device_count=8"
+).strip()
+
+import pytest  # noqa: E402
+
+import jaxexp  # noqa: E402
+
+
+def tiny_config(**sweep_space):
+    """A seconds-long config: 4 features, 256 rows, an 8-unit MLP, 3 epochs of 8 steps."""
+    c = jaxexp.default_config()
+    c.name = "tiny"
+    c.metric = "val_mse"
+    c.task.n_train = 256
+    c.task.n_val = 64
+    c.task.n_features = 4
+    c.model.hidden = (8,)
+    c.model.dropout = 0.1
+    c.train.batch_size = 32
+    c.train.epochs = 3
+    c.train.lr = 1e-2
+    c.engine.segment_epochs = 2
+    c.engine.progress = False
+    if sweep_space:
+        c.sweep.space = sweep_space
+    return c
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config

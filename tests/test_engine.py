@@ -1,0 +1,169 @@
+"""Invariants of the vmapped engine, on tiny configs and 8 forced CPU devices."""
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import jaxexp
+from jaxexp import engine, space
+
+# Tolerance for comparing one member's numbers across populations/devices: a
+# batched (vmapped) matmul sums in a different order than the same matmul alone,
+# so results differ by float32 rounding (~1e-7 relative per op) that compounds
+# over the steps of training; after the tiny runs here it stays far below 1e-4.
+RTOL, ATOL = 1e-4, 1e-6
+
+METRIC_COLS = ["final_val_mse", "final_val_loss", "best_val_mse", "final_train_loss"]
+
+
+def _table(member_ids, seeds, **params):
+    return pd.DataFrame({"member": member_ids, "config_id": member_ids, "seed": seeds, **params})
+
+
+def test_eight_forced_devices_are_used():
+    assert jax.local_device_count() == 8
+    assert len(engine.devices(0)) == 8 and len(engine.devices(1)) == 1
+
+
+def test_trace_count_equals_buckets_and_traced_values_do_not_recompile(tiny):
+    c = tiny(
+        model={"hidden": space.choice([(8,), (6,)]), "dropout": space.choice([0.0, 0.3])},
+        train={"lr": space.choice([1e-3, 1e-2]), "schedule": space.choice(["constant", "cosine", "step"])},
+    )
+    c.task.seed = 101  # a static key no other test compiled
+    before = engine.TRACE_COUNTS["run_segment"]
+    res = jaxexp.sweep(c)
+    assert engine.TRACE_COUNTS["run_segment"] - before == 2  # two hidden sizes = two buckets
+    assert len(res.members) == 2 * 2 * 2 * 3
+    # Other traced values (lr, dropout, weight decay, epochs), same bucket sizes: no new trace.
+    c.sweep.space = {
+        "model": {"hidden": space.choice([(8,), (6,)]), "dropout": space.choice([0.2, 0.5])},
+        "train": {"weight_decay": space.choice([0.0, 0.1]), "epochs": space.choice([1, 2, 3])},
+    }
+    c.train.lr = 3e-3
+    res2 = jaxexp.sweep(c)
+    assert engine.TRACE_COUNTS["run_segment"] - before == 2
+    assert sorted(res2.members["epochs_run"].unique().tolist()) == [1, 2, 3]
+
+
+def test_member_does_not_depend_on_population_or_devices(tiny):
+    c = tiny()
+    c.train.epochs = 4
+    rng = np.random.default_rng(0)
+    n = 64
+    table = _table(np.arange(100, 100 + n), rng.integers(0, 5, n), **{"train.lr": rng.uniform(1e-3, 3e-2, n)})
+    target = table.iloc[[17]]
+
+    c.engine.num_devices = 1
+    alone = jaxexp.run_members(c, target).members.set_index("member")
+    in_64 = jaxexp.run_members(c, table).members.set_index("member")
+    c.engine.num_devices = 0  # all 8 devices
+    on_8 = jaxexp.run_members(c, table).members.set_index("member")
+    c.engine.chunk_size = 16  # 4 chunks of 16, members land in other chunks/devices
+    chunked = jaxexp.run_members(c, table).members.set_index("member")
+
+    m = int(target["member"].iloc[0])
+    for other in (in_64, on_8, chunked):
+        np.testing.assert_allclose(
+            other.loc[m, METRIC_COLS].astype(float), alone.loc[m, METRIC_COLS].astype(float), rtol=RTOL, atol=ATOL
+        )
+    cols = METRIC_COLS
+    np.testing.assert_allclose(on_8[cols].astype(float), in_64[cols].astype(float), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(chunked[cols].astype(float), in_64[cols].astype(float), rtol=RTOL, atol=ATOL)
+    # and members really differ from each other (the comparison is not vacuous)
+    assert in_64["final_val_mse"].nunique() == n
+
+
+def test_a_member_is_reproduced_from_its_row(tiny, tmp_path):
+    c = tiny(train={"lr": space.log_uniform(1e-3, 3e-2), "weight_decay": space.uniform(0.0, 0.1)})
+    c.sweep.method = "random"
+    c.sweep.num_samples = 5
+    c.sweep.seeds = 2
+    res = jaxexp.sweep(c, str(tmp_path / "sweep"))
+    members = pd.read_csv(tmp_path / "sweep" / "members.csv")
+    row = members.iloc[[7]][["member", "config_id", "seed", "train.lr", "train.weight_decay"]]
+    again = jaxexp.run_members(c, row).members.iloc[0]
+    orig = res.members.set_index("member").loc[int(row["member"].iloc[0])]
+    for col in METRIC_COLS + ["best_epoch"]:
+        assert np.isclose(float(again[col]), float(orig[col]), rtol=RTOL, atol=ATOL), col
+
+
+def test_a_diverging_member_is_isolated(tiny):
+    c = tiny()
+    c.train.optimizer = "sgd"
+    c.train.epochs = 4
+    good = _table(np.arange(8), np.arange(8), **{"train.lr": np.full(8, 0.05)})
+    bad = _table([99], [0], **{"train.lr": [1e6]})
+    both = jaxexp.run_members(c, pd.concat([good, bad], ignore_index=True)).members.set_index("member")
+    alone = jaxexp.run_members(c, good).members.set_index("member")
+    assert both.loc[99, "status"] == "diverged"
+    assert both.loc[99, "diverged_epoch"] == 1
+    assert (both.loc[list(range(8)), "status"] == "ok").all()
+    np.testing.assert_allclose(
+        both.loc[list(range(8)), METRIC_COLS].astype(float), alone[METRIC_COLS].astype(float), rtol=RTOL, atol=ATOL
+    )
+    # the summary ignores the NaN of the diverged member
+    assert np.isfinite(both.loc[list(range(8)), "final_val_mse"]).all()
+
+
+def test_results_tables_and_files(tiny, tmp_path):
+    c = tiny(train={"lr": space.choice([1e-3, 1e-2])})
+    c.sweep.seeds = 3
+    out = tmp_path / "wd"
+    res = jaxexp.sweep(c, str(out))
+    for name in ("config.json", "members.csv", "history.csv", "summary.csv", "report.md"):
+        assert (out / name).is_file(), name
+    members = pd.read_csv(out / "members.csv")
+    assert list(members.columns[:4]) == ["member", "config_id", "seed", "train.lr"]
+    assert {"status", "best_epoch", "best_val_mse", "final_val_mse", "model.dropout"} <= set(members.columns)
+    assert len(members) == 6 and (members["status"] == "ok").all()
+    history = pd.read_csv(out / "history.csv")
+    assert len(history) == 6 * 3 and sorted(history["epoch"].unique()) == [1, 2, 3]
+    # best is the min over the member's history; final is the last epoch
+    h0 = history[history.member == 0]
+    assert np.isclose(members.loc[0, "best_val_mse"], h0["val_mse"].min())
+    assert np.isclose(members.loc[0, "final_val_mse"], h0["val_mse"].iloc[-1])
+    assert len(res.summary) == 2 and (res.summary["seeds"] == 3).all()
+    s = res.summary.set_index("config_id")
+    for cid, grp in members.groupby("config_id"):
+        assert np.isclose(s.loc[cid, "best_val_mse_mean"], grp["best_val_mse"].mean())
+        assert np.isclose(s.loc[cid, "best_val_mse_std"], grp["best_val_mse"].std())
+    report = (out / "report.md").read_text()
+    assert "Best configurations" in report and "±" in report
+    # a second run into the same workdir is refused, and leaves the files alone
+    with pytest.raises(jaxexp.ConfigError, match="already holds results"):
+        jaxexp.sweep(c, str(out))
+
+
+def test_training_learns_the_regression_task(tiny):
+    c = tiny()
+    c.task.n_train = 1024
+    c.train.epochs = 30
+    c.train.lr = 1e-2
+    c.model.dropout = 0.0
+    c.model.hidden = (32,)
+    c.engine.segment_epochs = 10
+    c.sweep.seeds = 2
+    res = jaxexp.sweep(c)
+    h = res.history[res.history.member == 0]
+    assert h["val_mse"].iloc[-1] < 0.5 * h["val_mse"].iloc[0]
+
+
+def test_classification_and_step_schedule(tiny):
+    c = tiny(train={"schedule": space.choice(["step", "cosine"])})
+    c.task.name = "classification"
+    c.metric = "val_accuracy"
+    c.goal = "max"
+    c.train.epochs = 3
+    res = jaxexp.sweep(c)
+    assert {"best_val_accuracy", "final_val_loss"} <= set(res.members.columns)
+    assert res.members["final_val_accuracy"].between(0, 1).all()
+    assert res.best_member()["best_val_accuracy"] == res.members["best_val_accuracy"].max()
+
+
+def test_metric_must_exist_for_the_task(tiny):
+    c = tiny()
+    c.metric = "val_accuracy"
+    with pytest.raises(jaxexp.ConfigError, match="metric: 'val_accuracy' is not reported by a regression task"):
+        jaxexp.sweep(c)
