@@ -59,7 +59,23 @@ class _Compiled:
             return jax.vmap(program.run_segment, in_axes=(0, 0, None))(state, hp, data)
 
         self.init = jax.jit(init, out_shardings=self.pop)
-        self.segment = jax.jit(segment, donate_argnums=0)
+        self._segment = jax.jit(segment, donate_argnums=0)
+        self._executables: dict[int, jax.stages.Compiled] = {}
+
+    def segment_executable(self, state, hp, data, timings: dict) -> jax.stages.Compiled:
+        """The compiled segment for this population size (compiled ahead of time
+        once per size, so compile time and memory are measured, not guessed)."""
+        size = int(hp["train.lr"].shape[0])
+        if size not in self._executables:
+            t = time.perf_counter()
+            exe = self._segment.lower(state, hp, data).compile()
+            timings["compile_s"] += time.perf_counter() - t
+            mem = exe.memory_analysis()
+            if mem is not None:
+                total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+                timings["segment_memory_mb"] = max(timings.get("segment_memory_mb", 0.0), total / 2**20)
+            self._executables[size] = exe
+        return self._executables[size]
 
 
 def _compiled(bucket_cfg, task, segment_epochs: int, devs: list) -> _Compiled:
@@ -147,15 +163,16 @@ def _run_chunk(config, compiled: _Compiled, data, part, n_pad, where, meter: _Pr
 
     t0 = time.perf_counter()
     state = compiled.init(np.uint32(config.seed), seeds, ids, hp)
+    jax.block_until_ready(state)
+    timings["init_s"] += time.perf_counter() - t0  # includes its compile on first use
+    segment = compiled.segment_executable(state, hp, data, timings)
     rows = []
     done = np.zeros(real, bool)
-    first = True
     while not done.all():
         t = time.perf_counter()
-        state, m = compiled.segment(state, hp, data)
+        state, m = segment(state, hp, data)
         m = jax.device_get(m)  # the one host sync per segment
-        timings["first_segment_s" if first else "segments_s"] += time.perf_counter() - t
-        first = False
+        timings["segments_s"] += time.perf_counter() - t
         active = m["active"][:real]  # [P, E]
         mi, ei = np.nonzero(active)
         block = {"member": ids[:real][mi].astype(np.int64), "epoch": m["epoch"][:real][mi, ei].astype(np.int64) + 1}

@@ -56,6 +56,8 @@ def main(argv: list[str]) -> None:
         res = run(flags.FLAGS.config, workdir)
     except ConfigError as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was written (resumable checkpoints are not implemented yet)")
     best = res.best_member()
     print(
         f"wrote {workdir}/report.md; best member {int(best['member'])}: "

@@ -30,8 +30,9 @@ def markdown(res) -> str:
         f"# {cfg.name}: {len(s)} configuration(s) x {cfg.sweep.seeds} seed(s) = {n} members",
         "",
         f"Selection metric: `{m}` ({cfg.goal}). Diverged members: {n_div}. "
-        f"Wall time {t.get('total_s', float('nan')):.1f} s (first segment, incl. compile: "
-        f"{t.get('first_segment_s', float('nan')):.1f} s).",
+        f"Wall time {t.get('total_s', float('nan')):.1f} s: compile {t.get('compile_s', 0.0):.1f} s, "
+        f"init {t.get('init_s', 0.0):.1f} s, "
+        f"training segments {t.get('segments_s', 0.0):.1f} s.",
         "",
         f"## Best configurations (mean ± sample std over seeds, top {cfg.sweep.top_k})",
         "",

@@ -1,11 +1,10 @@
 """Test setup: 8 forced CPU devices (set before JAX starts) and a tiny config."""
 
 import os
+import re
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "").replace("--xla_force_host_platform_device_count", "--ignored_count")
-    + " --xla_force_host_platform_device_count=8"
-).strip()
+_flags = re.sub(r"--xla_force_host_platform_device_count=\S*", "", os.environ.get("XLA_FLAGS", ""))
+os.environ["XLA_FLAGS"] = f"{_flags} --xla_force_host_platform_device_count=8".strip()
 
 import pytest  # noqa: E402
 

@@ -9,9 +9,10 @@ import jaxexp
 from jaxexp import engine, space
 
 # Tolerance for comparing one member's numbers across populations/devices: a
-# batched (vmapped) matmul sums in a different order than the same matmul alone,
-# so results differ by float32 rounding (~1e-7 relative per op) that compounds
-# over the steps of training; after the tiny runs here it stays far below 1e-4.
+# batched (vmapped) matmul may sum in a different order than the same matmul
+# alone, so results differ by float32 rounding that compounds over the steps of
+# training. Measured here: <= 3e-7 relative after 640 steps (alone vs in 64 vs
+# on 8 devices); 1e-4 leaves room for longer runs and other CPUs' kernels.
 RTOL, ATOL = 1e-4, 1e-6
 
 METRIC_COLS = ["final_val_mse", "final_val_loss", "best_val_mse", "final_train_loss"]
