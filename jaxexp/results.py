@@ -68,8 +68,10 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
             f"workdir: {workdir} already holds results ({', '.join(existing)}); "
             "choose another --workdir or pass --config.engine.overwrite=True"
         )
-    parent = os.path.dirname(os.path.abspath(workdir))
-    if not os.access(parent if not os.path.isdir(workdir) else workdir, os.W_OK):
+    existing_dir = os.path.abspath(workdir)
+    while not os.path.isdir(existing_dir):  # the nearest ancestor that exists
+        existing_dir = os.path.dirname(existing_dir)
+    if not os.access(existing_dir, os.W_OK):
         raise ConfigError(f"workdir: cannot write to {workdir}; choose another --workdir")
 
 

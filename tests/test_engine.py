@@ -111,7 +111,7 @@ def test_a_diverging_member_is_isolated(tiny):
 def test_results_tables_and_files(tiny, tmp_path):
     c = tiny(train={"lr": space.choice([1e-3, 1e-2])})
     c.sweep.seeds = 3
-    out = tmp_path / "wd"
+    out = tmp_path / "new" / "wd"  # missing parents are created
     res = jaxexp.sweep(c, str(out))
     for name in ("config.json", "members.csv", "history.csv", "summary.csv", "report.md"):
         assert (out / name).is_file(), name
