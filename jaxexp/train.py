@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxexp import config as cfgmod
-from jaxexp import models, schedules
+from jaxexp import hashing, models, schedules
 from jaxexp.tasks import METRICS, Task
 
 Hparams = dict  # dotted traced field -> scalar array
@@ -35,8 +35,8 @@ class TrainState(NamedTuple):
     opt_state: optax.OptState
     step: jax.Array  # int32, optimizer steps taken
     epoch: jax.Array  # int32, epochs completed
-    key: jax.Array  # uint32[2], the member's key data (shuffling)
-    dropout_seed: jax.Array  # uint32
+    shuffle_seed: jax.Array  # uint32, per-epoch data order
+    dropout_seed: jax.Array  # uint32, per-step dropout masks
     diverged: jax.Array  # bool
     diverged_epoch: jax.Array  # int32, -1 if never
 
@@ -114,7 +114,7 @@ def make_program(static_cfg, task: Task, segment_epochs: int) -> Program:
             opt_state=tx.init(params),
             step=jnp.int32(0),
             epoch=jnp.int32(0),
-            key=jax.random.key_data(k_shuffle),
+            shuffle_seed=jax.random.bits(k_shuffle, dtype=jnp.uint32),
             dropout_seed=jax.random.bits(k_drop, dtype=jnp.uint32),
             diverged=jnp.bool_(False),
             diverged_epoch=jnp.int32(-1),
@@ -136,7 +136,7 @@ def make_program(static_cfg, task: Task, segment_epochs: int) -> Program:
     def train_step(state: TrainState, hp: Hparams, data: Data, idx, active):
         """One optimizer step on rows ``idx``; a no-op unless ``active``."""
         xb, yb = data.x_train[idx], data.y_train[idx]
-        seed = models.fold(state.dropout_seed, state.step)
+        seed = hashing.fold(state.dropout_seed, state.step)
 
         def loss_fn(params):
             logits = model.apply({"params": params}, xb, hp["model.dropout"], hp["model.input_dropout"], seed=seed)
@@ -171,8 +171,8 @@ def make_program(static_cfg, task: Task, segment_epochs: int) -> Program:
 
     def run_epoch(state: TrainState, hp: Hparams, data: Data):
         active = ~state.diverged & (state.epoch < hp["train.epochs"])
-        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.epoch)
-        perm = jax.random.permutation(key, n_train)[: steps_per_epoch * batch_size]
+        perm = hashing.permutation(hashing.fold(state.shuffle_seed, state.epoch), n_train)
+        perm = perm[: steps_per_epoch * batch_size]
 
         def body(st, idx):
             return train_step(st, hp, data, idx, active & ~st.diverged)

@@ -2,8 +2,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
-from jaxexp import models, schedules
+from jaxexp import hashing, models, schedules
 
 
 def _mult(kind, step, total=100.0, warmup=0.0, min_ratio=0.0, every=10.0, rate=0.5):
@@ -47,7 +48,7 @@ def test_hash_dropout_rate_is_traced_and_unbiased():
     # deterministic per seed, different across seeds and layers
     again = models.dropout(x, 0.5, seed)
     assert np.array_equal(again, out[2])
-    other = models.dropout(x, 0.5, models.fold(seed, 1))
+    other = models.dropout(x, 0.5, hashing.fold(seed, 1))
     assert 0.4 < float(((other == 0) != (again == 0)).mean()) < 0.6
 
 
@@ -57,3 +58,29 @@ def test_mlp_shapes():
     assert params["Dense_0"]["kernel"].shape == (5, 8)
     y = m.apply({"params": params}, jnp.ones((7, 5)), 0.5, 0.0, seed=jnp.uint32(3))
     assert y.shape == (7, 3)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100, 4096, 1437])
+def test_hash_permutation_is_a_permutation(n):
+    perms = jax.jit(jax.vmap(lambda s: hashing.permutation(s, n)))(jnp.arange(5, dtype=jnp.uint32))
+    for p in np.asarray(perms):
+        assert sorted(p.tolist()) == list(range(n))
+    if n >= 100:
+        assert len({tuple(p) for p in np.asarray(perms)}) == 5  # seeds give different orders
+
+
+def test_hash_permutation_mixes_well():
+    # Over many seeds every element lands in every position about equally often,
+    # and neighbours are not kept together (a weak shuffle keeps i and i+1 close).
+    n, seeds = 64, 4000
+    perms = np.asarray(jax.vmap(lambda s: hashing.permutation(s, n))(jnp.arange(seeds, dtype=jnp.uint32)))
+    counts = np.zeros((n, n))
+    for p in perms:
+        counts[p, np.arange(n)] += 1
+    expected = seeds / n
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    dof = (n - 1) ** 2
+    assert chi2 < dof + 5 * np.sqrt(2 * dof), chi2
+    pos = np.argsort(perms, axis=1)
+    gap = np.abs(pos[:, 1:] - pos[:, :-1]).mean()
+    assert abs(gap - (n + 1) / 3) < 1.0, gap  # mean |pos(i+1) - pos(i)| of a uniform shuffle
