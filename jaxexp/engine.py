@@ -131,7 +131,6 @@ def run(
     devs = devices(config.engine.num_devices)
     groups = population.buckets(members)
     layout = [population.chunks(b.members, config.engine.chunk_size, len(devs)) for b in groups]
-    seg_epochs = config.engine.segment_epochs
     total_work = sum(max(m.config.train.epochs for m in part) * len(part) for chunks in layout for part, _ in chunks)
     meter = _Progress(
         config.name, len(members), total_work, config.metric, config.goal, progress if config.engine.progress else None
@@ -140,7 +139,9 @@ def run(
     for b_idx, (bucket, chunks) in enumerate(zip(groups, layout)):
         bucket_cfg = bucket.members[0].config
         task = load_task(bucket_cfg.task)
-        compiled = _compiled(bucket_cfg, task, seg_epochs, devs)
+        max_epochs = max(m.config.train.epochs for m in bucket.members)
+        seg = population.segment_length(max_epochs, config.engine.segment_epochs)
+        compiled = _compiled(bucket_cfg, task, seg, devs)
         data = jax.device_put(train.data_of(task), compiled.replicated)
         for c_idx, (part, n_pad) in enumerate(chunks):
             where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"

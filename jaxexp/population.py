@@ -113,3 +113,19 @@ def chunks(members: list[Member], chunk_size: int, n_devices: int) -> list[tuple
         start += size
         out.append((part, per - len(part)))
     return out
+
+
+def segment_length(max_epochs: int, requested: int) -> int:
+    """Epochs per compiled segment: ``requested``, or a nearby divisor of ``max_epochs``.
+
+    Epochs past a member's end are masked but still computed, so 13 epochs in
+    segments of 5 would compute 15. A divisor of ``max_epochs`` between
+    ``requested / 2`` and ``requested`` avoids that waste; without one the
+    requested length stays (the waste is at most one partial segment).
+    """
+    if max_epochs <= requested:
+        return max_epochs
+    for seg in range(requested, (requested + 1) // 2 - 1, -1):
+        if seg >= 1 and max_epochs % seg == 0:
+            return seg
+    return requested

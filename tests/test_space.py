@@ -76,3 +76,13 @@ def test_continuous_grid_without_num_is_refused():
     params = space.parse({"lr": space.uniform(0.1, 0.2)})
     with pytest.raises(ConfigError, match="cannot be gridded"):
         space.expand(params, "grid", 0, 0)
+
+
+def test_segment_length_avoids_masked_epochs():
+    from jaxexp.population import segment_length
+
+    assert segment_length(20, 5) == 5
+    assert segment_length(12, 5) == 4  # 3 segments of 4, not 3 of 5
+    assert segment_length(3, 5) == 3
+    assert segment_length(13, 5) == 5  # no divisor in [3, 5]: one partial segment
+    assert segment_length(30, 8) == 6
