@@ -37,8 +37,6 @@ from jaxexp.population import members_table  # noqa: E402
 from jaxexp.results import Results  # noqa: E402
 from jaxexp.tasks import Task, load_task, make_task  # noqa: E402
 
-train = train_config
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -55,6 +53,5 @@ __all__ = [
     "run_members",
     "space",
     "sweep",
-    "train",
     "train_config",
 ]

@@ -102,6 +102,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.engine.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
     c.engine.chunk_size = 1024  # max members resident at once per bucket
     c.engine.num_devices = 0  # 0 = all local devices
+    c.engine.group_size = 0  # members vmapped together per device (0 = auto, cache-sized)
     c.engine.progress = True
     c.engine.overwrite = False  # allow writing into a workdir that already holds results
     return c
@@ -204,5 +205,7 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"engine.segment_epochs: must be >= 1 (got {c.engine.segment_epochs})")
     if c.engine.chunk_size < 1:
         raise ConfigError(f"engine.chunk_size: must be >= 1 (got {c.engine.chunk_size})")
+    if c.engine.group_size < 0:
+        raise ConfigError(f"engine.group_size: must be >= 0 (got {c.engine.group_size}); 0 = auto")
     if c.engine.num_devices < 0:
         raise ConfigError(f"engine.num_devices: must be >= 0 (got {c.engine.num_devices})")

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxexp import config as cfgmod
 from jaxexp import population, results, train
 from jaxexp.errors import ConfigError
 from jaxexp.tasks import load_task
@@ -29,6 +28,10 @@ from jaxexp.tasks import load_task
 TRACE_COUNTS: collections.Counter = collections.Counter()
 
 _PROGRAMS: dict = {}
+
+# Working set per vmapped group on one device: about an L2 cache. Calibrated
+# with benchmarks/throughput.py on a 2-core EPYC (2 MiB L2 per core).
+_GROUP_CACHE_BYTES = 4 << 20
 
 
 def devices(num_devices: int = 0) -> list:
@@ -42,25 +45,46 @@ def devices(num_devices: int = 0) -> list:
 
 
 class _Compiled:
-    """jit(vmap(init)) and jit(vmap(run_segment)) of one bucket on one mesh."""
+    """jit(vmap(init)) and the sharded segment program of one bucket on one mesh."""
 
-    def __init__(self, program: train.Program, devs: list):
+    def __init__(self, program: train.Program, devs: list, group_size: int):
         self.program = program
-        mesh = Mesh(np.array(devs), ("pop",))
-        self.pop = NamedSharding(mesh, PartitionSpec("pop"))
-        self.replicated = NamedSharding(mesh, PartitionSpec())
+        self.n_devices = len(devs)
+        self.group_size = group_size  # 0 = auto
+        self.mesh = Mesh(np.array(devs), ("pop",))
+        self.pop = NamedSharding(self.mesh, PartitionSpec("pop"))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
         def init(base_seed, seeds, ids, hp):
             TRACE_COUNTS["init"] += 1
             return jax.vmap(program.init, in_axes=(None, 0, 0, 0))(base_seed, seeds, ids, hp)
 
+        self.init = jax.jit(init, out_shardings=self.pop)
+        self._executables: dict[int, jax.stages.Compiled] = {}
+
+    def group_for(self, size: int) -> int:
+        """Members vmapped together on one device (the rest loop via lax.map)."""
+        local = size // self.n_devices
+        target = min(local, self.group_size or max(1, _GROUP_CACHE_BYTES // self.program.member_bytes))
+        # Prefer a divisor of the per-device count: a remainder group compiles a
+        # second copy of the segment (measured: 2x compile time, slower runs).
+        divisor = max(g for g in range(1, target + 1) if local % g == 0)
+        return divisor if 2 * divisor >= target else target
+
+    def _segment_fn(self, group: int):
+        program, pop, rep = self.program, PartitionSpec("pop"), PartitionSpec()
+
+        def local(state, hp, data):
+            # One device's members, ``group`` at a time: a whole segment runs on a
+            # cache-sized group before the next group starts, instead of streaming
+            # every member's parameters and activations through memory each step.
+            return jax.lax.map(lambda sh: program.run_segment(sh[0], sh[1], data), (state, hp), batch_size=group)
+
         def segment(state, hp, data):
             TRACE_COUNTS["run_segment"] += 1
-            return jax.vmap(program.run_segment, in_axes=(0, 0, None))(state, hp, data)
+            return jax.shard_map(local, mesh=self.mesh, in_specs=(pop, pop, rep), out_specs=(pop, pop))(state, hp, data)
 
-        self.init = jax.jit(init, out_shardings=self.pop)
-        self._segment = jax.jit(segment, donate_argnums=0)
-        self._executables: dict[int, jax.stages.Compiled] = {}
+        return jax.jit(segment, donate_argnums=0)
 
     def segment_executable(self, state, hp, data, timings: dict) -> jax.stages.Compiled:
         """The compiled segment for this population size (compiled ahead of time
@@ -68,7 +92,9 @@ class _Compiled:
         size = int(hp["train.lr"].shape[0])
         if size not in self._executables:
             t = time.perf_counter()
-            exe = self._segment.lower(state, hp, data).compile()
+            group = self.group_for(size)
+            exe = self._segment_fn(group).lower(state, hp, data).compile()
+            timings["group_size"] = group
             timings["compile_s"] += time.perf_counter() - t
             mem = exe.memory_analysis()
             if mem is not None:
@@ -78,10 +104,13 @@ class _Compiled:
         return self._executables[size]
 
 
-def _compiled(bucket_cfg, task, segment_epochs: int, devs: list) -> _Compiled:
-    key = (cfgmod.static_key(bucket_cfg), segment_epochs, tuple(d.id for d in devs))
+def _compiled(bucket: population.Bucket, task, segment_epochs: int, devs: list, group_size: int) -> _Compiled:
+    cfgs = [m.config for m in bucket.members]
+    dropout = (any(c.model.input_dropout > 0 for c in cfgs), any(c.model.dropout > 0 for c in cfgs))
+    key = (bucket.key, segment_epochs, tuple(d.id for d in devs), group_size, dropout)
     if key not in _PROGRAMS:
-        _PROGRAMS[key] = _Compiled(train.make_program(bucket_cfg, task, segment_epochs), devs)
+        program = train.make_program(cfgs[0], task, segment_epochs, dropout)
+        _PROGRAMS[key] = _Compiled(program, devs, group_size)
     return _PROGRAMS[key]
 
 
@@ -141,7 +170,7 @@ def run(
         task = load_task(bucket_cfg.task)
         max_epochs = max(m.config.train.epochs for m in bucket.members)
         seg = population.segment_length(max_epochs, config.engine.segment_epochs)
-        compiled = _compiled(bucket_cfg, task, seg, devs)
+        compiled = _compiled(bucket, task, seg, devs, config.engine.group_size)
         data = jax.device_put(train.data_of(task), compiled.replicated)
         for c_idx, (part, n_pad) in enumerate(chunks):
             where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"

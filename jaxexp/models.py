@@ -31,18 +31,28 @@ class MLP(nn.Module):
     hidden: Sequence[int]
     n_out: int
     activation: str = "relu"
+    # Static switches: a bucket whose members all have rate 0 skips the masks
+    # (a rate-0 mask keeps x exactly, so results are the same either way).
+    use_input_dropout: bool = True
+    use_dropout: bool = True
 
     @nn.compact
     def __call__(self, x, dropout_rate=0.0, input_dropout=0.0, seed=None):
         act = _ACTIVATIONS[self.activation]
-        if seed is not None:
+        if seed is not None and self.use_input_dropout:
             x = dropout(x, input_dropout, hashing.fold(seed, 0))
         for i, width in enumerate(self.hidden):
             x = act(nn.Dense(width)(x))
-            if seed is not None:
+            if seed is not None and self.use_dropout:
                 x = dropout(x, dropout_rate, hashing.fold(seed, i + 1))
         return nn.Dense(self.n_out)(x)
 
 
-def make_model(model_cfg, n_out: int) -> nn.Module:
-    return MLP(hidden=tuple(int(h) for h in model_cfg.hidden), n_out=n_out, activation=model_cfg.activation)
+def make_model(model_cfg, n_out: int, use_input_dropout: bool = True, use_dropout: bool = True) -> nn.Module:
+    return MLP(
+        hidden=tuple(int(h) for h in model_cfg.hidden),
+        n_out=n_out,
+        activation=model_cfg.activation,
+        use_input_dropout=use_input_dropout,
+        use_dropout=use_dropout,
+    )

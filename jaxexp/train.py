@@ -76,15 +76,17 @@ class Program(NamedTuple):
     metric_names: tuple[str, ...]
     segment_epochs: int
     steps_per_epoch: int
+    member_bytes: int  # estimated working set of one member's training step
 
 
-def make_program(static_cfg, task: Task, segment_epochs: int) -> Program:
+def make_program(static_cfg, task: Task, segment_epochs: int, dropout: tuple[bool, bool] = (True, True)) -> Program:
     """Builds the per-member ``init`` and ``run_segment`` of one bucket.
 
     static_cfg: a member config of the bucket (only its static fields are used;
-    traced ones arrive through ``hparams``).
+    traced ones arrive through ``hparams``). dropout: whether any member uses
+    (input, hidden) dropout; False skips computing those masks.
     """
-    model = models.make_model(static_cfg.model, task.n_outputs)
+    model = models.make_model(static_cfg.model, task.n_outputs, *dropout)
     optimizer = optax.inject_hyperparams(_OPTIMIZERS[static_cfg.train.optimizer])
     # inject_hyperparams reads every numeric hyperparameter from the state on
     # update, so one template serves all members (their values live in the state).
@@ -190,7 +192,13 @@ def make_program(static_cfg, task: Task, segment_epochs: int) -> Program:
         """``segment_epochs`` epochs; returns metrics {name: [segment_epochs]}."""
         return jax.lax.scan(lambda st, _: run_epoch(st, hp, data), state, None, length=segment_epochs)
 
-    return Program(init, run_segment, metric_names, segment_epochs, steps_per_epoch)
+    # Working set of one member's step: params, grads and two Adam moments, plus
+    # forward/backward activations of a batch (from shapes only: eval_shape).
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, task.n_features), jnp.float32))
+    n_params = sum(x.size for x in jax.tree.leaves(shapes))
+    widths = task.n_features + sum(static_cfg.model.hidden) + task.n_outputs
+    member_bytes = 4 * (4 * n_params + 3 * batch_size * widths)
+    return Program(init, run_segment, metric_names, segment_epochs, steps_per_epoch, member_bytes)
 
 
 def encode_hparams(member_cfgs: list) -> dict:

@@ -168,3 +168,23 @@ def test_metric_must_exist_for_the_task(tiny):
     c.metric = "val_accuracy"
     with pytest.raises(jaxexp.ConfigError, match="metric: 'val_accuracy' is not reported by a regression task"):
         jaxexp.sweep(c)
+
+
+def test_zero_dropout_member_is_the_same_with_or_without_masks(tiny):
+    # Alone, its bucket skips dropout masks (a static switch); beside a member
+    # with dropout, masks are computed at rate 0. Both must give the same run.
+    c = tiny()
+    c.model.dropout = 0.0
+    c.model.input_dropout = 0.0
+    zero = _table([5], [1])
+    mixed = pd.concat([zero, _table([6], [1], **{"model.dropout": [0.3], "model.input_dropout": [0.2]})])
+    mixed["model.dropout"] = mixed["model.dropout"].fillna(0.0)
+    mixed["model.input_dropout"] = mixed["model.input_dropout"].fillna(0.0)
+    before = engine.TRACE_COUNTS["run_segment"]
+    alone = jaxexp.run_members(c, zero).members.set_index("member")
+    beside = jaxexp.run_members(c, mixed).members.set_index("member")
+    assert engine.TRACE_COUNTS["run_segment"] - before == 2  # with and without masks
+    np.testing.assert_allclose(
+        beside.loc[5, METRIC_COLS].astype(float), alone.loc[5, METRIC_COLS].astype(float), rtol=RTOL, atol=ATOL
+    )
+    assert not np.isclose(beside.loc[6, "final_val_mse"], beside.loc[5, "final_val_mse"])
