@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxexp import population, results, train
 from jaxexp.errors import ConfigError
-from jaxexp.tasks import load_task
+from jaxexp.tasks import METRICS, kind_of, load_task
 
 # Number of times each compiled function was traced in this process (tests
 # assert it to catch recompiles).
@@ -156,6 +156,8 @@ def run(
     """Trains ``members``; returns (history DataFrame, timings).
 
     history columns: member, epoch (1-based), the task's metrics, diverged.
+    A KeyboardInterrupt stops at once and returns what finished so far, with
+    ``timings["interrupted"] = 1``: every completed epoch is kept.
     """
     devs = devices(config.engine.num_devices)
     groups = population.buckets(members)
@@ -174,12 +176,20 @@ def run(
         data = jax.device_put(train.data_of(task), compiled.replicated)
         for c_idx, (part, n_pad) in enumerate(chunks):
             where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"
-            frames.append(_run_chunk(config, compiled, data, part, n_pad, where, meter, timings))
-    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            try:
+                _run_chunk(config, compiled, data, part, n_pad, where, meter, timings, frames)
+            except KeyboardInterrupt:
+                timings["interrupted"] = 1
+                break
+        if timings.get("interrupted"):
+            break
+    columns = ["member", "epoch", *METRICS[kind_of(members[0].config.task)], "diverged"]
+    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     return history, dict(timings)
 
 
-def _run_chunk(config, compiled: _Compiled, data, part, n_pad, where, meter: _Progress, timings) -> pd.DataFrame:
+def _run_chunk(config, compiled: _Compiled, data, part, n_pad, where, meter: _Progress, timings, frames: list) -> None:
+    """Trains one chunk, appending one history frame per segment to ``frames``."""
     padded = part + [part[-1]] * n_pad
     hp = jax.device_put(train.encode_hparams([m.config for m in padded]), compiled.pop)
     seeds = np.asarray([m.seed for m in padded], np.uint32)
@@ -196,7 +206,6 @@ def _run_chunk(config, compiled: _Compiled, data, part, n_pad, where, meter: _Pr
     jax.block_until_ready(state)
     timings["init_s"] += time.perf_counter() - t0  # includes its compile on first use
     segment = compiled.segment_executable(state, hp, data, timings)
-    rows = []
     done = np.zeros(real, bool)
     while not done.all():
         t = time.perf_counter()
@@ -209,7 +218,7 @@ def _run_chunk(config, compiled: _Compiled, data, part, n_pad, where, meter: _Pr
         for name in metric_names:
             block[name] = m[name][:real][mi, ei].astype(np.float64)
         block["diverged"] = m["diverged"][:real][mi, ei]
-        rows.append(pd.DataFrame(block))
+        frames.append(pd.DataFrame(block))
         diverged = m["diverged"][:real, -1]
         epoch_now = m["epoch"][:real, -1] + active[:, -1]
         now_done = diverged | (epoch_now >= epochs)
@@ -230,8 +239,6 @@ def _run_chunk(config, compiled: _Compiled, data, part, n_pad, where, meter: _Pr
             best,
         )
     timings["chunk_s"] += time.perf_counter() - t0
-    del state
-    return pd.concat(rows, ignore_index=True)
 
 
 def sweep(config: ml_collections.ConfigDict, workdir: str | None = None, progress=_print_progress) -> results.Results:

@@ -56,8 +56,12 @@ def main(argv: list[str]) -> None:
         res = run(flags.FLAGS.config, workdir)
     except ConfigError as e:
         _fail(str(e))
-    except KeyboardInterrupt:
-        _fail("interrupted; nothing was written (resumable checkpoints are not implemented yet)")
+    except KeyboardInterrupt:  # before training started (training itself returns partial results)
+        _fail("interrupted before training started; nothing was written")
+    if res.interrupted:
+        n = int((res.members["status"] == "stopped").sum())
+        print(f"jaxexp: interrupted: wrote partial results to {workdir} ({n} member(s) stopped)", file=sys.stderr)
+        sys.exit(130)
     best = res.best_member()
     print(
         f"wrote {workdir}/report.md; best member {int(best['member'])}: "

@@ -25,12 +25,14 @@ def markdown(res) -> str:
     """The report of a Results object."""
     cfg, m, s = res.config, res.metric, res.summary
     n, n_div = len(res.members), int((res.members["status"] == "diverged").sum())
+    n_stop = int((res.members["status"] == "stopped").sum())
     t = res.timings
     out = [
         f"# {cfg.name}: {len(s)} configuration(s) x {cfg.sweep.seeds} seed(s) = {n} members",
         "",
         f"Selection metric: `{m}` ({cfg.goal}). Diverged members: {n_div}. "
-        f"Wall time {t.get('total_s', float('nan')):.1f} s: compile {t.get('compile_s', 0.0):.1f} s, "
+        + (f"**Interrupted**: {n_stop} member(s) stopped before their last epoch. " if res.interrupted else "")
+        + f"Wall time {t.get('total_s', float('nan')):.1f} s: compile {t.get('compile_s', 0.0):.1f} s, "
         f"init {t.get('init_s', 0.0):.1f} s, "
         f"training segments {t.get('segments_s', 0.0):.1f} s.",
         "",

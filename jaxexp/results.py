@@ -2,8 +2,8 @@
 
 Files in a workdir (each written atomically: temp file, then rename):
 - ``config.json``: the resolved config;
-- ``members.csv``: one row per member (ids, seed, hyperparameters, status,
-  final and best metrics, best epoch);
+- ``members.csv``: one row per member (ids, seed, hyperparameters, status
+  ``ok``/``diverged``/``stopped``, final and best metrics, best epoch);
 - ``history.csv``: one row per (member, epoch);
 - ``summary.csv``: one row per configuration, mean/std over its seeds;
 - ``report.md``: the best configurations and members.
@@ -38,6 +38,12 @@ class Results:
     summary: pd.DataFrame
     timings: dict
     workdir: str | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the run was stopped early (KeyboardInterrupt): members not
+        finished have status ``stopped`` and keep every epoch they completed."""
+        return bool(self.timings.get("interrupted"))
 
     @property
     def metric(self) -> str:
@@ -96,8 +102,14 @@ def assemble(config, table: pd.DataFrame, members: list, history: pd.DataFrame, 
     best = good.loc[best_idx.values].set_index("member")
 
     ids = rows["member"]
-    rows["status"] = np.where(ids.map(diverged_any).fillna(False).astype(bool), "diverged", "ok")
     rows["epochs_run"] = ids.map(g["epoch"].max()).fillna(0).astype(int)
+    planned = np.asarray([by_id[i].config.train.epochs for i in ids])
+    # stopped: did not finish its epochs (the sweep was interrupted)
+    rows["status"] = np.select(
+        [ids.map(diverged_any).fillna(False).astype(bool).to_numpy(), rows["epochs_run"].to_numpy() < planned],
+        ["diverged", "stopped"],
+        "ok",
+    )
     rows["diverged_epoch"] = ids.map(first_div).astype("Int64")
     rows["best_epoch"] = ids.map(best["epoch"]).astype("Int64")
     for name in metric_names:

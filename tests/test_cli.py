@@ -94,3 +94,32 @@ def test_missing_command_or_workdir(tmp_path):
     assert "expected one command" in _run("--workdir=x").stderr
     p = _run("sweep")
     assert p.returncode == 2 and "--workdir: missing" in p.stderr
+
+
+def test_sigint_writes_partial_results_and_exits_130(tmp_path):
+    import signal
+
+    wd = tmp_path / "int"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    args = [*TINY, "--config.train.epochs=100000", "--config.engine.segment_epochs=1"]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "jaxexp.main", "sweep", f"--workdir={wd}", *args],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in p.stderr:  # wait until training is under way
+            if "members done" in line and "epoch 3/" in line:
+                break
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert "interrupted: wrote partial results" in err
+    members = pd.read_csv(wd / "members.csv")
+    assert (members["status"] == "stopped").all() and (members["epochs_run"] >= 3).all()
+    history = pd.read_csv(wd / "history.csv")
+    assert len(history) == members["epochs_run"].sum()

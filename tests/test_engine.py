@@ -188,3 +188,29 @@ def test_zero_dropout_member_is_the_same_with_or_without_masks(tiny):
         beside.loc[5, METRIC_COLS].astype(float), alone.loc[5, METRIC_COLS].astype(float), rtol=RTOL, atol=ATOL
     )
     assert not np.isclose(beside.loc[6, "final_val_mse"], beside.loc[5, "final_val_mse"])
+
+
+def test_interrupt_keeps_every_finished_epoch(tiny, tmp_path):
+    c = tiny(train={"lr": space.choice([1e-3, 1e-2])})
+    c.train.epochs = 6
+    c.engine.segment_epochs = 2
+    c.engine.progress = True
+    calls = []
+
+    def interrupt_after_two_segments(line):
+        calls.append(line)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    res = jaxexp.sweep(c, str(tmp_path / "wd"), progress=interrupt_after_two_segments)
+    assert res.interrupted
+    members = pd.read_csv(tmp_path / "wd" / "members.csv")
+    assert (members["status"] == "stopped").all() and (members["epochs_run"] == 4).all()
+    history = pd.read_csv(tmp_path / "wd" / "history.csv")
+    assert len(history) == 2 * 4
+    assert "Interrupted" in (tmp_path / "wd" / "report.md").read_text()
+    # the finished epochs equal those of an uninterrupted run
+    c.engine.progress = False
+    full = jaxexp.sweep(c).history
+    merged = history.merge(full, on=["member", "epoch"], suffixes=("", "_full"))
+    np.testing.assert_allclose(merged["val_mse"], merged["val_mse_full"], rtol=RTOL, atol=ATOL)
