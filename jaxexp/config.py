@@ -105,6 +105,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.engine.group_size = 0  # members vmapped together per device (0 = auto, cache-sized)
     c.engine.progress = True
     c.engine.overwrite = False  # allow writing into a workdir that already holds results
+    c.lock()  # a misspelt field in a config file is an error, not a silent new field
     return c
 
 
@@ -179,7 +180,11 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
     need(c.goal in ("min", "max"), "goal", "must be 'min' or 'max'")
     need(c.model.kind == "mlp", "model.kind", "only 'mlp' is available")
     need(c.model.activation in ACTIVATIONS, "model.activation", f"use one of {ACTIVATIONS}")
-    need(all(int(h) > 0 for h in c.model.hidden), "model.hidden", "widths must be positive integers")
+    need(
+        all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in c.model.hidden),
+        "model.hidden",
+        "widths must be positive integers, e.g. (64, 64)",
+    )
     need(0.0 <= c.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
     need(0.0 <= c.model.input_dropout < 1.0, "model.input_dropout", "must be in [0, 1)")
     need(c.train.optimizer in OPTIMIZERS, "train.optimizer", f"use one of {OPTIMIZERS}")
@@ -199,6 +204,10 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
 
 def validate_top(c: ml_collections.ConfigDict) -> None:
     """Checks the fields that are not per member."""
+    if not 0 <= c.seed < 2**32:
+        raise ConfigError(f"seed: must be in [0, 2**32) (got {c.seed})")
+    if not 0 <= c.task.seed < 2**32:
+        raise ConfigError(f"task.seed: must be in [0, 2**32) (got {c.task.seed})")
     if c.sweep.seeds < 1:
         raise ConfigError(f"sweep.seeds: must be >= 1 (got {c.sweep.seeds})")
     if c.engine.segment_epochs < 1:

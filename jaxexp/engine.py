@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxexp import config as cfgmod
 from jaxexp import population, results, train
 from jaxexp.errors import ConfigError
 from jaxexp.tasks import METRICS, kind_of, load_task
@@ -65,7 +66,10 @@ class _Compiled:
     def group_for(self, size: int) -> int:
         """Members vmapped together on one device (the rest loop via lax.map)."""
         local = size // self.n_devices
-        target = min(local, self.group_size or max(1, _GROUP_CACHE_BYTES // self.program.member_bytes))
+        auto = local  # accelerators: the whole local population at once
+        if self.mesh.devices.flat[0].platform == "cpu":
+            auto = max(1, _GROUP_CACHE_BYTES // self.program.member_bytes)
+        target = min(local, self.group_size or auto)
         # Prefer a divisor of the per-device count: a remainder group compiles a
         # second copy of the segment (measured: 2x compile time, slower runs).
         divisor = max(g for g in range(1, target + 1) if local % g == 0)
@@ -167,24 +171,25 @@ def run(
         config.name, len(members), total_work, config.metric, config.goal, progress if config.engine.progress else None
     )
     frames, timings = [], collections.defaultdict(float)
-    for b_idx, (bucket, chunks) in enumerate(zip(groups, layout)):
-        bucket_cfg = bucket.members[0].config
-        task = load_task(bucket_cfg.task)
-        max_epochs = max(m.config.train.epochs for m in bucket.members)
-        seg = population.segment_length(max_epochs, config.engine.segment_epochs)
-        compiled = _compiled(bucket, task, seg, devs, config.engine.group_size)
-        data = jax.device_put(train.data_of(task), compiled.replicated)
-        for c_idx, (part, n_pad) in enumerate(chunks):
-            where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"
-            try:
+    try:
+        for b_idx, (bucket, chunks) in enumerate(zip(groups, layout)):
+            task = load_task(bucket.members[0].config.task)
+            max_epochs = max(m.config.train.epochs for m in bucket.members)
+            seg = population.segment_length(max_epochs, config.engine.segment_epochs)
+            compiled = _compiled(bucket, task, seg, devs, config.engine.group_size)
+            data = jax.device_put(train.data_of(task), compiled.replicated)
+            for c_idx, (part, n_pad) in enumerate(chunks):
+                where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"
                 _run_chunk(config, compiled, data, part, n_pad, where, meter, timings, frames)
-            except KeyboardInterrupt:
-                timings["interrupted"] = 1
-                break
-        if timings.get("interrupted"):
-            break
-    columns = ["member", "epoch", *METRICS[kind_of(members[0].config.task)], "diverged"]
-    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    except KeyboardInterrupt:
+        timings["interrupted"] = 1
+    metrics = METRICS[kind_of(members[0].config.task)]
+    empty = pd.DataFrame(
+        {"member": pd.Series(dtype=np.int64), "epoch": pd.Series(dtype=np.int64)}
+        | {m: pd.Series(dtype=np.float64) for m in metrics}
+        | {"diverged": pd.Series(dtype=bool)}
+    )
+    history = pd.concat(frames, ignore_index=True) if frames else empty
     return history, dict(timings)
 
 
@@ -269,9 +274,15 @@ def run_members(
     Re-running a single row of a sweep's ``members.csv`` with the sweep's config
     reproduces that member.
     """
+    cfgmod.validate_top(config)
     members = population.resolve(config, table)
-    for bucket in population.buckets(members):
-        load_task(bucket.members[0].config.task)  # bad data fails before anything is written
+    for bucket in population.buckets(members):  # bad data fails before anything is written
+        cfg = bucket.members[0].config
+        n_train = len(load_task(cfg.task).x_train)
+        if cfg.train.batch_size > n_train:
+            raise ConfigError(
+                f"train.batch_size: {cfg.train.batch_size} > {n_train} training rows; use a smaller batch"
+            )
     if workdir is not None:
         results.prepare_workdir(workdir, config)
     t0 = time.perf_counter()

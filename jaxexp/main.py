@@ -62,7 +62,11 @@ def main(argv: list[str]) -> None:
         n = int((res.members["status"] == "stopped").sum())
         print(f"jaxexp: interrupted: wrote partial results to {workdir} ({n} member(s) stopped)", file=sys.stderr)
         sys.exit(130)
-    best = res.best_member()
+    try:
+        best = res.best_member()
+    except ValueError as e:  # every member diverged: a result, written and reported
+        print(f"wrote {workdir}/report.md; {e}")
+        return
     print(
         f"wrote {workdir}/report.md; best member {int(best['member'])}: "
         f"best {res.metric} = {best['best_' + res.metric]:.5g} at epoch {best['best_epoch']}"

@@ -50,6 +50,9 @@ def members_table(config: ml_collections.ConfigDict) -> pd.DataFrame:
 
 def resolve(config: ml_collections.ConfigDict, table: pd.DataFrame) -> list[Member]:
     """Resolves and validates every member's config (one per configuration)."""
+    missing = [c for c in ("member", "config_id", "seed") if c not in table.columns]
+    if missing:
+        raise ConfigError(f"members table: missing column(s) {missing}; give member, config_id, seed and parameters")
     params = [c for c in table.columns if c not in ("member", "config_id", "seed")]
     cfgmod.check_param_names(config, params)
     resolved: dict[tuple, ml_collections.ConfigDict] = {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 
 import ml_collections
@@ -55,11 +56,11 @@ class Results:
         return [c for c in self.summary.columns if c in self.members.columns and c not in _ID_COLUMNS]
 
     def best_member(self) -> pd.Series:
-        """The member with the best ``best_<metric>``."""
+        """The non-diverged member with the best ``best_<metric>``."""
         col = f"best_{self.metric}"
-        ok = self.members.dropna(subset=[col])
+        ok = self.members[self.members["status"] != "diverged"].dropna(subset=[col])
         if ok.empty:
-            raise ValueError("no member produced a finite metric")
+            raise ValueError("no member finished an epoch without diverging")
         idx = ok[col].idxmin() if self.config.goal == "min" else ok[col].idxmax()
         return ok.loc[idx]
 
@@ -106,7 +107,7 @@ def assemble(config, table: pd.DataFrame, members: list, history: pd.DataFrame, 
     planned = np.asarray([by_id[i].config.train.epochs for i in ids])
     # stopped: did not finish its epochs (the sweep was interrupted)
     rows["status"] = np.select(
-        [ids.map(diverged_any).fillna(False).astype(bool).to_numpy(), rows["epochs_run"].to_numpy() < planned],
+        [ids.isin(diverged_any.index[diverged_any]).to_numpy(), rows["epochs_run"].to_numpy() < planned],
         ["diverged", "stopped"],
         "ok",
     )
@@ -142,24 +143,27 @@ def summarize(rows: pd.DataFrame, params: list[str], metric: str, goal: str) -> 
     )
 
 
-def _atomic_write(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write(res: Results, workdir: str) -> None:
-    """Writes every result file into ``workdir`` (created if missing)."""
+    """Writes every result file into ``workdir`` (created if missing).
+
+    All files are written into a temporary folder inside ``workdir`` first and
+    then renamed into place, so an error while writing leaves the old set.
+    """
     os.makedirs(workdir, exist_ok=True)
-    _atomic_write(os.path.join(workdir, "config.json"), json.dumps(res.config.to_dict(), indent=2, default=list))
-    _atomic_write(os.path.join(workdir, "members.csv"), res.members.to_csv(index=False))
-    _atomic_write(os.path.join(workdir, "history.csv"), res.history.to_csv(index=False))
-    _atomic_write(os.path.join(workdir, "summary.csv"), res.summary.to_csv(index=False))
-    _atomic_write(os.path.join(workdir, "report.md"), report.markdown(res))
+    texts = {
+        "config.json": json.dumps(res.config.to_dict(), indent=2, default=list),
+        "members.csv": res.members.to_csv(index=False),
+        "history.csv": res.history.to_csv(index=False),
+        "summary.csv": res.summary.to_csv(index=False),
+        "report.md": report.markdown(res),
+    }
+    tmp = tempfile.mkdtemp(dir=workdir, prefix=".writing-")
+    try:
+        for name, text in texts.items():
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(text)
+        for name in texts:
+            os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     res.workdir = workdir

@@ -135,6 +135,8 @@ def _parse_param(name: str, spec: Mapping, prefix: str) -> Param:
         if not values:
             raise ConfigError(f"{full}: 'values' must be a non-empty list")
         probs = spec.get("probabilities")
+        if probs is not None and not isinstance(probs, (list, tuple)):
+            raise ConfigError(f"{full}: 'probabilities' must be a list with one number per value, got {probs!r}")
         if probs is not None:
             probs = tuple(_number(full, "probabilities", p) for p in probs)
             if len(probs) != len(values):
@@ -142,7 +144,8 @@ def _parse_param(name: str, spec: Mapping, prefix: str) -> Param:
             if any(p < 0 for p in probs) or abs(sum(probs) - 1.0) > 1e-6:
                 raise ConfigError(f"{full}: probabilities must be >= 0 and sum to 1 (sum is {sum(probs):g})")
         return Param(name, "choice", values=values, probabilities=probs)
-    dist = _ALIASES.get(spec["distribution"], spec["distribution"])
+    dist = spec["distribution"]
+    dist = _ALIASES.get(dist, dist) if isinstance(dist, str) else dist
     if dist not in DISTRIBUTIONS:
         raise ConfigError(f"{full}: unknown distribution {dist!r}; use one of {', '.join(DISTRIBUTIONS)}")
     for field in ("min", "max"):
@@ -164,7 +167,9 @@ def _parse_param(name: str, spec: Mapping, prefix: str) -> Param:
         raise ConfigError(f"{full}: 'q' is only for q_uniform/q_log_uniform")
     if dist.startswith("int") and (low != int(low) or high != int(high)):
         raise ConfigError(f"{full}: {dist} needs integer min/max (got {low:g}, {high:g})")
-    num = int(spec.get("num", 0) or 0)
+    num = spec.get("num", 0) or 0
+    if isinstance(num, bool) or not isinstance(num, (int, np.integer)):
+        raise ConfigError(f"{full}: 'num' (grid points) must be an integer, got {num!r}")
     if num < 0 or num == 1:
         raise ConfigError(f"{full}: 'num' (grid points) must be 0 (no grid) or >= 2, got {num}")
     return Param(name, dist, low=low, high=high, q=q, num=num)
@@ -174,7 +179,9 @@ def _quantise(p: Param, x: np.ndarray) -> np.ndarray:
     if p.kind.startswith("int"):
         return np.clip(np.round(x), p.low, p.high).astype(np.int64)
     if p.kind.startswith("q_"):
-        return np.clip(np.round(x / p.q) * p.q, p.low, p.high)
+        # multiples of q counted from min, never past max
+        steps = np.clip(np.round((x - p.low) / p.q), 0, np.floor((p.high - p.low) / p.q + 1e-9))
+        return np.round(p.low + steps * p.q, 12)  # 0.15, not 0.15000000000000002
     return x
 
 
@@ -188,7 +195,7 @@ def grid_values(p: Param) -> list:
         return list(range(int(p.low), int(p.high) + 1))
     if p.kind.startswith("q_") and not p.num:
         n = int(math.floor((p.high - p.low) / p.q + 1e-9)) + 1
-        return [float(v) for v in _quantise(p, p.low + p.q * np.arange(n))]
+        return [float(v) for v in np.round(p.low + p.q * np.arange(n), 12)]
     if not p.num:
         raise ConfigError(
             f"sweep.space.{p.name}: a continuous {p.kind} cannot be gridded; "

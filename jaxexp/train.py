@@ -37,8 +37,7 @@ class TrainState(NamedTuple):
     epoch: jax.Array  # int32, epochs completed
     shuffle_seed: jax.Array  # uint32, per-epoch data order
     dropout_seed: jax.Array  # uint32, per-step dropout masks
-    diverged: jax.Array  # bool
-    diverged_epoch: jax.Array  # int32, -1 if never
+    diverged: jax.Array  # bool (frozen at the last finite parameters)
 
 
 def data_of(task: Task) -> Data:
@@ -119,7 +118,6 @@ def make_program(static_cfg, task: Task, segment_epochs: int, dropout: tuple[boo
             shuffle_seed=jax.random.bits(k_shuffle, dtype=jnp.uint32),
             dropout_seed=jax.random.bits(k_drop, dtype=jnp.uint32),
             diverged=jnp.bool_(False),
-            diverged_epoch=jnp.int32(-1),
         )
 
     def lr_at(hp: Hparams, step) -> jax.Array:
@@ -153,16 +151,15 @@ def make_program(static_cfg, task: Task, segment_epochs: int, dropout: tuple[boo
         opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr_at(hp, state.step)})
         updates, opt_state = tx_update(grads, opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        ok = jnp.isfinite(loss) & jnp.isfinite(gnorm)
+        # the update too: finite gradients can still overflow parameters
+        ok = jnp.isfinite(loss) & jnp.isfinite(gnorm) & jnp.isfinite(optax.tree.norm(updates))
         commit = active & ok
         keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(commit, n, o), new, old)  # noqa: E731
-        newly_diverged = active & ~ok
         state = state._replace(
             params=keep(params, state.params),
             opt_state=keep(opt_state, state.opt_state),
             step=state.step + commit.astype(jnp.int32),
-            diverged=state.diverged | newly_diverged,
-            diverged_epoch=jnp.where(newly_diverged & ~state.diverged, state.epoch, state.diverged_epoch),
+            diverged=state.diverged | (active & ~ok),
         )
         return state, jnp.where(active, loss, 0.0)
 

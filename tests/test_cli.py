@@ -91,7 +91,9 @@ def test_bad_range_names_the_parameter(tmp_path):
 
 
 def test_missing_command_or_workdir(tmp_path):
-    assert "expected one command" in _run("--workdir=x").stderr
+    p = _run("--workdir=x")
+    assert p.returncode == 2 and p.stderr.strip().startswith("jaxexp: error: expected one command")
+    assert len(p.stderr.strip().splitlines()) == 1
     p = _run("sweep")
     assert p.returncode == 2 and "--workdir: missing" in p.stderr
 
@@ -109,6 +111,10 @@ def test_sigint_writes_partial_results_and_exits_130(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
+    import threading
+
+    watchdog = threading.Timer(240, p.kill)  # never hang the suite
+    watchdog.start()
     try:
         for line in p.stderr:  # wait until training is under way
             if "members done" in line and "epoch 3/" in line:
@@ -116,6 +122,7 @@ def test_sigint_writes_partial_results_and_exits_130(tmp_path):
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=120)
     finally:
+        watchdog.cancel()
         p.kill()
     assert p.returncode == 130, err
     assert "interrupted: wrote partial results" in err

@@ -104,8 +104,11 @@ def test_a_diverging_member_is_isolated(tiny):
     np.testing.assert_allclose(
         both.loc[list(range(8)), METRIC_COLS].astype(float), alone[METRIC_COLS].astype(float), rtol=RTOL, atol=ATOL
     )
-    # the summary ignores the NaN of the diverged member
-    assert np.isfinite(both.loc[list(range(8)), "final_val_mse"]).all()
+    # the diverged member froze at its last finite parameters: finite metrics, counted in the summary
+    res = jaxexp.run_members(c, pd.concat([good, bad], ignore_index=True))
+    assert np.isfinite(res.members.set_index("member").loc[99, "final_val_mse"])
+    assert res.summary["diverged"].sum() == 1
+    assert int(res.best_member()["member"]) != 99
 
 
 def test_results_tables_and_files(tiny, tmp_path):
@@ -133,8 +136,10 @@ def test_results_tables_and_files(tiny, tmp_path):
     report = (out / "report.md").read_text()
     assert "Best configurations" in report and "±" in report
     # a second run into the same workdir is refused, and leaves the files alone
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
     with pytest.raises(jaxexp.ConfigError, match="already holds results"):
         jaxexp.sweep(c, str(out))
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
 
 
 def test_training_learns_the_regression_task(tiny):
@@ -161,6 +166,8 @@ def test_classification_and_step_schedule(tiny):
     assert {"best_val_accuracy", "final_val_loss"} <= set(res.members.columns)
     assert res.members["final_val_accuracy"].between(0, 1).all()
     assert res.best_member()["best_val_accuracy"] == res.members["best_val_accuracy"].max()
+    by_schedule = res.members.groupby("train.schedule")["final_val_loss"].mean()
+    assert not np.isclose(by_schedule["step"], by_schedule["cosine"])  # the traced schedule is used
 
 
 def test_metric_must_exist_for_the_task(tiny):
@@ -214,3 +221,31 @@ def test_interrupt_keeps_every_finished_epoch(tiny, tmp_path):
     full = jaxexp.sweep(c).history
     merged = history.merge(full, on=["member", "epoch"], suffixes=("", "_full"))
     np.testing.assert_allclose(merged["val_mse"], merged["val_mse_full"], rtol=RTOL, atol=ATOL)
+
+
+def test_interrupt_before_the_first_segment_writes_empty_typed_results(tiny, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "_run_chunk", interrupted)
+    res = jaxexp.sweep(tiny(), str(tmp_path / "wd"))
+    assert res.interrupted and (res.members["status"] == "stopped").all()
+    assert (res.members["epochs_run"] == 0).all() and res.history.empty
+
+
+def test_bad_engine_and_batch_settings_are_config_errors(tiny):
+    c = tiny()
+    c.train.batch_size = 10_000
+    with pytest.raises(jaxexp.ConfigError, match=r"train.batch_size: 10000 > 256 training rows"):
+        jaxexp.sweep(c)
+    c = tiny()
+    c.engine.segment_epochs = 0
+    table = pd.DataFrame({"member": [0], "config_id": [0], "seed": [0]})
+    with pytest.raises(jaxexp.ConfigError, match="engine.segment_epochs"):
+        jaxexp.run_members(c, table)
+    c = tiny()
+    c.seed = -1
+    with pytest.raises(jaxexp.ConfigError, match=r"seed: must be in \[0, 2\*\*32\)"):
+        jaxexp.sweep(c)
+    with pytest.raises(AttributeError):  # the default config is locked: no silent new fields
+        jaxexp.default_config().train.lrr = 0.1

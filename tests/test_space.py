@@ -86,3 +86,23 @@ def test_segment_length_avoids_masked_epochs():
     assert segment_length(3, 5) == 3
     assert segment_length(13, 5) == 5  # no divisor in [3, 5]: one partial segment
     assert segment_length(30, 8) == 6
+
+
+def test_quantised_values_count_from_min():
+    (p,) = space.parse({"d": space.q_uniform(0.05, 0.45, 0.1)})
+    assert space.grid_values(p) == [0.05, 0.15, 0.25, 0.35, 0.45]
+    samples = set(space.sample(p, np.random.default_rng(0), 500))
+    assert samples == {0.05, 0.15, 0.25, 0.35, 0.45}
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ({"distribution": "uniform", "min": 0, "max": 1, "num": "3"}, "'num' (grid points) must be an integer"),
+        ({"values": (1, 2), "probabilities": 0.5}, "'probabilities' must be a list"),
+        ({"distribution": ["uniform"], "min": 0, "max": 1}, "unknown distribution"),
+    ],
+)
+def test_malformed_spec_types(spec, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        space.parse({"x": spec})

@@ -104,3 +104,12 @@ def test_bundled_digits_loads(tiny):
     c.task.name = "digits"
     t = jaxexp.load_task(c.task)
     assert t.n_features == 64 and t.n_outputs == 10 and len(t.x_train) + len(t.x_val) == 1797
+
+
+def test_string_labels_are_a_data_error(tiny, tmp_path):
+    pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": ["cat", "dog", "cat"]}).to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(DataError, match="task.target: column 'y' .* is not numeric"):
+        jaxexp.load_task(_file_cfg(tiny, tmp_path / "s.csv", kind="classification").task)
+    np.savez(tmp_path / "s.npz", x=np.zeros((3, 2)), y=np.array(["a", "b", "c"]))
+    with pytest.raises(DataError, match="y_train is not numeric"):
+        jaxexp.load_task(_file_cfg(tiny, tmp_path / "s.npz", kind="classification").task)

@@ -61,12 +61,17 @@ def make_task(name: str, kind: str, x_train, y_train, x_val, y_val, info=None, n
         raise DataError(f"task.kind: unknown kind {kind!r}; use 'regression' or 'classification'")
     arrays = {}
     for split, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
-        x = np.asarray(x, dtype=np.float32)
+        try:
+            x = np.asarray(x, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise DataError(f"{name}: x_{split} is not numeric; encode features as numbers") from None
         if x.ndim == 1:
             x = x[:, None]
         if x.ndim != 2:
             raise DataError(f"{name}: x_{split} must be 2-D [rows, features], got shape {x.shape}")
         y = np.asarray(y)
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+            raise DataError(f"{name}: y_{split} is not numeric ({y.dtype}); encode labels as integers 0..C-1")
         if y.shape[0] != x.shape[0]:
             raise DataError(
                 f"{name}: x_{split} has {x.shape[0]} rows but y_{split} has {y.shape[0]}; give one target per row"

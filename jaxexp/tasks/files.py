@@ -35,6 +35,8 @@ def _read_csv(path: str, features: str, target: str) -> tuple[np.ndarray, np.nda
     if not cols:
         raise DataError(f"task.features: {path} has no feature columns besides the target {target!r}")
     x = df[cols]
+    if not pd.api.types.is_numeric_dtype(df[target]):
+        raise DataError(f"task.target: column {target!r} in {path} is not numeric; encode labels as integers 0..C-1")
     non_numeric = [c for c in cols if not pd.api.types.is_numeric_dtype(x[c])]
     if non_numeric:
         raise DataError(f"task.features: column(s) {non_numeric} in {path} are not numeric; encode them first")
@@ -47,7 +49,7 @@ def _read_csv(path: str, features: str, target: str) -> tuple[np.ndarray, np.nda
     return x.to_numpy(np.float32), df[target].to_numpy()
 
 
-def _read_npz(path: str, target: str) -> dict[str, np.ndarray]:
+def _read_npz(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
@@ -71,7 +73,7 @@ def load(cfg) -> Task:
     def read(p):
         if p.endswith(".csv"):
             return _read_csv(p, cfg.features, cfg.target)
-        arrays = _read_npz(p, cfg.target)
+        arrays = _read_npz(p)
         if "x_train" in arrays:
             return arrays
         for key in ("x", cfg.target):
@@ -83,6 +85,8 @@ def load(cfg) -> Task:
         return arrays["x"], arrays[cfg.target]
 
     data = read(path)
+    if isinstance(data, dict) and cfg.val_path:
+        raise DataError(f"task.val_path: {path} already has x_val/y_val; drop val_path or save x and y only")
     if isinstance(data, dict):
         needed = ("x_train", "y_train", "x_val", "y_val")
         missing = [k for k in needed if k not in data]
@@ -91,7 +95,10 @@ def load(cfg) -> Task:
         return make_task(name, cfg.kind, *(data[k] for k in needed))
     x, y = data
     if cfg.val_path:
-        xv, yv = read(cfg.val_path)
+        val = read(cfg.val_path)
+        if isinstance(val, dict):
+            raise DataError(f"task.val_path: {cfg.val_path} must hold x and {cfg.target}, not x_train/x_val splits")
+        xv, yv = val
         return make_task(name, cfg.kind, x, y, xv, yv)
     if len(x) != len(y):
         raise DataError(f"{path}: x has {len(x)} rows but {cfg.target} has {len(y)}")
