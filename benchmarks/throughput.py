@@ -148,6 +148,23 @@ def _timed_runs(run_one, min_runs: int, max_runs: int, min_seconds: float):
 # ----------------------------------------------------------------------------- child cases
 
 
+def _time_baseline(run_one, spec: dict) -> dict:
+    """One untimed first run (compile / warm-up), then timed runs: the common fields."""
+    t = time.perf_counter()
+    run_one(0)
+    first_s = time.perf_counter() - t
+    outs, wall, util = _timed_runs(run_one, spec["min_runs"], spec["max_runs"], spec["min_seconds"])
+    return {
+        "P": 1,
+        "runs": len(outs),
+        "seconds": wall,
+        "runs_per_s": len(outs) / wall,
+        "first_s": first_s,
+        "cpu_util": util,
+        "final_val_loss_mean": sum(outs) / len(outs),
+    }
+
+
 def case_data(spec: dict) -> dict:
     """Writes the workload's arrays (from jaxexp.load_task) to an .npz for the baselines."""
     sys.path.insert(0, ROOT)
@@ -280,20 +297,12 @@ def case_torch(spec: dict) -> dict:
                     _ = (out - y_val).abs().mean().item()
         return val_loss
 
-    t = time.perf_counter()
-    run_one(0)  # warm-up (allocator, lazy init), not counted
-    warm_s = time.perf_counter() - t
-    outs, wall, util = _timed_runs(run_one, spec["min_runs"], spec["max_runs"], spec["min_seconds"])
+    timed = _time_baseline(run_one, spec)
     return {
-        "P": 1,
-        "runs": len(outs),
-        "seconds": wall,
-        "runs_per_s": len(outs) / wall,
-        "first_run_s": warm_s,
-        "cpu_util": util,
+        **timed,
+        "first_run_s": timed.pop("first_s"),
         "devices": 1,
         "threads": torch.get_num_threads(),
-        "final_val_loss_mean": sum(outs) / len(outs),
         "torch": torch.__version__,
         "loader": "DataLoader(TensorDataset, shuffle=True, drop_last=True)" if use_loader else "randperm + index",
     }
@@ -368,23 +377,15 @@ def case_jax_seq(spec: dict) -> dict:
         _, (_, val_loss, _) = run(jnp.uint32(seed), *data)
         return float(jax.block_until_ready(val_loss)[-1])
 
-    t = time.perf_counter()
-    run_one(0)
-    first_s = time.perf_counter() - t
-    outs, wall, util = _timed_runs(run_one, spec["min_runs"], spec["max_runs"], spec["min_seconds"])
-    steady = wall / len(outs)
+    timed = _time_baseline(run_one, spec)
+    first_s = timed.pop("first_s")
     return {
-        "P": 1,
-        "runs": len(outs),
-        "seconds": wall,
-        "runs_per_s": len(outs) / wall,
+        **timed,
         "first_call_s": first_s,
-        "compile_s": first_s - steady,
-        "cpu_util": util,
+        "compile_s": first_s - timed["seconds"] / timed["runs"],
         "devices": jax.local_device_count(),
         "traces": traces[0],
         "recompiled": traces[0] != 1,
-        "final_val_loss_mean": sum(outs) / len(outs),
         "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }

@@ -109,6 +109,11 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
+def goal_sign(goal: str) -> float:
+    """+1 where smaller metrics are better (goal "min"), -1 for "max"."""
+    return 1.0 if goal == "min" else -1.0
+
+
 def get_path(config: Any, path: str) -> Any:
     node = config
     for part in path.split("."):

@@ -127,7 +127,7 @@ class _Progress:
 
     def __init__(self, name, n_members, total_epoch_work, metric, goal, report: Callable | None):
         self.name, self.n, self.total = name, n_members, max(total_epoch_work, 1)
-        self.metric, self.sign = metric, (1.0 if goal == "min" else -1.0)
+        self.metric, self.sign = metric, cfgmod.goal_sign(goal)
         self.report = report
         self.done_work = 0
         self.finished = 0
@@ -204,7 +204,7 @@ def _run_chunk(config, compiled: _Compiled, data, part, n_pad, where, meter: _Pr
     max_epoch = int(epochs.max())
     metric_names = compiled.program.metric_names
     sel = metric_names.index(config.metric)
-    sign = 1.0 if config.goal == "min" else -1.0
+    sign = cfgmod.goal_sign(config.goal)
 
     t0 = time.perf_counter()
     state = compiled.init(np.uint32(config.seed), seeds, ids, hp)

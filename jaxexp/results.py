@@ -84,7 +84,7 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
 
 def assemble(config, table: pd.DataFrame, members: list, history: pd.DataFrame, timings: dict) -> Results:
     """Builds the members and summary tables from the per-epoch history."""
-    metric, sign = config.metric, (1.0 if config.goal == "min" else -1.0)
+    metric, sign = config.metric, cfgmod.goal_sign(config.goal)
     metric_names = [c for c in history.columns if c not in ("member", "epoch", "diverged")]
     params = [c for c in table.columns if c not in _ID_COLUMNS]
 

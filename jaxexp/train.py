@@ -73,8 +73,6 @@ class Program(NamedTuple):
     init: callable
     run_segment: callable
     metric_names: tuple[str, ...]
-    segment_epochs: int
-    steps_per_epoch: int
     member_bytes: int  # estimated working set of one member's training step
 
 
@@ -195,7 +193,7 @@ def make_program(static_cfg, task: Task, segment_epochs: int, dropout: tuple[boo
     n_params = sum(x.size for x in jax.tree.leaves(shapes))
     widths = task.n_features + sum(static_cfg.model.hidden) + task.n_outputs
     member_bytes = 4 * (4 * n_params + 3 * batch_size * widths)
-    return Program(init, run_segment, metric_names, segment_epochs, steps_per_epoch, member_bytes)
+    return Program(init, run_segment, metric_names, member_bytes)
 
 
 def encode_hparams(member_cfgs: list) -> dict:
