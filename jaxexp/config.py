@@ -20,7 +20,7 @@ import ml_collections
 
 from jaxexp.errors import ConfigError
 
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "step", "cosine_restarts")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu")
 
@@ -33,10 +33,23 @@ TRACED: dict[str, str] = {
     "train.epochs": "int32",  # epochs this member trains (masked beyond)
     "train.schedule": "int32",  # index into SCHEDULES
     "train.warmup_epochs": "float32",  # linear warmup length, epochs
-    "train.min_lr_ratio": "float32",  # cosine: final lr / peak lr
+    "train.min_lr_ratio": "float32",  # cosine / cosine_restarts: lowest lr / peak lr
+    "train.restart_epochs": "float32",  # cosine_restarts: first period, epochs
+    "train.restart_mult": "float32",  # cosine_restarts: period growth per restart (>= 1)
     "train.decay_rate": "float32",  # step: lr factor per decay
     "train.decay_every_epochs": "float32",  # step: epochs between decays
     "train.grad_clip": "float32",  # global-norm clip, 0 = off
+    "train.min_delta": "float32",  # improvement of the metric that resets patience counters
+    "train.early_stop_patience": "int32",  # stop after this many epochs without improvement, 0 = off
+    "train.plateau_patience": "int32",  # ReduceLROnPlateau: bad epochs tolerated before a cut, 0 = off
+    "train.plateau_factor": "float32",  # ReduceLROnPlateau: lr factor per cut
+    "train.plateau_min_lr": "float32",  # ReduceLROnPlateau: lr floor (absolute)
+    "train.curriculum_medium_epoch": "int32",  # epoch (0-based) from which medium groups are trained
+    "train.curriculum_hard_epoch": "int32",  # epoch from which hard groups are trained
+    "train.hard_weight_start": "float32",  # hard-group loss weight at curriculum_hard_epoch
+    "train.hard_weight_slope": "float32",  # its growth per epoch
+    "train.hard_weight_cap": "float32",  # its maximum
+    "train.group_multipliers": "float32",  # per-group loss multipliers, () = all 1 (a vector [groups])
     "model.dropout": "float32",  # dropout rate after every hidden layer
     "model.input_dropout": "float32",  # dropout rate on the inputs
 }
@@ -54,7 +67,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.goal = "min"  # "min" or "max"
 
     c.task = ml_collections.ConfigDict()
-    c.task.name = "regression"  # regression | classification | file | digits | diabetes
+    c.task.name = "regression"  # regression | grouped | classification | file | digits | diabetes
     c.task.seed = 0  # data seed (the data are shared by all members)
     c.task.n_train = 2048
     c.task.n_val = 512
@@ -90,6 +103,23 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.decay_rate = 0.5
     c.train.decay_every_epochs = 10.0
     c.train.grad_clip = 0.0
+    c.train.restart_epochs = 10.0
+    c.train.restart_mult = 1.0
+    # Recipe knobs (all traced). The monitored metric is ``metric`` (with ``goal``).
+    c.train.min_delta = 0.0
+    c.train.early_stop_patience = 0
+    c.train.plateau_patience = 0
+    c.train.plateau_factor = 0.5
+    c.train.plateau_min_lr = 0.0
+    # Curriculum over a grouped task's difficulty levels (easy/medium/hard): easy
+    # groups always train; medium from curriculum_medium_epoch; hard from
+    # curriculum_hard_epoch with weight min(cap, start + (epoch - hard_epoch) * slope).
+    c.train.curriculum_medium_epoch = 0
+    c.train.curriculum_hard_epoch = 0
+    c.train.hard_weight_start = 1.0
+    c.train.hard_weight_slope = 0.0
+    c.train.hard_weight_cap = 1.0
+    c.train.group_multipliers = ()
 
     c.sweep = ml_collections.ConfigDict()
     c.sweep.method = "grid"  # grid | random
@@ -97,6 +127,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.sweep.seeds = 1  # seeds per configuration: member seeds 0..seeds-1
     c.sweep.space = ml_collections.ConfigDict()  # see jaxexp.space
     c.sweep.top_k = 5  # configurations in report.md
+    # Named recipes: {name: {section: {field: value}}}; each recipe is crossed with
+    # the space and the seeds, and report.md compares every recipe with ``baseline``.
+    c.sweep.recipes = ml_collections.ConfigDict()
+    c.sweep.baseline = ""  # recipe the others are compared with ("" = the first)
 
     c.engine = ml_collections.ConfigDict()
     c.engine.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
@@ -105,6 +139,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.engine.group_size = 0  # members vmapped together per device (0 = auto, cache-sized)
     c.engine.progress = True
     c.engine.overwrite = False  # allow writing into a workdir that already holds results
+    # Drop finished (early-stopped, diverged, done) members between segments, into
+    # a few padded size classes: a sweep where most members stop early ends early.
+    c.engine.compact = True
+    c.engine.plots = True  # write PNG plots (matplotlib) next to report.md
     c.lock()  # a misspelt field in a config file is an error, not a silent new field
     return c
 
@@ -121,17 +159,18 @@ def get_path(config: Any, path: str) -> Any:
     return node
 
 
-def _leaf_paths(d: dict, prefix: str = "") -> list[str]:
+def leaf_paths(d: dict, prefix: str = "") -> list[str]:
+    """Dotted paths of the non-dict leaves of a nested dict."""
     out = []
     for k, v in d.items():
         p = f"{prefix}{k}"
-        out.extend(_leaf_paths(v, p + ".") if isinstance(v, dict) else [p])
+        out.extend(leaf_paths(v, p + ".") if isinstance(v, dict) else [p])
     return out
 
 
 def program_fields(config: ml_collections.ConfigDict) -> list[str]:
     """Dotted paths of all fields that may be swept (task/model/train)."""
-    return [p for p in _leaf_paths(config.to_dict()) if p.split(".")[0] not in NON_PROGRAM]
+    return [p for p in leaf_paths(config.to_dict()) if p.split(".")[0] not in NON_PROGRAM]
 
 
 def with_values(config: ml_collections.ConfigDict, values: dict[str, Any]) -> ml_collections.ConfigDict:
@@ -166,13 +205,13 @@ def static_key(config: ml_collections.ConfigDict) -> str:
     return json.dumps(static, sort_keys=True, default=list)
 
 
-def check_param_names(config: ml_collections.ConfigDict, names: list[str]) -> None:
+def check_param_names(config: ml_collections.ConfigDict, names: list[str], where: str = "sweep.space") -> None:
     fields = program_fields(config)
     for name in names:
         if name not in fields:
             near = difflib.get_close_matches(name, fields, n=1)
             hint = f"; did you mean '{near[0]}'?" if near else "; sweep fields of task/model/train"
-            raise ConfigError(f"sweep.space.{name}: no config field '{name}'{hint}")
+            raise ConfigError(f"{where}.{name}: no config field '{name}'{hint}")
 
 
 def validate_member(c: ml_collections.ConfigDict) -> None:
@@ -205,6 +244,22 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
     need(0 < c.train.decay_rate <= 1, "train.decay_rate", "must be in (0, 1]")
     need(c.train.decay_every_epochs > 0, "train.decay_every_epochs", "must be > 0")
     need(c.train.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 = off)")
+    need(c.train.restart_epochs > 0, "train.restart_epochs", "must be > 0")
+    need(c.train.restart_mult >= 1, "train.restart_mult", "must be >= 1")
+    need(c.train.min_delta >= 0, "train.min_delta", "must be >= 0")
+    need(c.train.early_stop_patience >= 0, "train.early_stop_patience", "must be >= 0 (0 = off)")
+    need(c.train.plateau_patience >= 0, "train.plateau_patience", "must be >= 0 (0 = off)")
+    need(0 < c.train.plateau_factor <= 1, "train.plateau_factor", "must be in (0, 1]")
+    need(c.train.plateau_min_lr >= 0, "train.plateau_min_lr", "must be >= 0")
+    need(c.train.curriculum_medium_epoch >= 0, "train.curriculum_medium_epoch", "must be >= 0")
+    need(c.train.curriculum_hard_epoch >= 0, "train.curriculum_hard_epoch", "must be >= 0")
+    need(c.train.hard_weight_start >= 0, "train.hard_weight_start", "must be >= 0")
+    need(c.train.hard_weight_cap >= 0, "train.hard_weight_cap", "must be >= 0")
+    need(
+        all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in c.train.group_multipliers),
+        "train.group_multipliers",
+        "must be non-negative numbers, one per task group, e.g. (1.0, 1.3)",
+    )
 
 
 def validate_top(c: ml_collections.ConfigDict) -> None:

@@ -12,6 +12,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import ml_collections
@@ -61,7 +62,14 @@ class _Compiled:
             return jax.vmap(program.init, in_axes=(None, 0, 0, 0))(base_seed, seeds, ids, hp)
 
         self.init = jax.jit(init, out_shardings=self.pop)
+        # rows of a population by slot index (compaction); one tiny compile per size pair
+        self.take = jax.jit(lambda tree, idx: jax.tree.map(lambda a: a[idx], tree), out_shardings=self.pop)
         self._executables: dict[int, jax.stages.Compiled] = {}
+
+    def size_class(self, n_alive: int) -> int:
+        """The padded population size for ``n_alive`` members: devices x a power of 2."""
+        per_device = math.ceil(n_alive / self.n_devices)
+        return self.n_devices * (1 << max(0, per_device - 1).bit_length())
 
     def group_for(self, size: int) -> int:
         """Members vmapped together on one device (the rest loop via lax.map)."""
@@ -108,12 +116,14 @@ class _Compiled:
         return self._executables[size]
 
 
-def _compiled(bucket: population.Bucket, task, segment_epochs: int, devs: list, group_size: int) -> _Compiled:
+def _compiled(
+    bucket: population.Bucket, task, segment_epochs: int, devs: list, group_size: int, monitor: tuple[str, str]
+) -> _Compiled:
     cfgs = [m.config for m in bucket.members]
     dropout = (any(c.model.input_dropout > 0 for c in cfgs), any(c.model.dropout > 0 for c in cfgs))
-    key = (bucket.key, segment_epochs, tuple(d.id for d in devs), group_size, dropout)
+    key = (bucket.key, segment_epochs, tuple(d.id for d in devs), group_size, dropout, monitor)
     if key not in _PROGRAMS:
-        program = train.make_program(cfgs[0], task, segment_epochs, dropout)
+        program = train.make_program(cfgs[0], task, segment_epochs, dropout, monitor)
         _PROGRAMS[key] = _Compiled(program, devs, group_size)
     return _PROGRAMS[key]
 
@@ -152,16 +162,25 @@ class _Progress:
         )
 
 
+class RunOutput(NamedTuple):
+    """What ``run`` returns (host numpy/pandas)."""
+
+    history: pd.DataFrame  # member, epoch (1-based), metrics, lr, diverged
+    group_history: pd.DataFrame  # member, epoch, group, per-group metrics (grouped tasks; else empty)
+    finals: dict  # member id -> {"best_params": pytree of numpy, "stop_epoch": int (0 = not early-stopped)}
+    timings: dict
+
+
 def run(
     config: ml_collections.ConfigDict,
     members: list[population.Member],
     progress: Callable[[str], None] | None = _print_progress,
-) -> tuple[pd.DataFrame, dict]:
-    """Trains ``members``; returns (history DataFrame, timings).
+) -> RunOutput:
+    """Trains ``members``.
 
-    history columns: member, epoch (1-based), the task's metrics, diverged.
     A KeyboardInterrupt stops at once and returns what finished so far, with
-    ``timings["interrupted"] = 1``: every completed epoch is kept.
+    ``timings["interrupted"] = 1``: every completed epoch is kept (members
+    still running have no ``finals`` entry).
     """
     devs = devices(config.engine.num_devices)
     groups = population.buckets(members)
@@ -170,80 +189,125 @@ def run(
     meter = _Progress(
         config.name, len(members), total_work, config.metric, config.goal, progress if config.engine.progress else None
     )
-    frames, timings = [], collections.defaultdict(float)
+    out = RunOutput([], [], {}, collections.defaultdict(float))
     try:
         for b_idx, (bucket, chunks) in enumerate(zip(groups, layout)):
             task = load_task(bucket.members[0].config.task)
             max_epochs = max(m.config.train.epochs for m in bucket.members)
             seg = population.segment_length(max_epochs, config.engine.segment_epochs)
-            compiled = _compiled(bucket, task, seg, devs, config.engine.group_size)
+            compiled = _compiled(bucket, task, seg, devs, config.engine.group_size, (config.metric, config.goal))
             data = jax.device_put(train.data_of(task), compiled.replicated)
             for c_idx, (part, n_pad) in enumerate(chunks):
                 where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"
-                _run_chunk(config, compiled, data, part, n_pad, where, meter, timings, frames)
+                _run_chunk(config, compiled, task, data, part, n_pad, where, meter, out)
     except KeyboardInterrupt:
-        timings["interrupted"] = 1
+        out.timings["interrupted"] = 1
     metrics = METRICS[kind_of(members[0].config.task)]
     empty = pd.DataFrame(
         {"member": pd.Series(dtype=np.int64), "epoch": pd.Series(dtype=np.int64)}
         | {m: pd.Series(dtype=np.float64) for m in metrics}
-        | {"diverged": pd.Series(dtype=bool)}
+        | {"lr": pd.Series(dtype=np.float64), "diverged": pd.Series(dtype=bool)}
     )
-    history = pd.concat(frames, ignore_index=True) if frames else empty
-    return history, dict(timings)
+    history = pd.concat(out.history, ignore_index=True) if out.history else empty
+    group_history = pd.concat(out.group_history, ignore_index=True) if out.group_history else pd.DataFrame()
+    return RunOutput(history, group_history, out.finals, dict(out.timings))
 
 
-def _run_chunk(config, compiled: _Compiled, data, part, n_pad, where, meter: _Progress, timings, frames: list) -> None:
-    """Trains one chunk, appending one history frame per segment to ``frames``."""
+def _run_chunk(config, compiled: _Compiled, task, data, part, n_pad, where, meter: _Progress, out: RunOutput) -> None:
+    """Trains one chunk; appends its history frames and finished members to ``out``.
+
+    Slots hold members; ``slot[s]`` is the index into ``part`` of the member in
+    slot s, or -1 for padding. With ``engine.compact`` the finished members'
+    slots are dropped between segments (into a smaller padded size class).
+    """
+    timings = out.timings
     padded = part + [part[-1]] * n_pad
-    hp = jax.device_put(train.encode_hparams([m.config for m in padded]), compiled.pop)
-    seeds = np.asarray([m.seed for m in padded], np.uint32)
-    ids = np.asarray([m.member for m in padded], np.uint32)
-    real = len(part)
+    hp = jax.device_put(train.encode_hparams([m.config for m in padded], task.n_groups), compiled.pop)
+    ids = np.asarray([m.member for m in part], np.int64)
     epochs = np.asarray([m.config.train.epochs for m in part])
+    slot = np.asarray(list(range(len(part))) + [-1] * n_pad)
     max_epoch = int(epochs.max())
-    metric_names = compiled.program.metric_names
-    sel = metric_names.index(config.metric)
+    program = compiled.program
+    metric_names = program.metric_names
     sign = cfgmod.goal_sign(config.goal)
 
     t0 = time.perf_counter()
-    state = compiled.init(np.uint32(config.seed), seeds, ids, hp)
+    state = compiled.init(
+        np.uint32(config.seed),
+        np.asarray([m.seed for m in padded], np.uint32),
+        np.asarray([m.member for m in padded], np.uint32),
+        hp,
+    )
     jax.block_until_ready(state)
     timings["init_s"] += time.perf_counter() - t0  # includes its compile on first use
-    segment = compiled.segment_executable(state, hp, data, timings)
-    done = np.zeros(real, bool)
+    done = np.zeros(len(part), bool)
     while not done.all():
+        segment = compiled.segment_executable(state, hp, data, timings)
         t = time.perf_counter()
         state, m = segment(state, hp, data)
         m = jax.device_get(m)  # the one host sync per segment
         timings["segments_s"] += time.perf_counter() - t
-        active = m["active"][:real]  # [P, E]
+        timings["member_epochs_computed"] += len(slot) * m["active"].shape[1]
+        real = np.nonzero(slot >= 0)[0]
+        who = slot[real]  # indices into part
+        m = {k: v[real] for k, v in m.items()}
+        active = m["active"]  # [n, E]
         mi, ei = np.nonzero(active)
-        block = {"member": ids[:real][mi].astype(np.int64), "epoch": m["epoch"][:real][mi, ei].astype(np.int64) + 1}
-        for name in metric_names:
-            block[name] = m[name][:real][mi, ei].astype(np.float64)
-        block["diverged"] = m["diverged"][:real][mi, ei]
-        frames.append(pd.DataFrame(block))
-        diverged = m["diverged"][:real, -1]
-        epoch_now = m["epoch"][:real, -1] + active[:, -1]
-        now_done = diverged | (epoch_now >= epochs)
-        newly = now_done & ~done
-        done = now_done
-        vals = np.where(active & ~m["diverged"][:real], sign * m[metric_names[sel]][:real], np.inf)
+        block = {"member": ids[who][mi], "epoch": m["epoch"][mi, ei].astype(np.int64) + 1}
+        for name in (*metric_names, "lr"):
+            block[name] = m[name][mi, ei].astype(np.float64)
+        block["diverged"] = m["diverged"][mi, ei]
+        out.history.append(pd.DataFrame(block))
+        if program.group_metric_names:
+            g = len(task.group_names)
+            gblock = {
+                "member": np.repeat(block["member"], g),
+                "epoch": np.repeat(block["epoch"], g),
+                "group": np.tile(np.asarray(task.group_names), len(mi)),
+            }
+            for name in program.group_metric_names:
+                gblock[name] = m[f"group_{name}"][mi, ei].reshape(-1).astype(np.float64)
+            out.group_history.append(pd.DataFrame(gblock))
+
+        epoch_now = m["epoch"][:, -1] + active[:, -1]
+        finished = m["diverged"][:, -1] | m["stopped"][:, -1] | (epoch_now >= epochs[who])
+        newly = finished & ~done[who]
+        if newly.any():
+            _collect_finals(state, real[newly], ids[who[newly]], out.finals)
+            meter.total -= int((epochs[who[newly]] - epoch_now[newly]).sum())  # early stops shorten the sweep
+        done[who[finished]] = True
+        vals = np.where(active & ~m["diverged"], sign * m[config.metric], np.inf)
         best = None
         if np.isfinite(vals).any():
             i, j = np.unravel_index(np.argmin(vals), vals.shape)
-            best = (float(m[metric_names[sel]][i, j]), int(ids[i]))
+            best = (float(m[config.metric][i, j]), int(ids[who[i]]))
         meter.update(
             where,
             int(epoch_now.max()),
             max_epoch,
             int(active.sum()),
             int(newly.sum()),
-            int((newly & diverged).sum()),
+            int((newly & m["diverged"][:, -1]).sum()),
             best,
         )
+        alive = real[~finished]
+        if config.engine.compact and len(alive) and compiled.size_class(len(alive)) < len(slot):
+            size = compiled.size_class(len(alive))
+            keep = np.concatenate([alive, np.full(size - len(alive), alive[0])])
+            state, hp = compiled.take((state, hp), keep)
+            slot = np.concatenate([slot[alive], np.full(size - len(alive), -1)])
+            timings["compactions"] += 1
     timings["chunk_s"] += time.perf_counter() - t0
+
+
+def _collect_finals(state: train.TrainState, slots, member_ids, finals: dict) -> None:
+    """Copies the best parameters and stop epoch of finished members to the host."""
+    params, stop = jax.device_get((state.best_params, state.monitor.stop_epoch))
+    for slot, member in zip(slots, member_ids):
+        finals[int(member)] = {
+            "best_params": jax.tree.map(lambda a, s=slot: np.array(a[s]), params),
+            "stop_epoch": int(stop[slot]),
+        }
 
 
 def sweep(config: ml_collections.ConfigDict, workdir: str | None = None, progress=_print_progress) -> results.Results:
@@ -286,9 +350,9 @@ def run_members(
     if workdir is not None:
         results.prepare_workdir(workdir, config)
     t0 = time.perf_counter()
-    history, timings = run(config, members, progress)
-    timings["total_s"] = time.perf_counter() - t0
-    out = results.assemble(config, table, members, history, timings)
+    output = run(config, members, progress)
+    output.timings["total_s"] = time.perf_counter() - t0
+    out = results.assemble(config, table, members, output)
     if workdir is not None:
         results.write(out, workdir)
     return out

@@ -32,28 +32,58 @@ class Bucket(NamedTuple):
     members: list[Member]
 
 
-def members_table(config: ml_collections.ConfigDict) -> pd.DataFrame:
-    """Expands ``config.sweep`` into one row per (configuration x seed).
+ID_COLUMNS = ("member", "config_id", "seed")
+LABEL_COLUMNS = ("recipe",)  # table columns that name, not set, config values
 
-    Columns: member, config_id, seed, then one column per swept parameter.
+
+def recipes(config: ml_collections.ConfigDict) -> dict[str, dict]:
+    """``sweep.recipes`` as {name: {dotted field: value}} (validated)."""
+    out = {}
+    for name, overrides in config.sweep.recipes.to_dict().items():
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"sweep.recipes.{name}: must map config sections to values, e.g. {{'train': {{...}}}}")
+        flat = {path: cfgmod.get_path(overrides, path) for path in cfgmod.leaf_paths(overrides)}
+        cfgmod.check_param_names(config, list(flat), where=f"sweep.recipes.{name}")
+        out[name] = flat
+    if config.sweep.baseline and config.sweep.baseline not in out:
+        raise ConfigError(
+            f"sweep.baseline: {config.sweep.baseline!r} is not a recipe; use one of {', '.join(out) or '(no recipes)'}"
+        )
+    return out
+
+
+def members_table(config: ml_collections.ConfigDict) -> pd.DataFrame:
+    """Expands ``config.sweep`` into one row per (recipe x configuration x seed).
+
+    Columns: member, config_id, seed, then ``recipe`` (with ``sweep.recipes``),
+    then one column per recipe field and swept parameter (a recipe that does
+    not set a field gets the base config's value).
     """
     cfgmod.validate_top(config)
     params = spacemod.parse(config.sweep.space)
     cfgmod.check_param_names(config, [p.name for p in params])
+    named = recipes(config)
     rows = spacemod.expand(params, config.sweep.method, config.sweep.num_samples, config.seed)
+    recipe_fields = list(dict.fromkeys(f for r in named.values() for f in r if f not in {p.name for p in params}))
+    base = {f: cfgmod.get_path(config, f) for f in recipe_fields}
     records = []
-    for config_id, values in enumerate(rows):
-        for seed in range(config.sweep.seeds):
-            records.append({"member": len(records), "config_id": config_id, "seed": seed, **values})
-    return pd.DataFrame.from_records(records, columns=["member", "config_id", "seed"] + [p.name for p in params])
+    for recipe, overrides in named.items() if named else [(None, {})]:
+        label = {"recipe": recipe} if named else {}
+        for values in rows:
+            config_id = len(records) // config.sweep.seeds
+            for seed in range(config.sweep.seeds):
+                fields = {**base, **overrides, **values}
+                records.append({"member": len(records), "config_id": config_id, "seed": seed, **label, **fields})
+    columns = [*ID_COLUMNS, *(["recipe"] if named else []), *recipe_fields, *[p.name for p in params]]
+    return pd.DataFrame.from_records(records, columns=columns)
 
 
 def resolve(config: ml_collections.ConfigDict, table: pd.DataFrame) -> list[Member]:
     """Resolves and validates every member's config (one per configuration)."""
-    missing = [c for c in ("member", "config_id", "seed") if c not in table.columns]
+    missing = [c for c in ID_COLUMNS if c not in table.columns]
     if missing:
         raise ConfigError(f"members table: missing column(s) {missing}; give member, config_id, seed and parameters")
-    params = [c for c in table.columns if c not in ("member", "config_id", "seed")]
+    params = [c for c in table.columns if c not in ID_COLUMNS + LABEL_COLUMNS]
     cfgmod.check_param_names(config, params)
     resolved: dict[tuple, ml_collections.ConfigDict] = {}
     out = []

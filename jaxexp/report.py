@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
+
+def _ci(mean: float, low: float, high: float) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    return f"{mean:.5g}" if math.isnan(low) else f"{mean:.5g} [{low:.5g}, {high:.5g}]"
+
+
+def _p(p: float) -> str:
+    return "n/a" if p is None or math.isnan(p) else f"{p:.2g}"
+
 
 def _pm(mean: float, std: float) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
@@ -40,34 +52,114 @@ def markdown(res) -> str:
         "",
     ]
     params = res.params
-    header = ["rank", *params, "seeds", "diverged", f"best {m}", f"final {m}", "best epoch (mean)"]
+    header = ["rank", *params, "seeds", "diverged", f"best {m} mean [95% CI]", "std", "min..max"]
+    header += [f"final {m}", "best epoch (mean)", "degradation (mean)", "r(first, best)", "p"]
     rows = [
         [
             rank,
             *[r[p] for p in params],
             r["seeds"],
             r["diverged"],
-            _pm(r[f"best_{m}_mean"], r[f"best_{m}_std"]),
+            _ci(r[f"best_{m}_mean"], r[f"best_{m}_ci_low"], r[f"best_{m}_ci_high"]),
+            r[f"best_{m}_std"],
+            f"{r[f'best_{m}_min']:.5g}..{r[f'best_{m}_max']:.5g}",
             _pm(r[f"final_{m}_mean"], r[f"final_{m}_std"]),
             r["best_epoch_mean"],
+            r["degradation_mean"],
+            r["first_vs_best_r"],
+            _p(r["first_vs_best_p"]),
         ]
         for rank, (_, r) in enumerate(s.head(cfg.sweep.top_k).iterrows(), 1)
     ]
-    out += [_table(header, rows), ""]
+    out += [
+        _table(header, rows),
+        "",
+        "Degradation: final minus best metric (how much a member lost after its best epoch). "
+        "r(first, best): Pearson correlation over seeds between the first epoch's metric and the best one.",
+        "",
+    ]
+    out += _comparison(res) + _pooled(res) + _groups(res)
     ok = res.members[res.members["status"] == "ok"].dropna(subset=[f"best_{m}"])
     top = ok.sort_values(f"best_{m}", ascending=(cfg.goal == "min")).head(cfg.sweep.top_k)
     out += ["## Best members", ""]
     out += [
         _table(
-            ["member", "seed", *params, f"best {m}", "best epoch", f"final {m}"],
+            ["member", "seed", *params, f"best {m}", "best epoch", "stop epoch", f"final {m}"],
             [
-                [r["member"], r["seed"], *[r[p] for p in params], r[f"best_{m}"], r["best_epoch"], r[f"final_{m}"]]
+                [
+                    r["member"],
+                    r["seed"],
+                    *[r[p] for p in params],
+                    r[f"best_{m}"],
+                    r["best_epoch"],
+                    "" if pd.isna(r["stop_epoch"]) else r["stop_epoch"],
+                    r[f"final_{m}"],
+                ]
                 for _, r in top.iterrows()
             ],
         ),
         "",
-        "Files: `members.csv` (one row per member), `history.csv` (per epoch), `summary.csv` (per configuration), "
-        "`config.json` (the resolved config).",
+    ]
+    if res.plots:
+        out += ["## Plots", ""] + [f"![{name}]({name})" for name in res.plots] + [""]
+    files = "`members.csv` (one row per member), `history.csv` (per epoch), `summary.csv` (per configuration), "
+    files += "`comparison.csv` (against the baseline), "
+    if not res.groups.empty:
+        files += "`groups.csv` / `group_history.csv` (per group), "
+    out += [f"Files: {files}`config.json` (the resolved config).", ""]
+    return "\n".join(out)
+
+
+def _comparison(res) -> list[str]:
+    c = res.comparison
+    if c.empty or len(c) < 2:
+        return []
+    by = c.columns[0]
+    base = c.loc[c["diff"] == 0.0, by].iloc[0] if (c["diff"] == 0.0).any() else c[by].iloc[0]
+    m = res.metric
+    lines = [
+        f"## Recipe comparison (best {m} over seeds; baseline: {base})",
+        "",
+        f"Difference = {by} minus baseline; p from Welch's t-test (two-sided). "
+        "With few seeds only large differences are significant.",
         "",
     ]
-    return "\n".join(out)
+    rows = [
+        [
+            r[by],
+            r["n"],
+            _ci(r["mean"], r["ci_low"], r["ci_high"]),
+            r["std"],
+            "baseline" if r[by] == base else _ci(r["diff"], r["diff_ci_low"], r["diff_ci_high"]),
+            "" if r[by] == base else _p(r["p_value"]),
+        ]
+        for _, r in c.iterrows()
+    ]
+    return lines + [_table([by, "seeds", "mean [95% CI]", "std", "diff [95% CI]", "p"], rows), ""]
+
+
+def _pooled(res) -> list[str]:
+    from jaxexp import stats
+
+    m = res.metric
+    ok = res.members[res.members["status"] != "diverged"]
+    corr = stats.correlation(ok[f"first_{m}"], ok[f"best_{m}"])
+    if corr["n"] < 3 or math.isnan(corr["pearson_r"]):
+        return []
+    return [
+        f"First-epoch vs best `{m}` over all {corr['n']} members: Pearson r = {corr['pearson_r']:.3f} "
+        f"(p = {_p(corr['pearson_p'])}), Spearman rho = {corr['spearman_rho']:.3f} (p = {_p(corr['spearman_p'])}).",
+        "",
+    ]
+
+
+def _groups(res) -> list[str]:
+    if res.groups.empty:
+        return []
+    from jaxexp import plots
+
+    table = plots.group_table(res)
+    col = res.metric if res.metric in res.groups.columns else "val_loss"
+    lines = [f"## Per-group {col} at the best epoch (mean over seeds)", ""]
+    rows = [[g, *[table.loc[g, c] for c in table.columns]] for g in table.index]
+    return lines + [_table(["group", *table.columns], rows), ""]

@@ -5,8 +5,12 @@ Files in a workdir (each written atomically: temp file, then rename):
 - ``members.csv``: one row per member (ids, seed, hyperparameters, status
   ``ok``/``diverged``/``stopped``, final and best metrics, best epoch);
 - ``history.csv``: one row per (member, epoch);
-- ``summary.csv``: one row per configuration, mean/std over its seeds;
-- ``report.md``: the best configurations and members.
+- ``summary.csv``: one row per configuration: seed statistics (mean, std,
+  min, max, 95% CI) and the first-epoch vs best-metric correlation;
+- ``comparison.csv``: each recipe (or configuration) against the baseline;
+- ``groups.csv`` / ``group_history.csv`` (grouped tasks): per-group metrics of
+  every member at its best epoch / at every epoch;
+- ``report.md`` and the plots it lists (``*.png``).
 """
 
 from __future__ import annotations
@@ -22,11 +26,20 @@ import numpy as np
 import pandas as pd
 
 from jaxexp import config as cfgmod
-from jaxexp import report
+from jaxexp import population, report, stats
 from jaxexp.errors import ConfigError
 
-RESULT_FILES = ("config.json", "members.csv", "history.csv", "summary.csv", "report.md")
-_ID_COLUMNS = ("member", "config_id", "seed")
+RESULT_FILES = (
+    "config.json",
+    "members.csv",
+    "history.csv",
+    "summary.csv",
+    "comparison.csv",
+    "groups.csv",
+    "group_history.csv",
+    "report.md",
+)
+_ID_COLUMNS = population.ID_COLUMNS
 
 
 @dataclasses.dataclass
@@ -39,6 +52,11 @@ class Results:
     summary: pd.DataFrame
     timings: dict
     workdir: str | None = None
+    comparison: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    groups: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # member x group at the best epoch
+    group_history: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    best_params: dict = dataclasses.field(default_factory=dict)  # member id -> params (numpy) of its best epoch
+    plots: list = dataclasses.field(default_factory=list)  # file names written next to report.md
 
     @property
     def interrupted(self) -> bool:
@@ -52,8 +70,33 @@ class Results:
 
     @property
     def params(self) -> list[str]:
-        """Swept parameter columns."""
+        """Swept parameter columns (and ``recipe``)."""
         return [c for c in self.summary.columns if c in self.members.columns and c not in _ID_COLUMNS]
+
+    def member_config(self, member: int) -> ml_collections.ConfigDict:
+        """The resolved config of one member."""
+        row = self.members[self.members["member"] == member]
+        if row.empty:
+            raise ValueError(f"member: no member {member} in these results")
+        cols = [c for c in self.members.columns if c in _ID_COLUMNS or c in self.params]
+        return population.resolve(self.config, row[cols])[0].config
+
+    def predict(self, member: int, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
+        """(targets, predictions) of ``member``'s best parameters on the task's
+        ``split`` ("train" or "val"), in the task's (standardised) units."""
+        import jax
+
+        from jaxexp import models
+        from jaxexp.tasks import load_task
+
+        if member not in self.best_params:
+            raise ValueError(f"member: {member} has no saved parameters (it did not finish)")
+        cfg = self.member_config(member)
+        task = load_task(cfg.task)
+        model = models.make_model(cfg.model, task.n_outputs)
+        x, y = (task.x_val, task.y_val) if split == "val" else (task.x_train, task.y_train)
+        out = jax.jit(model.apply)({"params": self.best_params[member]}, x)
+        return np.asarray(y), np.asarray(out)
 
     def best_member(self) -> pd.Series:
         """The non-diverged member with the best ``best_<metric>``."""
@@ -82,10 +125,12 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"workdir: cannot write to {workdir}; choose another --workdir")
 
 
-def assemble(config, table: pd.DataFrame, members: list, history: pd.DataFrame, timings: dict) -> Results:
-    """Builds the members and summary tables from the per-epoch history."""
+def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
+    """Builds the members, summary, comparison and group tables from a
+    ``engine.RunOutput``."""
+    history, finals = output.history, output.finals
     metric, sign = config.metric, cfgmod.goal_sign(config.goal)
-    metric_names = [c for c in history.columns if c not in ("member", "epoch", "diverged")]
+    metric_names = [c for c in history.columns if c not in ("member", "epoch", "diverged", "lr")]
     params = [c for c in table.columns if c not in _ID_COLUMNS]
 
     rows = table[list(_ID_COLUMNS) + params].copy().reset_index(drop=True)
@@ -96,6 +141,7 @@ def assemble(config, table: pd.DataFrame, members: list, history: pd.DataFrame, 
 
     g = history.groupby("member", sort=False)
     last = g.tail(1).set_index("member")
+    first = g.head(1).set_index("member")
     diverged_any = g["diverged"].any()
     first_div = history[history["diverged"]].groupby("member")["epoch"].min()
     good = history[~history["diverged"] & np.isfinite(history[metric])]
@@ -104,10 +150,11 @@ def assemble(config, table: pd.DataFrame, members: list, history: pd.DataFrame, 
 
     ids = rows["member"]
     rows["epochs_run"] = ids.map(g["epoch"].max()).fillna(0).astype(int)
-    planned = np.asarray([by_id[i].config.train.epochs for i in ids])
-    # stopped: did not finish its epochs (the sweep was interrupted)
+    stop = pd.Series({k: v["stop_epoch"] for k, v in finals.items()}, dtype="Int64")
+    rows["stop_epoch"] = ids.map(stop[stop > 0] if len(stop) else stop).astype("Int64")
+    # stopped: did not finish (the sweep was interrupted); early stopping is "ok"
     rows["status"] = np.select(
-        [ids.isin(diverged_any.index[diverged_any]).to_numpy(), rows["epochs_run"].to_numpy() < planned],
+        [ids.isin(diverged_any.index[diverged_any]).to_numpy(), ~ids.isin(list(finals)).to_numpy()],
         ["diverged", "stopped"],
         "ok",
     )
@@ -117,27 +164,64 @@ def assemble(config, table: pd.DataFrame, members: list, history: pd.DataFrame, 
         rows[f"best_{name}"] = ids.map(best[name])
     for name in metric_names:
         rows[f"final_{name}"] = ids.map(last[name])
+    rows[f"first_{metric}"] = ids.map(first[metric])
+    # peak vs final: how much the metric got worse after its best epoch (>= 0)
+    rows["degradation"] = sign * (rows[f"final_{metric}"] - rows[f"best_{metric}"])
 
+    label = "recipe" if "recipe" in rows.columns else "config_id"
+    baseline = config.sweep.baseline or (rows[label].iloc[0] if len(rows) else None)
+    ok = rows[rows["status"] != "diverged"]
+    comparison = stats.compare(ok, label, f"best_{metric}", baseline) if len(ok) else pd.DataFrame()
     summary = summarize(rows, params, metric, config.goal)
-    return Results(config, rows, history, summary, timings)
+    groups = _groups_at_best(output.group_history, rows)
+    return Results(
+        config,
+        rows,
+        history,
+        summary,
+        output.timings,
+        comparison=comparison,
+        groups=groups,
+        group_history=output.group_history,
+        best_params={k: v["best_params"] for k, v in finals.items()},
+    )
+
+
+def _groups_at_best(group_history: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Per-group metrics of every member at its best epoch."""
+    if group_history.empty:
+        return pd.DataFrame()
+    best = rows[["member", "best_epoch"]].dropna().astype({"best_epoch": np.int64})
+    return group_history.merge(best, left_on=["member", "epoch"], right_on=["member", "best_epoch"]).drop(
+        columns="best_epoch"
+    )
 
 
 def summarize(rows: pd.DataFrame, params: list[str], metric: str, goal: str) -> pd.DataFrame:
-    """One row per configuration: seeds, diverged count, mean/std of best and final metric.
+    """One row per configuration: seed statistics of the best and final metric.
 
-    std is the sample std over seeds (ddof=1; NaN for one seed).
+    std is the sample std over seeds (ddof=1; NaN for one seed); ci95 is the
+    Student-t interval of the mean; first_vs_best_* is the correlation over
+    seeds between the first epoch's metric and the best one (NaN below 3 seeds).
     """
-    agg = {
-        "seeds": ("seed", "count"),
-        "diverged": ("status", lambda s: int((s == "diverged").sum())),
-        f"best_{metric}_mean": (f"best_{metric}", "mean"),
-        f"best_{metric}_std": (f"best_{metric}", "std"),
-        f"final_{metric}_mean": (f"final_{metric}", "mean"),
-        f"final_{metric}_std": (f"final_{metric}", "std"),
-        "best_epoch_mean": ("best_epoch", lambda s: float(s.astype(float).mean())),
-    }
-    first = {p: (p, "first") for p in params}
-    summary = rows.groupby("config_id", sort=True).agg(**first, **agg).reset_index()
+    out = []
+    for config_id, part in rows.groupby("config_id", sort=True):
+        ok = part[part["status"] != "diverged"]
+        row = {"config_id": config_id, **{p: part[p].iloc[0] for p in params}}
+        row.update(seeds=len(part), diverged=int((part["status"] == "diverged").sum()))
+        best = stats.interval(ok[f"best_{metric}"])
+        for k in ("mean", "std", "min", "max", "ci_low", "ci_high"):
+            row[f"best_{metric}_{k}"] = best[k]
+        final = stats.interval(ok[f"final_{metric}"])
+        row[f"final_{metric}_mean"], row[f"final_{metric}_std"] = final["mean"], final["std"]
+        row["best_epoch_mean"] = float(ok["best_epoch"].astype(float).mean()) if len(ok) else np.nan
+        row["degradation_mean"] = float(ok["degradation"].mean()) if len(ok) else np.nan
+        corr = stats.correlation(ok[f"first_{metric}"], ok[f"best_{metric}"])
+        row["first_vs_best_r"], row["first_vs_best_p"] = corr["pearson_r"], corr["pearson_p"]
+        out.append(row)
+    summary = pd.DataFrame(out)
+    if summary.empty:
+        return summary
     return summary.sort_values(f"best_{metric}_mean", ascending=(goal == "min"), na_position="last").reset_index(
         drop=True
     )
@@ -155,14 +239,22 @@ def write(res: Results, workdir: str) -> None:
         "members.csv": res.members.to_csv(index=False),
         "history.csv": res.history.to_csv(index=False),
         "summary.csv": res.summary.to_csv(index=False),
-        "report.md": report.markdown(res),
+        "comparison.csv": res.comparison.to_csv(index=False),
     }
+    if not res.groups.empty:
+        texts["groups.csv"] = res.groups.to_csv(index=False)
+        texts["group_history.csv"] = res.group_history.to_csv(index=False)
     tmp = tempfile.mkdtemp(dir=workdir, prefix=".writing-")
     try:
+        if res.config.engine.plots:
+            from jaxexp import plots
+
+            res.plots = plots.write_all(res, tmp)
+        texts["report.md"] = report.markdown(res)
         for name, text in texts.items():
             with open(os.path.join(tmp, name), "w") as f:
                 f.write(text)
-        for name in texts:
+        for name in [*texts, *res.plots]:
             os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -32,14 +32,35 @@ class Task(NamedTuple):
     y_val: np.ndarray
     n_outputs: int
     info: dict
+    # Example groups (per-group metrics, curriculum weights): int32 ids [n] into
+    # group_names; group_levels[g] is 0 easy, 1 medium, 2 hard. One group "all" by default.
+    g_train: np.ndarray | None = None
+    g_val: np.ndarray | None = None
+    group_names: tuple[str, ...] = ("all",)
+    group_levels: tuple[int, ...] = (0,)
 
     @property
     def n_features(self) -> int:
         return self.x_train.shape[1]
 
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_names)
+
+    @property
+    def groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """(train, val) group ids, zeros for an ungrouped task."""
+        if self.g_train is None:
+            return np.zeros(len(self.x_train), np.int32), np.zeros(len(self.x_val), np.int32)
+        return self.g_train, self.g_val
+
 
 def standardize(task: Task) -> Task:
-    """Z-scores features (and regression targets) with training statistics."""
+    """Z-scores features (and regression targets) with training statistics.
+
+    A task with ``info["target_units"]`` keeps its target scale (only centres
+    it), so its MSE stays in those units (the grouped task's log2-MSE).
+    """
 
     def z(train, val):
         mu, sd = train.mean(0), train.std(0)
@@ -50,8 +71,14 @@ def standardize(task: Task) -> Task:
     y_train, y_val = task.y_train, task.y_val
     info = dict(task.info)
     if task.kind == "regression":
-        y_train, y_val = z(task.y_train, task.y_val)
-        info["target_std"] = task.y_train.std(0).tolist()
+        info["target_mean"] = task.y_train.mean(0).tolist()
+        if info.get("target_units"):
+            mu = task.y_train.mean(0)
+            y_train, y_val = (task.y_train - mu).astype(np.float32), (task.y_val - mu).astype(np.float32)
+            info["target_std"] = [1.0] * task.y_train.shape[1]
+        else:
+            y_train, y_val = z(task.y_train, task.y_val)
+            info["target_std"] = task.y_train.std(0).tolist()
     return task._replace(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, info=info)
 
 

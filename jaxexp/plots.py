@@ -1,0 +1,132 @@
+"""PNG plots of a sweep, written next to report.md (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+_MAX_LINES = 8  # configurations drawn per plot (the best ones)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _label(res, config_id) -> str:
+    row = res.summary[res.summary["config_id"] == config_id].iloc[0]
+    if "recipe" in row:
+        return str(row["recipe"])
+    shown = [f"{p.split('.')[-1]}={row[p]:.3g}" if isinstance(row[p], float) else f"{p}={row[p]}" for p in res.params]
+    return ", ".join(shown) or f"config {config_id}"
+
+
+def _top_configs(res) -> list:
+    return res.summary["config_id"].head(_MAX_LINES).tolist()
+
+
+def history(res, path: str) -> None:
+    """Train loss and the selection metric per epoch: mean over seeds with a min-max band."""
+    plt = _pyplot()
+    h = res.history[~res.history["diverged"]].merge(res.members[["member", "config_id"]], on="member")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, col in zip(axes, ["train_loss", res.metric]):
+        for cid in _top_configs(res):
+            part = h[h["config_id"] == cid].groupby("epoch")[col]
+            mean, lo, hi = part.mean(), part.min(), part.max()
+            (line,) = ax.plot(mean.index, mean.values, label=_label(res, cid))
+            ax.fill_between(mean.index, lo.values, hi.values, color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(col)
+        ax.set_title(f"{col}: mean over seeds, band = min..max")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def scatter(res, path: str) -> bool:
+    """Predicted vs true on the validation split for the best member, in the
+    task's original units: log and linear axes. False if not a regression."""
+    from jaxexp.tasks import load_task
+
+    best = int(res.best_member()["member"])
+    task = load_task(res.member_config(best).task)
+    if task.kind != "regression" or best not in res.best_params:
+        return False
+    y, p = res.predict(best)
+    mean, std = np.asarray(task.info.get("target_mean", [0.0])), np.asarray(task.info.get("target_std", [1.0]))
+    y, p = (y * std + mean)[:, 0], (p * std + mean)[:, 0]
+    if task.info.get("target_units") == "log2":  # targets are log2(value)
+        views = [("value (log axes)", 2.0**y, 2.0**p, "log"), ("value", 2.0**y, 2.0**p, "linear")]
+    else:
+        views = [("value", y, p, "linear")]
+        if (y > 0).all() and (p > 0).all():
+            views.append(("value (log axes)", y, p, "log"))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(views), figsize=(5 * len(views), 4.5), squeeze=False)
+    for ax, (name, yy, pp, scale) in zip(axes[0], views):
+        ax.scatter(yy, pp, s=6, alpha=0.5)
+        lo, hi = min(yy.min(), pp.min()), max(yy.max(), pp.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xscale(scale)
+        ax.set_yscale(scale)
+        ax.set_xlabel(f"true {name}")
+        ax.set_ylabel(f"predicted {name}")
+        ax.set_title(f"member {best}, best epoch, validation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def group_table(res) -> pd.DataFrame:
+    """Mean per-group metric at the best epoch: rows = groups, columns = configurations."""
+    col = res.metric if res.metric in res.groups.columns else "val_loss"
+    g = res.groups.merge(res.members[["member", "config_id"]], on="member")
+    g = g[g["config_id"].isin(_top_configs(res))]
+    table = g.pivot_table(index="group", columns="config_id", values=col, aggfunc="mean", sort=False)
+    table.columns = [_label(res, c) for c in table.columns]
+    return table
+
+
+def groups(res, path: str) -> None:
+    """Bar chart of ``group_table``."""
+    plt = _pyplot()
+    table = group_table(res)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(table) * max(1, table.shape[1]) / 2), 4))
+    width = 0.8 / max(1, table.shape[1])
+    x = np.arange(len(table))
+    for i, name in enumerate(table.columns):
+        ax.bar(x + i * width, table[name].values, width, label=name)
+    ax.set_xticks(x + 0.4 - width / 2, table.index, rotation=45, ha="right")
+    ax.set_ylabel(f"{res.metric if res.metric in res.groups.columns else 'val_loss'} at best epoch (mean over seeds)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_all(res, directory: str) -> list[str]:
+    """Writes every plot that applies; returns the file names."""
+    written = []
+    if res.history.empty:
+        return written
+    history(res, os.path.join(directory, "history.png"))
+    written.append("history.png")
+    try:
+        has_best = bool(res.best_params) and scatter(res, os.path.join(directory, "scatter.png"))
+    except ValueError:  # every member diverged
+        has_best = False
+    if has_best:
+        written.append("scatter.png")
+    if not res.groups.empty:
+        groups(res, os.path.join(directory, "groups.png"))
+        written.append("groups.png")
+    return written

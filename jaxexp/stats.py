@@ -1,0 +1,79 @@
+"""Seed statistics: intervals, correlations and recipe comparisons (scipy).
+
+All intervals are two-sided 95% Student-t intervals over seeds; comparisons
+between recipes use Welch's t-test (unequal variances: recipes differ in how
+stable they are, so a pooled variance would be wrong).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+LEVEL = 0.95
+
+
+def interval(values) -> dict:
+    """n, mean, sample std, min, max and the 95% t-interval of the mean."""
+    x = np.asarray(values, np.float64)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    out = {"n": n, "mean": np.nan, "std": np.nan, "min": np.nan, "max": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    if n == 0:
+        return out
+    out.update(mean=x.mean(), min=x.min(), max=x.max())
+    if n >= 2:
+        sd = x.std(ddof=1)
+        half = sps.t.ppf(0.5 + LEVEL / 2, n - 1) * sd / math.sqrt(n)
+        out.update(std=sd, ci_low=x.mean() - half, ci_high=x.mean() + half)
+    return out
+
+
+def correlation(x, y) -> dict:
+    """Pearson r and Spearman rho with their two-sided p-values (NaN below 3 pairs
+    or for a constant input)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    nan = {"n": int(len(x)), "pearson_r": np.nan, "pearson_p": np.nan, "spearman_rho": np.nan, "spearman_p": np.nan}
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return nan
+    r, p = sps.pearsonr(x, y)
+    rho, sp = sps.spearmanr(x, y)
+    return {"n": int(len(x)), "pearson_r": r, "pearson_p": p, "spearman_rho": rho, "spearman_p": sp}
+
+
+def welch(a, b) -> dict:
+    """mean(a) - mean(b), its 95% Welch interval and the two-sided p-value."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    out = {"diff": np.nan, "diff_ci_low": np.nan, "diff_ci_high": np.nan, "p_value": np.nan}
+    if len(a) == 0 or len(b) == 0:
+        return out
+    out["diff"] = a.mean() - b.mean()
+    if len(a) < 2 or len(b) < 2:
+        return out
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return out
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = sps.t.ppf(0.5 + LEVEL / 2, dof) * se
+    p = 2 * sps.t.sf(abs(out["diff"]) / se, dof)
+    out.update(diff_ci_low=out["diff"] - half, diff_ci_high=out["diff"] + half, p_value=p)
+    return out
+
+
+def compare(members: pd.DataFrame, by: str, column: str, baseline) -> pd.DataFrame:
+    """One row per value of ``by``: the seed interval of ``column`` and its
+    Welch difference to the ``baseline`` value of ``by``."""
+    base = members.loc[members[by] == baseline, column]
+    rows = []
+    for label, part in members.groupby(by, sort=False):
+        row = {by: label, **interval(part[column])}
+        row.update(welch(part[column], base) if label != baseline else {"diff": 0.0})
+        rows.append(row)
+    return pd.DataFrame(rows)
