@@ -41,6 +41,7 @@ TRACED: dict[str, str] = {
     "train.grad_clip": "float32",  # global-norm clip, 0 = off
     "train.min_delta": "float32",  # improvement of the metric that resets patience counters
     "train.early_stop_patience": "int32",  # stop after this many epochs without improvement, 0 = off
+    "train.monitor_start_epoch": "int32",  # patience counters start after this epoch (1-based)
     "train.plateau_patience": "int32",  # ReduceLROnPlateau: bad epochs tolerated before a cut, 0 = off
     "train.plateau_factor": "float32",  # ReduceLROnPlateau: lr factor per cut
     "train.plateau_min_lr": "float32",  # ReduceLROnPlateau: lr floor (absolute)
@@ -50,7 +51,8 @@ TRACED: dict[str, str] = {
     "train.hard_weight_slope": "float32",  # its growth per epoch
     "train.hard_weight_cap": "float32",  # its maximum
     "train.group_multipliers": "float32",  # per-group loss multipliers, () = all 1 (a vector [groups])
-    "model.dropout": "float32",  # dropout rate after every hidden layer
+    "model.dropout": "float32",  # dropout rate after every hidden layer (but the last, see final_dropout)
+    "model.final_dropout": "float32",  # dropout rate after the last hidden layer, -1 = model.dropout
     "model.input_dropout": "float32",  # dropout rate on the inputs
 }
 
@@ -88,6 +90,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.activation = "relu"
     c.model.dropout = 0.0
     c.model.input_dropout = 0.0
+    c.model.final_dropout = -1.0  # -1: same as model.dropout
 
     c.train = ml_collections.ConfigDict()
     c.train.optimizer = "adamw"
@@ -108,6 +111,7 @@ def default_config() -> ml_collections.ConfigDict:
     # Recipe knobs (all traced). The monitored metric is ``metric`` (with ``goal``).
     c.train.min_delta = 0.0
     c.train.early_stop_patience = 0
+    c.train.monitor_start_epoch = 0
     c.train.plateau_patience = 0
     c.train.plateau_factor = 0.5
     c.train.plateau_min_lr = 0.0
@@ -129,8 +133,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.sweep.top_k = 5  # configurations in report.md
     # Named recipes: {name: {section: {field: value}}}; each recipe is crossed with
     # the space and the seeds, and report.md compares every recipe with ``baseline``.
+    # Recipes run in name order (ConfigDict sorts its keys).
     c.sweep.recipes = ml_collections.ConfigDict()
-    c.sweep.baseline = ""  # recipe the others are compared with ("" = the first)
+    c.sweep.baseline = ""  # recipe the others are compared with ("" = the first by name)
 
     c.engine = ml_collections.ConfigDict()
     c.engine.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
@@ -231,6 +236,11 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
     )
     need(0.0 <= c.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
     need(0.0 <= c.model.input_dropout < 1.0, "model.input_dropout", "must be in [0, 1)")
+    need(
+        c.model.final_dropout == -1.0 or 0.0 <= c.model.final_dropout < 1.0,
+        "model.final_dropout",
+        "must be in [0, 1), or -1 for model.dropout",
+    )
     need(c.train.optimizer in OPTIMIZERS, "train.optimizer", f"use one of {OPTIMIZERS}")
     need(c.train.schedule in SCHEDULES, "train.schedule", f"use one of {SCHEDULES}")
     need(c.train.batch_size >= 1, "train.batch_size", "must be >= 1")
@@ -248,6 +258,7 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
     need(c.train.restart_mult >= 1, "train.restart_mult", "must be >= 1")
     need(c.train.min_delta >= 0, "train.min_delta", "must be >= 0")
     need(c.train.early_stop_patience >= 0, "train.early_stop_patience", "must be >= 0 (0 = off)")
+    need(c.train.monitor_start_epoch >= 0, "train.monitor_start_epoch", "must be >= 0")
     need(c.train.plateau_patience >= 0, "train.plateau_patience", "must be >= 0 (0 = off)")
     need(0 < c.train.plateau_factor <= 1, "train.plateau_factor", "must be in (0, 1]")
     need(c.train.plateau_min_lr >= 0, "train.plateau_min_lr", "must be >= 0")

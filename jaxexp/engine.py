@@ -120,7 +120,10 @@ def _compiled(
     bucket: population.Bucket, task, segment_epochs: int, devs: list, group_size: int, monitor: tuple[str, str]
 ) -> _Compiled:
     cfgs = [m.config for m in bucket.members]
-    dropout = (any(c.model.input_dropout > 0 for c in cfgs), any(c.model.dropout > 0 for c in cfgs))
+    dropout = (
+        any(c.model.input_dropout > 0 for c in cfgs),
+        any(c.model.dropout > 0 or c.model.final_dropout > 0 for c in cfgs),
+    )
     key = (bucket.key, segment_epochs, tuple(d.id for d in devs), group_size, dropout, monitor)
     if key not in _PROGRAMS:
         program = train.make_program(cfgs[0], task, segment_epochs, dropout, monitor)

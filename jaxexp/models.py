@@ -37,14 +37,18 @@ class MLP(nn.Module):
     use_dropout: bool = True
 
     @nn.compact
-    def __call__(self, x, dropout_rate=0.0, input_dropout=0.0, seed=None):
+    def __call__(self, x, dropout_rate=0.0, input_dropout=0.0, seed=None, final_dropout=None):
+        """Layer groups: ``input_dropout`` on the inputs, ``dropout_rate`` after each
+        hidden layer but the last, ``final_dropout`` (default ``dropout_rate``)
+        after the last hidden layer, before the output layer."""
         act = _ACTIVATIONS[self.activation]
         if seed is not None and self.use_input_dropout:
             x = dropout(x, input_dropout, hashing.fold(seed, 0))
         for i, width in enumerate(self.hidden):
             x = act(nn.Dense(width)(x))
             if seed is not None and self.use_dropout:
-                x = dropout(x, dropout_rate, hashing.fold(seed, i + 1))
+                last = i == len(self.hidden) - 1 and final_dropout is not None
+                x = dropout(x, final_dropout if last else dropout_rate, hashing.fold(seed, i + 1))
         return nn.Dense(self.n_out)(x)
 
 

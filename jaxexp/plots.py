@@ -42,6 +42,8 @@ def history(res, path: str) -> None:
             mean, lo, hi = part.mean(), part.min(), part.max()
             (line,) = ax.plot(mean.index, mean.values, label=_label(res, cid))
             ax.fill_between(mean.index, lo.values, hi.values, color=line.get_color(), alpha=0.2)
+        if (h[col] > 0).all():  # curricula and early epochs span decades
+            ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(col)
         ax.set_title(f"{col}: mean over seeds, band = min..max")

@@ -44,6 +44,7 @@ def monitor_update(
     plateau_patience: jax.Array,
     plateau_factor: jax.Array,
     min_scale: jax.Array,
+    start_epoch: jax.Array = 0,
 ) -> tuple[Monitor, jax.Array]:
     """One epoch's bookkeeping; returns (monitor, improved) where ``improved``
     says the parameters of this epoch are the new best (keep them).
@@ -55,11 +56,13 @@ def monitor_update(
     - plateau (PyTorch ReduceLROnPlateau, cooldown 0): when the bad-epoch count
       exceeds ``plateau_patience`` the LR scale is multiplied by
       ``plateau_factor`` (not below ``min_scale``) and the count restarts.
+    - neither counter counts epochs up to ``start_epoch`` (Keras'
+      ``start_from_epoch``; e.g. the easy phase of a curriculum).
     Nothing changes when ``active`` is False.
     """
     improved = active & (value < mon.best)
     better = active & (value < mon.ref - min_delta)
-    bad = active & ~better
+    bad = active & ~better & (epoch > start_epoch)
     wait = jnp.where(better, 0, mon.wait + bad.astype(jnp.int32))
     pwait = jnp.where(better, 0, mon.plateau_wait + bad.astype(jnp.int32))
     cut = active & (plateau_patience > 0) & (pwait > plateau_patience)

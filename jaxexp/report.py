@@ -51,7 +51,15 @@ def markdown(res) -> str:
         f"## Best configurations (mean ± sample std over seeds, top {cfg.sweep.top_k})",
         "",
     ]
-    params = res.params
+    from jaxexp import population
+
+    recipes = population.recipes(cfg)
+    # recipe fields are listed once, in the Recipes section, not in every row
+    params = [p for p in res.params if p not in {f for r in recipes.values() for f in r}]
+    if recipes:
+        out += ["Recipes (fields each one sets; the rest is the base config):", ""]
+        out += [f"- **{name}**: " + ", ".join(f"`{k}={v}`" for k, v in r.items()) for name, r in recipes.items()]
+        out += [""]
     header = ["rank", *params, "seeds", "diverged", f"best {m} mean [95% CI]", "std", "min..max"]
     header += [f"final {m}", "best epoch (mean)", "degradation (mean)", "r(first, best)", "p"]
     rows = [

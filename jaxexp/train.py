@@ -166,7 +166,10 @@ def make_program(
         seed = hashing.fold(state.dropout_seed, state.step)
 
         def loss_fn(params):
-            logits = model.apply({"params": params}, xb, hp["model.dropout"], hp["model.input_dropout"], seed=seed)
+            final = jnp.where(hp["model.final_dropout"] >= 0, hp["model.final_dropout"], hp["model.dropout"])
+            logits = model.apply(
+                {"params": params}, xb, hp["model.dropout"], hp["model.input_dropout"], seed=seed, final_dropout=final
+            )
             # curriculum: weighted mean over the batch (0 when every weight is 0)
             return jnp.sum(wb * per_row(logits, yb)["loss"]) / jnp.maximum(jnp.sum(wb), 1e-12)
 
@@ -238,6 +241,7 @@ def make_program(
             plateau_patience=hp["train.plateau_patience"],
             plateau_factor=hp["train.plateau_factor"],
             min_scale=hp["train.plateau_min_lr"] / hp["train.lr"],
+            start_epoch=hp["train.monitor_start_epoch"],
         )
         best_params = jax.tree.map(lambda n, o: jnp.where(improved, n, o), state.params, state.best_params)
         out = {k: row[k] for k in metric_names}

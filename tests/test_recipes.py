@@ -1,0 +1,287 @@
+"""Training recipes: early stopping, plateau LR, warm restarts, curriculum,
+per-group metrics, compaction, recipe comparison and seed statistics."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+import jaxexp
+from jaxexp import recipes, schedules, space, stats
+
+# Same tolerance as tests/test_engine.py (float32 batched-vs-alone rounding).
+RTOL, ATOL = 1e-4, 1e-6
+
+
+def _scripted(curve, **knobs):
+    """Runs monitor_update over a metric curve; returns per-epoch monitors (stacked)."""
+    defaults = dict(min_delta=0.0, patience=0, plateau_patience=0, plateau_factor=0.5, min_scale=0.0, start_epoch=0)
+    knobs = {k: jnp.asarray(v) for k, v in {**defaults, **knobs}.items()}
+
+    def step(mon, xs):
+        value, epoch = xs
+        mon, _ = recipes.monitor_update(mon, value, epoch, ~mon.stopped, **knobs)
+        return mon, mon
+
+    curve = jnp.asarray(curve, jnp.float32)
+    epochs = jnp.arange(1, len(curve) + 1, dtype=jnp.int32)
+    return jax.lax.scan(step, recipes.monitor_init(), (curve, epochs))[1]
+
+
+CURVE = [5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 2.9, 3.0, 3.0, 3.0, 3.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "knobs, stop, best",
+    [
+        ({"patience": 1}, 4, 3),
+        ({"patience": 2}, 5, 3),
+        ({"patience": 3}, 6, 3),
+        ({"patience": 4}, 11, 7),  # 2.9 at epoch 7 resets the count
+        ({"patience": 4, "min_delta": 0.15}, 7, 7),  # 2.9 is not 0.15 better than 3.0: no reset
+        ({"patience": 1, "start_epoch": 5}, 6, 3),  # epochs 4, 5 are not counted
+        ({"patience": 0}, 0, 7),  # off
+    ],
+)
+def test_early_stopping_stops_at_the_right_epoch_on_a_scripted_curve(knobs, stop, best):
+    mons = _scripted(CURVE, **knobs)
+    assert int(mons.stop_epoch[-1]) == stop
+    assert bool(mons.stopped[-1]) == (stop > 0)
+    assert int(mons.best_epoch[-1]) == best
+    assert float(mons.best[-1]) == np.float32(CURVE[best - 1])
+
+
+def test_plateau_lr_is_cut_exactly_when_the_bad_epochs_exceed_patience():
+    curve = [3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1]
+    # bad epochs: 3, 4, 5 (> 2: cut at 5), 6, 7, then 8 improves, 9, 10, 11 (cut at 11)
+    scale = _scripted(curve, plateau_patience=2, plateau_factor=0.5).lr_scale
+    np.testing.assert_array_equal(np.asarray(scale), [1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25])
+    floored = _scripted(curve, plateau_patience=2, plateau_factor=0.5, min_scale=0.3).lr_scale
+    np.testing.assert_allclose(np.asarray(floored)[-2:], [0.3, 0.3])
+
+
+def _sgdr_reference(t, t0, mult, min_ratio):
+    start, length = 0.0, float(t0)
+    while t >= start + length:
+        start, length = start + length, length * mult
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * (t - start) / length))
+
+
+@pytest.mark.parametrize("mult", [1.0, 2.0, 1.5])
+def test_warm_restarts_match_the_closed_form(mult):
+    steps = jnp.arange(0, 300, dtype=jnp.float32)
+    got = jax.vmap(lambda t: schedules.cosine_restarts(t, 10.0, mult, 0.1))(steps)
+    want = [_sgdr_reference(float(t), 10.0, mult, 0.1) for t in steps]
+    np.testing.assert_allclose(np.asarray(got), want, atol=1e-5)
+    # as schedule kind 3, after a 5-step warmup
+    k3 = [float(schedules.lr_multiplier(3, t + 5, 0.0, 5.0, 0.1, 1.0, 1.0, 10.0, mult)) for t in (0, 9, 10, 37)]
+    np.testing.assert_allclose(k3, [_sgdr_reference(t, 10.0, mult, 0.1) for t in (0, 9, 10, 37)], atol=1e-5)
+
+
+def test_curriculum_weights_match_the_run4_formula():
+    levels = jnp.array([0, 1, 2])  # easy, medium, hard
+    mult = jnp.array([1.0, 1.0, 1.3])  # 1.3x on the worst (hard) group
+    # phases easy 0-30, medium 31-60, hard 61+; hard weight min(5, 2 + (epoch - 60) * 0.08)
+    for epoch in (0, 30, 60, 97, 120):
+        w = recipes.curriculum_weights(
+            epoch, levels, mult, medium_epoch=31, hard_epoch=61, start=2.08, slope=0.08, cap=5.0
+        )
+        hard = min(5.0, 2.0 + (epoch - 60) * 0.08) if epoch >= 61 else 0.0
+        expected = [1.0, 1.0 if epoch >= 31 else 0.0, 1.3 * hard]
+        np.testing.assert_allclose(np.asarray(w), expected, rtol=1e-6, err_msg=f"epoch {epoch}")
+
+
+def _table(ids, **params):
+    return pd.DataFrame({"member": ids, "config_id": ids, "seed": ids, **params})
+
+
+def test_early_stopping_in_training_stops_and_keeps_the_best_parameters(tiny):
+    c = tiny()
+    c.train.epochs = 12
+    c.train.lr = 3e-2
+    c.task.n_train = 64  # overfits quickly: the val metric turns up
+    c.model.hidden = (32,)
+    ids = np.arange(6)
+    table = _table(ids, **{"train.early_stop_patience": [2] * 6})
+    res = jaxexp.run_members(c, table)
+    m = res.members.set_index("member")
+    stopped = m[m["stop_epoch"].notna()]
+    assert len(stopped) >= 1  # the scenario really stops members early
+    assert (stopped["status"] == "ok").all()
+    # Keras semantics, min_delta 0: stop `patience` epochs after the best one
+    np.testing.assert_array_equal(stopped["stop_epoch"], stopped["best_epoch"] + 2)
+    np.testing.assert_array_equal(stopped["epochs_run"], stopped["stop_epoch"])
+    assert (m["degradation"] >= 0).all()
+    # the epochs before the stop are those of a run without early stopping
+    full = jaxexp.run_members(c, _table(ids, **{"train.early_stop_patience": [0] * 6}))
+    merged = res.history.merge(full.history, on=["member", "epoch"], suffixes=("", "_full"))
+    assert len(merged) == len(res.history)
+    np.testing.assert_allclose(merged["val_mse"], merged["val_mse_full"], rtol=RTOL, atol=ATOL)
+    # the parameters kept on device are those of the best epoch: their val MSE is best_val_mse
+    for member in ids:
+        y, pred = res.predict(int(member))
+        np.testing.assert_allclose(np.mean((pred - y) ** 2), m.loc[member, "best_val_mse"], rtol=1e-5)
+
+
+def test_plateau_lr_in_training_follows_the_rule(tiny):
+    c = tiny()
+    c.train.epochs = 8
+    c.train.lr = 1e-2
+    c.train.min_delta = 1e3  # nothing counts as an improvement after epoch 1: a scripted plateau
+    c.train.plateau_patience = 1
+    c.train.plateau_factor = 0.5
+    table = _table([0, 1], **{"train.plateau_min_lr": [0.0, 3e-3]})
+    h = jaxexp.run_members(c, table).history
+    lr0 = h[h.member == 0].sort_values("epoch")["lr"].to_numpy()
+    lr1 = h[h.member == 1].sort_values("epoch")["lr"].to_numpy()
+    # bad epochs 2, 3 (cut after 3), 4, 5 (cut after 5), 6, 7 (cut after 7); lr at each epoch's start
+    np.testing.assert_allclose(lr0, 1e-2 * np.array([1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.125]), rtol=1e-6)
+    np.testing.assert_allclose(lr1, 1e-2 * np.array([1, 1, 1, 0.5, 0.5, 0.3, 0.3, 0.3]), rtol=1e-6)
+
+
+def _grouped(tiny):
+    c = tiny()
+    c.task.name = "grouped"
+    c.task.n_train = 512
+    c.task.n_val = 256
+    c.model.dropout = 0.0
+    return c
+
+
+def test_per_group_metrics_equal_numpy_on_the_members_predictions(tiny, tmp_path):
+    c = _grouped(tiny)
+    c.sweep.seeds = 2
+    res = jaxexp.sweep(c, str(tmp_path / "wd"))
+    task = jaxexp.load_task(c.task)
+    assert task.n_groups == 12 and set(task.group_levels) == {0, 1, 2}
+    assert set(res.groups["group"]) == set(task.group_names)
+    for member in (0, 1):
+        y, pred = res.predict(member)
+        se = ((pred - y) ** 2).mean(1)
+        rows = res.groups[res.groups.member == member].set_index("group")
+        for g, name in enumerate(task.group_names):
+            sel = task.g_val == g
+            np.testing.assert_allclose(rows.loc[name, "val_mse"], se[sel].mean(), rtol=1e-5)
+            np.testing.assert_allclose(rows.loc[name, "val_mae"], np.abs(pred - y)[sel].mean(), rtol=1e-5)
+    for name in ("groups.csv", "group_history.csv", "groups.png", "history.png", "scatter.png"):
+        assert (tmp_path / "wd" / name).stat().st_size > 0, name
+    report = (tmp_path / "wd" / "report.md").read_text()
+    assert "Per-group val_mse" in report and "![groups.png](groups.png)" in report
+
+
+def test_group_multipliers_must_match_the_task(tiny):
+    c = _grouped(tiny)
+    c.train.group_multipliers = (1.0, 2.0)
+    with pytest.raises(jaxexp.ConfigError, match=r"train.group_multipliers: 2 value\(s\) but the task has 12 group"):
+        jaxexp.sweep(c)
+
+
+def test_curriculum_weight_zero_groups_do_not_train(tiny):
+    """With hard groups off, their examples carry no gradient: the run equals one
+    with hard examples' multipliers at 0 (two routes to the same weights)."""
+    c = _grouped(tiny)
+    c.train.curriculum_hard_epoch = 100  # never reached
+    task = jaxexp.load_task(c.task)
+    by_phase = jaxexp.run_members(c, _table([0])).history
+    c.train.curriculum_hard_epoch = 0
+    c.train.group_multipliers = tuple(0.0 if lvl == 2 else 1.0 for lvl in task.group_levels)
+    by_mult = jaxexp.run_members(c, _table([0])).history
+    np.testing.assert_allclose(by_phase["val_mse"], by_mult["val_mse"], rtol=RTOL, atol=ATOL)
+    c.train.group_multipliers = ()
+    everything = jaxexp.run_members(c, _table([0])).history
+    assert not np.allclose(everything["val_mse"], by_phase["val_mse"], rtol=1e-3)
+
+
+def test_compaction_leaves_results_unchanged_and_computes_less(tiny):
+    c = tiny()
+    c.train.epochs = 8
+    c.engine.segment_epochs = 1
+    n = 16
+    # 12 members stop after epoch 2 (min_delta too large to ever improve), 4 run all 8 epochs
+    patience = [1] * 12 + [0] * 4
+    table = _table(np.arange(n), **{"train.early_stop_patience": patience, "train.min_delta": [1e3] * 12 + [0.0] * 4})
+    c.engine.compact = False
+    plain = jaxexp.run_members(c, table)
+    c.engine.compact = True
+    compact = jaxexp.run_members(c, table)
+    assert compact.timings["compactions"] >= 1
+    assert compact.timings["member_epochs_computed"] < plain.timings["member_epochs_computed"]
+    a = plain.history.sort_values(["member", "epoch"]).reset_index(drop=True)
+    b = compact.history.sort_values(["member", "epoch"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[["member", "epoch"]], b[["member", "epoch"]])
+    np.testing.assert_allclose(a[["val_mse", "train_loss"]], b[["val_mse", "train_loss"]], rtol=RTOL, atol=ATOL)
+    assert (compact.members["epochs_run"] == [2] * 12 + [8] * 4).all()
+    for member in range(n):
+        for leaf_a, leaf_b in zip(
+            jax.tree.leaves(plain.best_params[member]), jax.tree.leaves(compact.best_params[member])
+        ):
+            np.testing.assert_allclose(leaf_a, leaf_b, rtol=RTOL, atol=ATOL)
+
+
+def test_recipes_run_as_one_sweep_and_are_compared_with_the_baseline(tiny, tmp_path):
+    c = tiny()
+    c.sweep.seeds = 3
+    c.sweep.recipes = {
+        "slow": {"train": {"lr": 1e-3}},
+        "fast": {"train": {"lr": 3e-2, "schedule": "cosine_restarts", "restart_epochs": 1.0}},
+    }
+    c.sweep.baseline = "slow"
+    res = jaxexp.sweep(c, str(tmp_path / "wd"))
+    m = res.members
+    assert list(m["recipe"]) == ["fast"] * 3 + ["slow"] * 3  # ConfigDict keeps keys sorted
+    assert list(m["train.lr"]) == [3e-2] * 3 + [1e-3] * 3
+    assert list(m["train.schedule"]) == ["cosine_restarts"] * 3 + ["constant"] * 3
+    comp = res.comparison.set_index("recipe")
+    fast, slow = m[m.recipe == "fast"]["best_val_mse"], m[m.recipe == "slow"]["best_val_mse"]
+    assert np.isclose(comp.loc["fast", "diff"], fast.mean() - slow.mean())
+    assert np.isclose(comp.loc["fast", "p_value"], sps.ttest_ind(fast, slow, equal_var=False).pvalue)
+    report = (tmp_path / "wd" / "report.md").read_text()
+    assert "Recipe comparison" in report and "baseline: slow" in report
+    # a member of a recipe is reproduced from its members.csv row
+    again = jaxexp.run_members(
+        c, m.iloc[[4]][["member", "config_id", "seed", "recipe", "train.lr", "train.schedule", "train.restart_epochs"]]
+    )
+    assert np.isclose(again.members["best_val_mse"].iloc[0], m["best_val_mse"].iloc[4], rtol=RTOL, atol=ATOL)
+
+
+def test_bad_recipes_are_config_errors(tiny):
+    c = tiny()
+    c.sweep.recipes = {"a": {"train": {"lrr": 1e-3}}}
+    with pytest.raises(jaxexp.ConfigError, match=r"sweep.recipes.a.train.lrr: no config field .*mean 'train.lr'"):
+        jaxexp.sweep(c)
+    c.sweep.recipes = {"a": {"train": {"lr": 1e-3}}}
+    c.sweep.baseline = "b"
+    with pytest.raises(jaxexp.ConfigError, match=r"sweep.baseline: 'b' is not a recipe; use one of a"):
+        jaxexp.sweep(c)
+
+
+def test_seed_statistics():
+    iv = stats.interval([1.0, 2.0, 3.0])
+    # t(0.975, 2) = 4.3027 (tables): half-width 4.3027 * 1 / sqrt(3)
+    assert np.isclose(iv["ci_high"] - iv["mean"], 4.3027 / math.sqrt(3), rtol=1e-4)
+    assert (iv["n"], iv["mean"], iv["std"], iv["min"], iv["max"]) == (3, 2.0, 1.0, 1.0, 3.0)
+    assert np.isnan(stats.interval([1.0])["ci_low"])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=20)
+    corr = stats.correlation(x, 2 * x + rng.normal(scale=0.1, size=20))
+    assert corr["pearson_r"] > 0.99 and corr["pearson_p"] < 1e-10
+    a, b = rng.normal(0, 1, 7), rng.normal(1, 2, 5)
+    w = stats.welch(a, b)
+    ref = sps.ttest_ind(a, b, equal_var=False)
+    assert np.isclose(w["p_value"], ref.pvalue) and w["diff_ci_low"] < w["diff"] < w["diff_ci_high"]
+
+
+def test_summary_has_seed_statistics(tiny):
+    c = tiny(train={"lr": space.choice([1e-3, 1e-2])})
+    c.sweep.seeds = 4
+    res = jaxexp.sweep(c)
+    for _, row in res.summary.iterrows():
+        vals = res.members[res.members.config_id == row["config_id"]]["best_val_mse"]
+        iv = stats.interval(vals)
+        assert np.isclose(row["best_val_mse_ci_low"], iv["ci_low"]) and row["best_val_mse_min"] == vals.min()
+        assert row["best_val_mse_ci_low"] < row["best_val_mse_mean"] < row["best_val_mse_ci_high"]
+        assert -1 <= row["first_vs_best_r"] <= 1 and 0 <= row["first_vs_best_p"] <= 1
