@@ -513,7 +513,97 @@ def case_jaxexp(spec: dict) -> dict:
     return out
 
 
-CASES = {"data": case_data, "peak": case_peak, "torch": case_torch, "jax_seq": case_jax_seq, "jaxexp": case_jaxexp}
+EARLY_STOP = {"workload": "small", "P": 256, "epochs": 40, "stop_share": 0.75, "patience": 3}
+
+
+def case_early_stop(spec: dict) -> dict:
+    """A sweep where 75% of members early-stop before 25% of the epochs, with and
+    without compaction (engine.compact), in one process, calls alternated.
+
+    The stopping members have ``min_delta`` so large that no epoch after the
+    first counts as an improvement, so they stop at epoch 1 + patience; the
+    others run every epoch. Both settings are compiled first (one call each),
+    then timed alternately, median of ``repeats`` calls each.
+    """
+    sys.path.insert(0, ROOT)
+    import jax
+    import numpy as np
+
+    import jaxexp
+
+    population, epochs = spec["P"], spec["epochs"]
+    cfg = jaxexp_config(jaxexp, spec["workload"], 1)
+    cfg.train.epochs = epochs
+    n_stop = int(round(population * spec["stop_share"]))
+    table = jaxexp.members_table(cfg)
+    table = table.loc[[0] * population].reset_index(drop=True)
+    table["member"] = table["config_id"] = table["seed"] = np.arange(population)
+    table["train.early_stop_patience"] = [spec["patience"]] * n_stop + [0] * (population - n_stop)
+    table["train.min_delta"] = [1e3] * n_stop + [0.0] * (population - n_stop)
+    out = {"P": population, "epochs": epochs, "stopping": n_stop, "devices": jax.local_device_count()}
+    calls = {False: [], True: []}
+    res = {}
+    for compact in (False, True):  # compile both first
+        cfg.engine.compact = compact
+        res[compact] = jaxexp.run_members(cfg, table)
+    for _ in range(spec["repeats"]):
+        for compact in (False, True):
+            cfg.engine.compact = compact
+            t = time.perf_counter()
+            res[compact] = jaxexp.run_members(cfg, table)
+            calls[compact].append(time.perf_counter() - t)
+    stop_epochs = res[True].members["stop_epoch"].dropna()
+    for compact, name in ((False, "plain"), (True, "compact")):
+        t = res[compact].timings
+        out[name] = {
+            "wall_s": statistics.median(calls[compact]),
+            "calls_s": calls[compact],
+            "member_epochs_computed": t.get("member_epochs_computed", float("nan")),
+            "compactions": t.get("compactions", 0.0),
+        }
+    out["useful_member_epochs"] = int(res[True].members["epochs_run"].sum())
+    out["max_stop_epoch"] = int(stop_epochs.max()) if len(stop_epochs) else 0
+    out["speedup"] = out["plain"]["wall_s"] / out["compact"]["wall_s"]
+    a, b = res[False].history, res[True].history
+    out["same_history"] = bool(
+        a.shape == b.shape
+        and np.allclose(
+            a.sort_values(["member", "epoch"])["val_loss"], b.sort_values(["member", "epoch"])["val_loss"], rtol=1e-4
+        )
+    )
+    out["segment_epochs_effective"] = _effective_segment(jaxexp, cfg)
+    return out
+
+
+def early_stop_table(r: dict) -> str:
+    if "plain" not in r:
+        return f"early-stop sweep: failed ({r.get('error', 'no result')})"
+    lines = [
+        f"early-stop sweep: P={r['P']}, {r['epochs']} epochs, {r['stopping']} members stop by epoch "
+        f"{r['max_stop_epoch']} (segments of {r['segment_epochs_effective']} epochs), {r['devices']} devices",
+        "| engine.compact | wall s (median) | member-epochs computed | compactions |",
+        "|---|---|---|---|",
+    ]
+    for name in ("plain", "compact"):
+        c = r[name]
+        lines.append(
+            f"| {name == 'compact'} | {c['wall_s']:.2f} | {c['member_epochs_computed']:.0f} | {c['compactions']:.0f} |"
+        )
+    lines.append(
+        f"useful member-epochs {r['useful_member_epochs']}; compaction speed-up {r['speedup']:.2f}x; "
+        f"same history: {r['same_history']}"
+    )
+    return "\n".join(lines)
+
+
+CASES = {
+    "data": case_data,
+    "peak": case_peak,
+    "torch": case_torch,
+    "jax_seq": case_jax_seq,
+    "jaxexp": case_jaxexp,
+    "early_stop": case_early_stop,
+}
 
 
 def child_main(mode: str, spec_json: str, result_path: str) -> None:
@@ -811,6 +901,11 @@ def main(argv=None) -> int:
         "--segment-epochs", type=int, default=0, help="override jaxexp engine.segment_epochs (0 = engine default)"
     )
     p.add_argument("--no-dataloader", action="store_true", help="skip the informational torch DataLoader row")
+    p.add_argument(
+        "--early-stop-only",
+        action="store_true",
+        help="only the early-stop sweep (compaction on vs off); default out benchmarks/results/early_stop.json",
+    )
     p.add_argument("--_child", help=argparse.SUPPRESS)
     p.add_argument("--_spec", help=argparse.SUPPRESS)
     p.add_argument("--_result", help=argparse.SUPPRESS)
@@ -843,6 +938,18 @@ def main(argv=None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     t_start = time.perf_counter()
+    es_spec = {**EARLY_STOP, "repeats": 1 if args.quick else 3}
+    if args.early_stop_only:
+        log("early-stop sweep, compaction off vs on ...")
+        r = run_case("early_stop", es_spec, "inherit", args.case_timeout, log)
+        text = early_stop_table(r)
+        path = args.out or os.path.join(HERE, "results", "early_stop.json")
+        report = {"benchmark": "benchmarks/throughput.py --early-stop-only", "machine": _machine(), "early_stop": r}
+        report["table"] = text
+        _write_json(report, path)
+        print(text)
+        print(f"\nwrote {path}")
+        return 0
     report = {
         "benchmark": "benchmarks/throughput.py",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -950,13 +1057,15 @@ def main(argv=None) -> int:
                 wl["notes"].append(f"(a) skipped: {wl['baselines']['a']['skipped']}")
             _write_json(report, out_path)  # partial results survive a later failure
 
+    log("early-stop sweep, compaction off vs on ...")
+    report["early_stop"] = run_case("early_stop", es_spec, "inherit", args.case_timeout, log)
     git_end = _git_state()
     if git_end != report["git"]:
         report["git_at_end"] = git_end
         log("warning: jaxexp/ changed while the benchmark ran (see git / git_at_end in the JSON)")
     report["targets"] = evaluate_targets(report)
     report["total_wall_s"] = time.perf_counter() - t_start
-    text = table(report)
+    text = table(report) + "\n\n" + early_stop_table(report["early_stop"])
     report["table"] = text
     _write_json(report, out_path)
     print(text)

@@ -7,6 +7,7 @@ copies of a real member with ``pad`` set; the engine drops their results.
 
 from __future__ import annotations
 
+import ast
 import math
 from typing import NamedTuple
 
@@ -87,8 +88,9 @@ def resolve(config: ml_collections.ConfigDict, table: pd.DataFrame) -> list[Memb
     cfgmod.check_param_names(config, params)
     resolved: dict[tuple, ml_collections.ConfigDict] = {}
     out = []
+    tuple_fields = {p for p in params if isinstance(cfgmod.get_path(config, p), tuple)}
     for row in table.to_dict("records"):
-        values = {p: _py(row[p]) for p in params}
+        values = {p: _py(row[p], p in tuple_fields) for p in params}
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in resolved:
             member_cfg = cfgmod.with_values(config, values)
@@ -107,10 +109,16 @@ def resolve(config: ml_collections.ConfigDict, table: pd.DataFrame) -> list[Memb
     return out
 
 
-def _py(v):
-    """numpy/pandas scalars -> plain Python (for ConfigDict type checks)."""
+def _py(v, is_tuple: bool = False):
+    """numpy/pandas scalars -> plain Python (for ConfigDict type checks); a tuple
+    field read back from members.csv ("(64, 64)") -> a tuple."""
     if hasattr(v, "item"):
         return v.item()
+    if is_tuple and isinstance(v, str):
+        try:
+            return tuple(ast.literal_eval(v))
+        except (ValueError, SyntaxError, TypeError):
+            return v  # with_values names the field and the problem
     return v
 
 

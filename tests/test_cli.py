@@ -38,6 +38,20 @@ def test_sweep_writes_the_workdir(tmp_path):
     assert "best member" in p.stdout
 
 
+def test_recipes_config_runs_three_recipes_in_one_command(tmp_path):
+    wd = tmp_path / "rec"
+    small = ["--config.task.n_train=256", "--config.task.n_val=128", "--config.train.epochs=3"]
+    p = _run("sweep", "--config=configs/recipes.py", f"--workdir={wd}", *small, "--config.sweep.seeds=2")
+    assert p.returncode == 0, p.stderr
+    members = pd.read_csv(wd / "members.csv")
+    assert members["recipe"].tolist() == ["run2"] * 2 + ["run3"] * 2 + ["run4"] * 2
+    comparison = pd.read_csv(wd / "comparison.csv")
+    assert set(comparison["recipe"]) == {"run2", "run3", "run4"}
+    groups = pd.read_csv(wd / "groups.csv")
+    assert groups["group"].nunique() == 12 and set(groups["member"]) == set(members["member"])
+    assert "Recipe comparison (best val_mse over seeds; baseline: run3)" in (wd / "report.md").read_text()
+
+
 def test_train_runs_the_base_config_for_n_seeds(tmp_path):
     wd = tmp_path / "one"
     p = _run("train", "--config=configs/quickstart.py", f"--workdir={wd}", *TINY, "--config.sweep.seeds=3")

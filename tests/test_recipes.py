@@ -227,7 +227,10 @@ def test_recipes_run_as_one_sweep_and_are_compared_with_the_baseline(tiny, tmp_p
     c.sweep.seeds = 3
     c.sweep.recipes = {
         "slow": {"train": {"lr": 1e-3}},
-        "fast": {"train": {"lr": 3e-2, "schedule": "cosine_restarts", "restart_epochs": 1.0}},
+        "fast": {
+            "model": {"hidden": (6, 6)},
+            "train": {"lr": 3e-2, "schedule": "cosine_restarts", "restart_epochs": 1.0},
+        },
     }
     c.sweep.baseline = "slow"
     res = jaxexp.sweep(c, str(tmp_path / "wd"))
@@ -241,11 +244,11 @@ def test_recipes_run_as_one_sweep_and_are_compared_with_the_baseline(tiny, tmp_p
     assert np.isclose(comp.loc["fast", "p_value"], sps.ttest_ind(fast, slow, equal_var=False).pvalue)
     report = (tmp_path / "wd" / "report.md").read_text()
     assert "Recipe comparison" in report and "baseline: slow" in report
-    # a member of a recipe is reproduced from its members.csv row
-    again = jaxexp.run_members(
-        c, m.iloc[[4]][["member", "config_id", "seed", "recipe", "train.lr", "train.schedule", "train.restart_epochs"]]
-    )
-    assert np.isclose(again.members["best_val_mse"].iloc[0], m["best_val_mse"].iloc[4], rtol=RTOL, atol=ATOL)
+    # a member of a recipe is reproduced from its members.csv row (tuple fields parsed back)
+    csv = pd.read_csv(tmp_path / "wd" / "members.csv")
+    cols = ["member", "config_id", "seed", "recipe", "train.lr", "train.schedule", "train.restart_epochs"]
+    again = jaxexp.run_members(c, csv.iloc[[1]][cols + ["model.hidden"]])
+    assert np.isclose(again.members["best_val_mse"].iloc[0], m["best_val_mse"].iloc[1], rtol=RTOL, atol=ATOL)
 
 
 def test_bad_recipes_are_config_errors(tiny):
