@@ -148,7 +148,11 @@ class _Progress:
         self.best = (math.inf, None)
         self.start = time.perf_counter()
 
-    def update(self, where: str, epoch: int, max_epoch: int, work: int, finished: int, diverged: int, best):
+    def update(
+        self, where: str, epoch: int, max_epoch: int, work: int, finished: int, diverged: int, best, train_s: float
+    ):
+        """``work``: member-epochs just done; ``train_s``: seconds spent in segments
+        so far (the ETA excludes compile time, which is paid once)."""
         self.done_work += work
         self.finished += finished
         self.diverged += diverged
@@ -157,7 +161,7 @@ class _Progress:
         if self.report is None:
             return
         elapsed = time.perf_counter() - self.start
-        eta = elapsed / self.done_work * (self.total - self.done_work) if self.done_work else float("nan")
+        eta = train_s / self.done_work * (self.total - self.done_work) if self.done_work else float("nan")
         best_s = f"{self.best[0]:.5g} (member {self.best[1]})" if self.best[1] is not None else "n/a"
         self.report(
             f"[{self.name}] {where} | epoch {epoch}/{max_epoch} | members done {self.finished}/{self.n}"
@@ -292,6 +296,7 @@ def _run_chunk(config, compiled: _Compiled, task, data, part, n_pad, where, mete
             int(newly.sum()),
             int((newly & m["diverged"][:, -1]).sum()),
             best,
+            timings["segments_s"],
         )
         alive = real[~finished]
         if config.engine.compact and len(alive) and compiled.size_class(len(alive)) < len(slot):

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 import ml_collections
@@ -249,7 +250,11 @@ def write(res: Results, workdir: str) -> None:
         if res.config.engine.plots:
             from jaxexp import plots
 
-            res.plots = plots.write_all(res, tmp)
+            try:
+                res.plots = plots.write_all(res, tmp)
+            except Exception as e:  # a plot must never cost the results
+                print(f"jaxexp: warning: plots not written: {type(e).__name__}: {e}", file=sys.stderr)
+                res.plots = []
         texts["report.md"] = report.markdown(res)
         for name, text in texts.items():
             with open(os.path.join(tmp, name), "w") as f:
