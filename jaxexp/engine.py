@@ -350,11 +350,14 @@ def run_members(
     members = population.resolve(config, table)
     for bucket in population.buckets(members):  # bad data fails before anything is written
         cfg = bucket.members[0].config
-        n_train = len(load_task(cfg.task).x_train)
+        task = load_task(cfg.task)
+        n_train = len(task.x_train)
         if cfg.train.batch_size > n_train:
             raise ConfigError(
                 f"train.batch_size: {cfg.train.batch_size} > {n_train} training rows; use a smaller batch"
             )
+        for m in bucket.members:
+            train.group_multipliers(m.config.train.group_multipliers, task.n_groups, task.group_names)
     if workdir is not None:
         results.prepare_workdir(workdir, config)
     t0 = time.perf_counter()

@@ -123,13 +123,19 @@ def _comparison(res) -> list[str]:
     if c.empty or len(c) < 2:
         return []
     by = c.columns[0]
-    base = c.loc[c["diff"] == 0.0, by].iloc[0] if (c["diff"] == 0.0).any() else c[by].iloc[0]
+    base = c.loc[c["baseline"], by].iloc[0]
     m = res.metric
+    if by == "recipe":
+        title = f"## Recipe comparison (best {m} over seeds; baseline: {base})"
+    else:
+        title = f"## Configurations vs the best one (config {base}; best {m} over seeds, top {res.config.sweep.top_k})"
+        c = c.head(res.config.sweep.top_k)
     lines = [
-        f"## Recipe comparison (best {m} over seeds; baseline: {base})",
+        title,
         "",
         f"Difference = {by} minus baseline; p from Welch's t-test (two-sided). "
-        "With few seeds only large differences are significant.",
+        "With few seeds only large differences are significant."
+        + ("" if by == "recipe" else " The best was picked on these same seeds, so its lead is optimistic."),
         "",
     ]
     rows = [
@@ -138,8 +144,8 @@ def _comparison(res) -> list[str]:
             r["n"],
             _ci(r["mean"], r["ci_low"], r["ci_high"]),
             r["std"],
-            "baseline" if r[by] == base else _ci(r["diff"], r["diff_ci_low"], r["diff_ci_high"]),
-            "" if r[by] == base else _p(r["p_value"]),
+            "baseline" if r["baseline"] else _ci(r["diff"], r["diff_ci_low"], r["diff_ci_high"]),
+            "" if r["baseline"] else _p(r["p_value"]),
         ]
         for _, r in c.iterrows()
     ]

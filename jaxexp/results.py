@@ -169,11 +169,19 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
     # peak vs final: how much the metric got worse after its best epoch (>= 0)
     rows["degradation"] = sign * (rows[f"final_{metric}"] - rows[f"best_{metric}"])
 
-    label = "recipe" if "recipe" in rows.columns else "config_id"
-    baseline = config.sweep.baseline or (rows[label].iloc[0] if len(rows) else None)
-    ok = rows[rows["status"] != "diverged"]
-    comparison = stats.compare(ok, label, f"best_{metric}", baseline) if len(ok) else pd.DataFrame()
     summary = summarize(rows, params, metric, config.goal)
+    # recipes against the named (or first) recipe; plain sweeps against the best configuration
+    label = "recipe" if "recipe" in rows.columns else "config_id"
+    if label == "recipe":
+        baseline = config.sweep.baseline or rows["recipe"].iloc[0]
+    else:
+        baseline = summary["config_id"].iloc[0] if len(summary) else None
+    ok = rows[rows["status"] != "diverged"]
+    comparison = pd.DataFrame()
+    if len(ok) and baseline is not None:
+        comparison = stats.compare(ok, label, f"best_{metric}", baseline)
+        order = {v: i for i, v in enumerate(summary[label].drop_duplicates())}
+        comparison = comparison.sort_values(label, key=lambda c: c.map(order)).reset_index(drop=True)
     groups = _groups_at_best(output.group_history, rows)
     return Results(
         config,

@@ -73,7 +73,7 @@ def compare(members: pd.DataFrame, by: str, column: str, baseline) -> pd.DataFra
     base = members.loc[members[by] == baseline, column]
     rows = []
     for label, part in members.groupby(by, sort=False):
-        row = {by: label, **interval(part[column])}
+        row = {by: label, "baseline": label == baseline, **interval(part[column])}
         row.update(welch(part[column], base) if label != baseline else {"diff": 0.0})
         rows.append(row)
     return pd.DataFrame(rows)
