@@ -57,9 +57,9 @@ class _Compiled:
         self.pop = NamedSharding(self.mesh, PartitionSpec("pop"))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
-        def init(base_seed, seeds, ids, hp):
+        def init(base_seed, seeds, ids, hp, data):
             TRACE_COUNTS["init"] += 1
-            return jax.vmap(program.init, in_axes=(None, 0, 0, 0))(base_seed, seeds, ids, hp)
+            return jax.vmap(program.init, in_axes=(None, 0, 0, 0, None))(base_seed, seeds, ids, hp, data)
 
         self.init = jax.jit(init, out_shardings=self.pop)
         # rows of a population by slot index (compaction); one tiny compile per size pair
@@ -175,6 +175,7 @@ class RunOutput(NamedTuple):
     history: pd.DataFrame  # member, epoch (1-based), metrics, lr, diverged
     group_history: pd.DataFrame  # member, epoch, group, per-group metrics (grouped tasks; else empty)
     finals: dict  # member id -> {"best_params": pytree of numpy, "stop_epoch": int (0 = not early-stopped)}
+    initial: dict  # member id -> {val metric: value of the initial parameters}
     timings: dict
 
 
@@ -196,7 +197,7 @@ def run(
     meter = _Progress(
         config.name, len(members), total_work, config.metric, config.goal, progress if config.engine.progress else None
     )
-    out = RunOutput([], [], {}, collections.defaultdict(float))
+    out = RunOutput([], [], {}, {}, collections.defaultdict(float))
     try:
         for b_idx, (bucket, chunks) in enumerate(zip(groups, layout)):
             task = load_task(bucket.members[0].config.task)
@@ -217,7 +218,7 @@ def run(
     )
     history = pd.concat(out.history, ignore_index=True) if out.history else empty
     group_history = pd.concat(out.group_history, ignore_index=True) if out.group_history else pd.DataFrame()
-    return RunOutput(history, group_history, out.finals, dict(out.timings))
+    return RunOutput(history, group_history, out.finals, out.initial, dict(out.timings))
 
 
 def _run_chunk(config, compiled: _Compiled, task, data, part, n_pad, where, meter: _Progress, out: RunOutput) -> None:
@@ -244,8 +245,11 @@ def _run_chunk(config, compiled: _Compiled, task, data, part, n_pad, where, mete
         np.asarray([m.seed for m in padded], np.uint32),
         np.asarray([m.member for m in padded], np.uint32),
         hp,
+        data,
     )
-    jax.block_until_ready(state)
+    initial = jax.device_get(state.init_eval)
+    for k, member in enumerate(ids):
+        out.initial[int(member)] = {name: float(v[k]) for name, v in initial.items()}
     timings["init_s"] += time.perf_counter() - t0  # includes its compile on first use
     done = np.zeros(len(part), bool)
     while not done.all():

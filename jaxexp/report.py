@@ -61,7 +61,7 @@ def markdown(res) -> str:
         out += [f"- **{name}**: " + ", ".join(f"`{k}={v}`" for k, v in r.items()) for name, r in recipes.items()]
         out += [""]
     header = ["rank", *params, "seeds", "diverged", f"best {m} mean [95% CI]", "std", "min..max"]
-    header += [f"final {m}", "best epoch (mean)", "degradation (mean)", "r(first, best)", "p"]
+    header += [f"final {m}", "best epoch (mean)", "degradation (mean)", "r(init, best)", "p"]
     rows = [
         [
             rank,
@@ -74,8 +74,8 @@ def markdown(res) -> str:
             _pm(r[f"final_{m}_mean"], r[f"final_{m}_std"]),
             r["best_epoch_mean"],
             r["degradation_mean"],
-            r["first_vs_best_r"],
-            _p(r["first_vs_best_p"]),
+            r["init_vs_best_r"],
+            _p(r["init_vs_best_p"]),
         ]
         for rank, (_, r) in enumerate(s.head(cfg.sweep.top_k).iterrows(), 1)
     ]
@@ -83,7 +83,8 @@ def markdown(res) -> str:
         _table(header, rows),
         "",
         "Degradation: final minus best metric (how much a member lost after its best epoch). "
-        "r(first, best): Pearson correlation over seeds between the first epoch's metric and the best one.",
+        "r(init, best): Pearson correlation over seeds between the metric of the initial parameters "
+        "(before training) and the best one.",
         "",
     ]
     out += _comparison(res) + _pooled(res) + _groups(res)
@@ -157,11 +158,13 @@ def _pooled(res) -> list[str]:
 
     m = res.metric
     ok = res.members[res.members["status"] != "diverged"]
-    corr = stats.correlation(ok[f"first_{m}"], ok[f"best_{m}"])
+    if f"init_{m}" not in ok:
+        return []
+    corr = stats.correlation(ok[f"init_{m}"], ok[f"best_{m}"])
     if corr["n"] < 3 or math.isnan(corr["pearson_r"]):
         return []
     return [
-        f"First-epoch vs best `{m}` over all {corr['n']} members: Pearson r = {corr['pearson_r']:.3f} "
+        f"Initial (before training) vs best `{m}` over all {corr['n']} members: Pearson r = {corr['pearson_r']:.3f} "
         f"(p = {_p(corr['pearson_p'])}), Spearman rho = {corr['spearman_rho']:.3f} (p = {_p(corr['spearman_p'])}).",
         "",
     ]

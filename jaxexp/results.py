@@ -6,7 +6,7 @@ Files in a workdir (each written atomically: temp file, then rename):
   ``ok``/``diverged``/``stopped``, final and best metrics, best epoch);
 - ``history.csv``: one row per (member, epoch);
 - ``summary.csv``: one row per configuration: seed statistics (mean, std,
-  min, max, 95% CI) and the first-epoch vs best-metric correlation;
+  min, max, 95% CI) and the initial vs best-metric correlation;
 - ``comparison.csv``: each recipe (or configuration) against the baseline;
 - ``groups.csv`` / ``group_history.csv`` (grouped tasks): per-group metrics of
   every member at its best epoch / at every epoch;
@@ -142,7 +142,6 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
 
     g = history.groupby("member", sort=False)
     last = g.tail(1).set_index("member")
-    first = g.head(1).set_index("member")
     diverged_any = g["diverged"].any()
     first_div = history[history["diverged"]].groupby("member")["epoch"].min()
     good = history[~history["diverged"] & np.isfinite(history[metric])]
@@ -165,7 +164,9 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
         rows[f"best_{name}"] = ids.map(best[name])
     for name in metric_names:
         rows[f"final_{name}"] = ids.map(last[name])
-    rows[f"first_{metric}"] = ids.map(first[metric])
+    initial = pd.DataFrame.from_dict(output.initial, orient="index")
+    for name in initial.columns:  # validation metrics of the initial parameters ("epoch 0")
+        rows[f"init_{name}"] = ids.map(initial[name])
     # peak vs final: how much the metric got worse after its best epoch (>= 0)
     rows["degradation"] = sign * (rows[f"final_{metric}"] - rows[f"best_{metric}"])
 
@@ -210,8 +211,9 @@ def summarize(rows: pd.DataFrame, params: list[str], metric: str, goal: str) -> 
     """One row per configuration: seed statistics of the best and final metric.
 
     std is the sample std over seeds (ddof=1; NaN for one seed); ci95 is the
-    Student-t interval of the mean; first_vs_best_* is the correlation over
-    seeds between the first epoch's metric and the best one (NaN below 3 seeds).
+    Student-t interval of the mean; init_vs_best_* is the correlation over
+    seeds between the initial parameters' metric and the best one (NaN below 3
+    seeds, or when the metric is not a validation metric).
     """
     out = []
     for config_id, part in rows.groupby("config_id", sort=True):
@@ -225,8 +227,9 @@ def summarize(rows: pd.DataFrame, params: list[str], metric: str, goal: str) -> 
         row[f"final_{metric}_mean"], row[f"final_{metric}_std"] = final["mean"], final["std"]
         row["best_epoch_mean"] = float(ok["best_epoch"].astype(float).mean()) if len(ok) else np.nan
         row["degradation_mean"] = float(ok["degradation"].mean()) if len(ok) else np.nan
-        corr = stats.correlation(ok[f"first_{metric}"], ok[f"best_{metric}"])
-        row["first_vs_best_r"], row["first_vs_best_p"] = corr["pearson_r"], corr["pearson_p"]
+        init = ok[f"init_{metric}"] if f"init_{metric}" in ok else np.full(len(ok), np.nan)
+        corr = stats.correlation(init, ok[f"best_{metric}"])
+        row["init_vs_best_r"], row["init_vs_best_p"] = corr["pearson_r"], corr["pearson_p"]
         out.append(row)
     summary = pd.DataFrame(out)
     if summary.empty:

@@ -1,6 +1,6 @@
 """Pure training functions for ONE member; the engine vmaps them over a population.
 
-``init(base_seed, member_seed, member_id, hparams) -> TrainState`` and
+``init(base_seed, member_seed, member_id, hparams, data) -> TrainState`` and
 ``run_segment(state, hparams, data) -> (state, metrics)``, where ``metrics``
 holds one row per epoch of the segment. ``hparams`` maps each traced field of
 ``jaxexp.config.TRACED`` to a scalar (a [P] array after vmap).
@@ -43,6 +43,7 @@ class TrainState(NamedTuple):
     dropout_seed: jax.Array  # uint32, per-step dropout masks
     diverged: jax.Array  # bool (frozen at the last finite parameters)
     best_params: dict  # parameters of the best epoch so far (the init before any)
+    init_eval: dict  # validation metrics of the initial parameters ("epoch 0"), scalars
     monitor: recipes.Monitor  # early stopping / plateau state
 
 
@@ -126,7 +127,7 @@ def make_program(
         se = jnp.mean(err**2, axis=-1)
         return {"loss": se, "mse": se, "mae": jnp.mean(jnp.abs(err), axis=-1)}
 
-    def init(base_seed, member_seed, member_id, hp: Hparams) -> TrainState:
+    def init(base_seed, member_seed, member_id, hp: Hparams, data: Data) -> TrainState:
         key = member_key(base_seed, member_seed, member_id)
         k_init, k_shuffle, k_drop = jax.random.split(key, 3)
         params = model.init(k_init, jnp.zeros((1, task.n_features), jnp.float32))["params"]
@@ -142,6 +143,7 @@ def make_program(
             dropout_seed=jax.random.bits(k_drop, dtype=jnp.uint32),
             diverged=jnp.bool_(False),
             best_params=params,
+            init_eval={k: v for k, v in evaluate(params, data).items() if k in metric_names},
             monitor=recipes.monitor_init(),
         )
 

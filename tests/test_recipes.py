@@ -287,4 +287,19 @@ def test_summary_has_seed_statistics(tiny):
         iv = stats.interval(vals)
         assert np.isclose(row["best_val_mse_ci_low"], iv["ci_low"]) and row["best_val_mse_min"] == vals.min()
         assert row["best_val_mse_ci_low"] < row["best_val_mse_mean"] < row["best_val_mse_ci_high"]
-        assert -1 <= row["first_vs_best_r"] <= 1 and 0 <= row["first_vs_best_p"] <= 1
+        assert -1 <= row["init_vs_best_r"] <= 1 and 0 <= row["init_vs_best_p"] <= 1
+        members = res.members[res.members.config_id == row["config_id"]]
+        ref = sps.pearsonr(members["init_val_mse"], members["best_val_mse"])
+        assert np.isclose(row["init_vs_best_r"], ref.statistic) and np.isclose(row["init_vs_best_p"], ref.pvalue)
+
+
+def test_init_metric_is_the_metric_before_training(tiny):
+    c = tiny()
+    c.train.lr = 1e-9  # training cannot move the parameters measurably
+    c.model.dropout = 0.0
+    res = jaxexp.run_members(c, _table(np.arange(4)))
+    np.testing.assert_allclose(res.members["init_val_mse"], res.members["final_val_mse"], rtol=1e-4)
+    c.train.lr = 1e-2
+    trained = jaxexp.run_members(c, _table(np.arange(4)))
+    np.testing.assert_allclose(trained.members["init_val_mse"], res.members["init_val_mse"], rtol=1e-6)
+    assert (trained.members["best_val_mse"] < trained.members["init_val_mse"]).all()
