@@ -148,6 +148,12 @@ def default_config() -> ml_collections.ConfigDict:
     # a few padded size classes: a sweep where most members stop early ends early.
     c.engine.compact = True
     c.engine.plots = True  # write PNG plots (matplotlib) next to report.md
+    # Orbax checkpoints in WORKDIR/checkpoints, one per segment: a killed sweep
+    # resumes where it stopped when the same command is run again.
+    c.engine.checkpoint = True
+    c.engine.max_to_keep = 2  # latest checkpoints kept
+    c.engine.keep_best = True  # also keep the step whose segment had the best metric
+    c.engine.allow_resume_changes = False  # resume although engine.segment_epochs/group_size changed
     c.lock()  # a misspelt field in a config file is an error, not a silent new field
     return c
 
@@ -197,6 +203,20 @@ def with_values(config: ml_collections.ConfigDict, values: dict[str, Any]) -> ml
             raise ConfigError(
                 f"{path}: value {value!r} has the wrong type for this field (default {old!r}); {e}"
             ) from None
+    return out
+
+
+def from_dict(d: dict) -> ml_collections.ConfigDict:
+    """A config from its ``to_dict()`` / JSON form (lists back to tuples where the
+    schema has tuples); ``sweep.space`` and ``sweep.recipes`` are taken whole."""
+    free = ("sweep.space", "sweep.recipes")
+    values = {p: get_path(d, p) for p in leaf_paths(d) if not p.startswith(free)}
+    out = with_values(default_config(), values)
+    out.unlock()
+    for path in free:
+        section, leaf = path.split(".")
+        out[section][leaf] = d.get(section, {}).get(leaf, {})
+    out.lock()
     return out
 
 
@@ -287,5 +307,7 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"engine.chunk_size: must be >= 1 (got {c.engine.chunk_size})")
     if c.engine.group_size < 0:
         raise ConfigError(f"engine.group_size: must be >= 0 (got {c.engine.group_size}); 0 = auto")
+    if c.engine.max_to_keep < 1:
+        raise ConfigError(f"engine.max_to_keep: must be >= 1 (got {c.engine.max_to_keep})")
     if c.engine.num_devices < 0:
         raise ConfigError(f"engine.num_devices: must be >= 0 (got {c.engine.num_devices})")

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxexp import checkpoint, population, results, resume, train
 from jaxexp import config as cfgmod
-from jaxexp import population, results, train
 from jaxexp.errors import ConfigError
 from jaxexp.tasks import METRICS, kind_of, load_task
 
@@ -65,6 +65,21 @@ class _Compiled:
         # rows of a population by slot index (compaction); one tiny compile per size pair
         self.take = jax.jit(lambda tree, idx: jax.tree.map(lambda a: a[idx], tree), out_shardings=self.pop)
         self._executables: dict[int, jax.stages.Compiled] = {}
+
+    def encode(self, part: list, slot: np.ndarray, task) -> dict:
+        """Per-slot traced hyperparameters, sharded; a padding slot (-1) gets the
+        values of the chunk's first member (its results are never read)."""
+        cfgs = [part[s].config for s in np.maximum(slot, 0)]
+        return jax.device_put(train.encode_hparams(cfgs, task.n_groups), self.pop)
+
+    def abstract_state(self, task, member_cfg, size: int):
+        """The TrainState of ``size`` slots as ShapeDtypeStructs with the population
+        sharding (a restore target; nothing is computed)."""
+        hp = train.encode_hparams([member_cfg] * size, task.n_groups)
+        data = train.data_of(task)
+        zeros = np.zeros(size, np.uint32)
+        shapes = jax.eval_shape(self.init, np.uint32(0), zeros, zeros, hp, data)
+        return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.pop), shapes)
 
     def size_class(self, n_alive: int) -> int:
         """The padded population size for ``n_alive`` members: devices x a power of 2."""
@@ -183,12 +198,16 @@ def run(
     config: ml_collections.ConfigDict,
     members: list[population.Member],
     progress: Callable[[str], None] | None = _print_progress,
+    workdir: str | None = None,
 ) -> RunOutput:
     """Trains ``members``.
 
-    A KeyboardInterrupt stops at once and returns what finished so far, with
-    ``timings["interrupted"] = 1``: every completed epoch is kept (members
-    still running have no ``finals`` entry).
+    With ``workdir`` (and ``engine.checkpoint``) a checkpoint is saved after
+    every segment and a run on a workdir with checkpoints resumes from the
+    latest one; SIGINT/SIGTERM then stop at the next segment boundary. Without
+    checkpoints a KeyboardInterrupt stops at once. Either way the run returns
+    what finished so far, with ``timings["interrupted"] = 1`` (members still
+    running have no ``finals`` entry).
     """
     devs = devices(config.engine.num_devices)
     groups = population.buckets(members)
@@ -198,18 +217,74 @@ def run(
         config.name, len(members), total_work, config.metric, config.goal, progress if config.engine.progress else None
     )
     out = RunOutput([], [], {}, {}, collections.defaultdict(float))
+    monitor = (config.metric, config.goal)
+
+    def bucket_program(b_idx: int):
+        bucket = groups[b_idx]
+        task = load_task(bucket.members[0].config.task)
+        max_epochs = max(m.config.train.epochs for m in bucket.members)
+        seg = population.segment_length(max_epochs, config.engine.segment_epochs)
+        return task, _compiled(bucket, task, seg, devs, config.engine.group_size, monitor)
+
+    saver = resume.Saver(workdir, config) if workdir is not None and config.engine.checkpoint else None
+    resumed = None
+    if saver is not None:
+
+        def requested_arch(b_idx, c_idx):
+            task = bucket_program(b_idx)[0]
+            part = layout[b_idx][c_idx][0]
+            ids = [m.member for m in part]
+            return checkpoint.architecture(part[0].config.model, task.n_features, task.n_outputs, ids)
+
+        def abstract_state(b_idx, size):
+            task, compiled = bucket_program(b_idx)
+            part = layout[b_idx][0][0]
+            return compiled.abstract_state(task, part[0].config, size)
+
+        resumed = saver.load(
+            requested_arch, abstract_state, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr)
+        )
+    if resumed is not None:
+        out.history[:], out.group_history[:], finals, initial = resume.unpack(resumed.results, resumed.host)
+        out.finals.update(finals)
+        out.initial.update(initial)
+        out.timings["resumed_from_step"] = resumed.step
+        meter.update("resumed", 0, 0, sum(len(h) for h in out.history), len(finals), 0, None, 0.0)
     try:
-        for b_idx, (bucket, chunks) in enumerate(zip(groups, layout)):
-            task = load_task(bucket.members[0].config.task)
-            max_epochs = max(m.config.train.epochs for m in bucket.members)
-            seg = population.segment_length(max_epochs, config.engine.segment_epochs)
-            compiled = _compiled(bucket, task, seg, devs, config.engine.group_size, (config.metric, config.goal))
-            data = jax.device_put(train.data_of(task), compiled.replicated)
-            for c_idx, (part, n_pad) in enumerate(chunks):
-                where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"
-                _run_chunk(config, compiled, task, data, part, n_pad, where, meter, out)
+        with resume.graceful_stop(saver is not None) as stop:
+            for b_idx, chunks in enumerate(layout):
+                task, compiled = bucket_program(b_idx)
+                data = None
+                for c_idx, (part, n_pad) in enumerate(chunks):
+                    here = None
+                    if resumed is not None:
+                        pos = (resumed.host["bucket"], resumed.host["chunk"])
+                        if (b_idx, c_idx) < pos or ((b_idx, c_idx) == pos and not resumed.host["in_chunk"]):
+                            continue  # finished before the checkpoint
+                        if (b_idx, c_idx) == pos:
+                            here = resumed
+                    if data is None:
+                        data = jax.device_put(train.data_of(task), compiled.replicated)
+                    where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"
+                    ckpt = None
+                    if saver is not None:
+                        arch = checkpoint.architecture(
+                            part[0].config.model, task.n_features, task.n_outputs, [m.member for m in part]
+                        )
+                        ckpt = (saver, {"bucket": b_idx, "chunk": c_idx}, arch, stop)
+                    _run_chunk(config, compiled, task, data, part, n_pad, where, meter, out, ckpt, here)
+            if saver is not None and (resumed is None or not resumed.host.get("complete")):
+                saver.save(
+                    None, out, {"bucket": len(layout), "chunk": 0, "in_chunk": False, "complete": True}, {}, None
+                )
     except KeyboardInterrupt:
         out.timings["interrupted"] = 1
+    except _Stop as e:
+        out.timings["interrupted"] = 1
+        out.timings["signal"] = e.signum
+    finally:
+        if saver is not None:
+            saver.close()
     metrics = METRICS[kind_of(members[0].config.task)]
     empty = pd.DataFrame(
         {"member": pd.Series(dtype=np.int64), "epoch": pd.Series(dtype=np.int64)}
@@ -221,37 +296,55 @@ def run(
     return RunOutput(history, group_history, out.finals, out.initial, dict(out.timings))
 
 
-def _run_chunk(config, compiled: _Compiled, task, data, part, n_pad, where, meter: _Progress, out: RunOutput) -> None:
+class _Stop(Exception):
+    """A SIGINT/SIGTERM asked to stop; raised after the segment's checkpoint."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _run_chunk(
+    config, compiled: _Compiled, task, data, part, n_pad, where, meter: _Progress, out: RunOutput, ckpt, resumed
+) -> None:
     """Trains one chunk; appends its history frames and finished members to ``out``.
 
     Slots hold members; ``slot[s]`` is the index into ``part`` of the member in
     slot s, or -1 for padding. With ``engine.compact`` the finished members'
     slots are dropped between segments (into a smaller padded size class).
+    ckpt: None, or (saver, position, architecture record, stop flag): a
+    checkpoint is saved after every segment. resumed: a ``resume.Resumed`` of
+    this chunk to continue from.
     """
     timings = out.timings
-    padded = part + [part[-1]] * n_pad
-    hp = jax.device_put(train.encode_hparams([m.config for m in padded], task.n_groups), compiled.pop)
     ids = np.asarray([m.member for m in part], np.int64)
     epochs = np.asarray([m.config.train.epochs for m in part])
-    slot = np.asarray(list(range(len(part))) + [-1] * n_pad)
     max_epoch = int(epochs.max())
     program = compiled.program
     metric_names = program.metric_names
     sign = cfgmod.goal_sign(config.goal)
 
     t0 = time.perf_counter()
-    state = compiled.init(
-        np.uint32(config.seed),
-        np.asarray([m.seed for m in padded], np.uint32),
-        np.asarray([m.member for m in padded], np.uint32),
-        hp,
-        data,
-    )
-    initial = jax.device_get(state.init_eval)
-    for k, member in enumerate(ids):
-        out.initial[int(member)] = {name: float(v[k]) for name, v in initial.items()}
+    if resumed is None:
+        slot = np.asarray(list(range(len(part))) + [-1] * n_pad)
+        done = np.zeros(len(part), bool)
+        hp = compiled.encode(part, slot, task)
+        padded = [part[s] for s in np.maximum(slot, 0)]
+        state = compiled.init(
+            np.uint32(config.seed),
+            np.asarray([m.seed for m in padded], np.uint32),
+            np.asarray([m.member for m in padded], np.uint32),
+            hp,
+            data,
+        )
+        initial = jax.device_get(state.init_eval)
+        for k, member in enumerate(ids):
+            out.initial[int(member)] = {name: float(v[k]) for name, v in initial.items()}
+    else:
+        slot, done = np.asarray(resumed.host["slot"]), np.asarray(resumed.host["done"], bool)
+        hp = compiled.encode(part, slot, task)
+        state = resumed.state
     timings["init_s"] += time.perf_counter() - t0  # includes its compile on first use
-    done = np.zeros(len(part), bool)
     while not done.all():
         segment = compiled.segment_executable(state, hp, data, timings)
         t = time.perf_counter()
@@ -309,6 +402,15 @@ def _run_chunk(config, compiled: _Compiled, task, data, part, n_pad, where, mete
             state, hp = compiled.take((state, hp), keep)
             slot = np.concatenate([slot[alive], np.full(size - len(alive), -1)])
             timings["compactions"] += 1
+        if ckpt is not None:
+            saver, position, arch, stop = ckpt
+            t = time.perf_counter()
+            in_chunk = not done.all()
+            position = {**position, "in_chunk": in_chunk, "slot": slot.tolist(), "done": done.tolist()}
+            saver.save(state if in_chunk else None, out, position, arch, None if best is None else best[0])
+            timings["checkpoint_s"] += time.perf_counter() - t
+            if stop["signal"] is not None:
+                raise _Stop(stop["signal"])
     timings["chunk_s"] += time.perf_counter() - t0
 
 
@@ -365,7 +467,7 @@ def run_members(
     if workdir is not None:
         results.prepare_workdir(workdir, config)
     t0 = time.perf_counter()
-    output = run(config, members, progress)
+    output = run(config, members, progress, workdir)
     output.timings["total_s"] = time.perf_counter() - t0
     out = results.assemble(config, table, members, output)
     if workdir is not None:

@@ -15,10 +15,10 @@ import os
 import re
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
-COMMANDS = ("sweep", "train")
+COMMANDS = ("sweep", "train", "export", "inspect")
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "quickstart.py")
 
 
@@ -31,6 +31,8 @@ def _define_flags() -> None:
         "config", _DEFAULT_CONFIG, "Python config file with get_config().", lock_config=True
     )
     flags.DEFINE_string("workdir", None, "Directory for config.json, members.csv, history.csv, report.md.")
+    flags.DEFINE_integer("member", None, "export: the member id whose best parameters are exported.")
+    flags.DEFINE_string("out", None, "export: path of the member checkpoint to write (must not exist).")
 
 
 def _fail(message: str) -> None:
@@ -39,15 +41,19 @@ def _fail(message: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     from jaxexp import engine
     from jaxexp.errors import ConfigError
 
     args = argv[1:]
-    if len(args) != 1 or args[0] not in COMMANDS:
+    if not args or args[0] not in COMMANDS or len(args) != (2 if args[0] == "inspect" else 1):
         _fail(
-            f"expected one command, {' or '.join(COMMANDS)}, got {' '.join(args) or 'none'}; "
-            "e.g. jaxexp sweep --config=configs/quickstart.py --workdir=DIR"
+            f"expected one command, {', '.join(COMMANDS)}, got {' '.join(args) or 'none'}; "
+            "e.g. jaxexp sweep --config=configs/quickstart.py --workdir=DIR, jaxexp inspect PATH"
         )
+    if args[0] in ("export", "inspect"):
+        _checkpoint_command(args)
+        return
     workdir = flags.FLAGS.workdir
     if not workdir:
         _fail("--workdir: missing; pass --workdir=DIR for the results")
@@ -60,8 +66,12 @@ def main(argv: list[str]) -> None:
         _fail("interrupted before training started; nothing was written")
     if res.interrupted:
         n = int((res.members["status"] == "stopped").sum())
-        print(f"jaxexp: interrupted: wrote partial results to {workdir} ({n} member(s) stopped)", file=sys.stderr)
-        sys.exit(130)
+        resumable = " (the same command resumes)" if flags.FLAGS.config.engine.checkpoint else ""
+        print(
+            f"jaxexp: interrupted: wrote partial results to {workdir} ({n} member(s) stopped){resumable}",
+            file=sys.stderr,
+        )
+        sys.exit(143 if res.timings.get("signal") == 15 else 130)
     try:
         best = res.best_member()
     except ValueError as e:  # every member diverged: a result, written and reported
@@ -71,6 +81,24 @@ def main(argv: list[str]) -> None:
         f"wrote {workdir}/report.md; best member {int(best['member'])}: "
         f"best {res.metric} = {best['best_' + res.metric]:.5g} at epoch {best['best_epoch']}"
     )
+
+
+def _checkpoint_command(args: list[str]) -> None:
+    import json
+
+    from jaxexp import checkpoint
+    from jaxexp.errors import ConfigError
+
+    try:
+        if args[0] == "inspect":
+            print(json.dumps(checkpoint.inspect(args[1]), indent=2))
+            return
+        if not flags.FLAGS.workdir or flags.FLAGS.member is None or not flags.FLAGS.out:
+            _fail("export: needs --workdir=DIR --member=ID --out=PATH")
+        record = checkpoint.export_member(flags.FLAGS.workdir, flags.FLAGS.member, flags.FLAGS.out)
+    except (ConfigError, checkpoint.CheckpointError, checkpoint.ArchitectureMismatchError) as e:
+        _fail(str(e))
+    print(f"wrote {flags.FLAGS.out}: member {flags.FLAGS.member}, fingerprint {record['fingerprint'][:16]}")
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -109,21 +109,19 @@ class Results:
         return ok.loc[idx]
 
 
-def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
-    """Refuses a workdir holding results (unless overwrite) before any work starts."""
+def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> bool:
+    """Checks the workdir before any work starts; returns True when the run
+    resumes from its checkpoints (see ``jaxexp.resume.prepare``)."""
+    from jaxexp import resume
+
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ConfigError(f"workdir: {workdir} exists and is not a directory; choose another --workdir")
-    existing = [f for f in RESULT_FILES if os.path.exists(os.path.join(workdir, f))]
-    if existing and not config.engine.overwrite:
-        raise ConfigError(
-            f"workdir: {workdir} already holds results ({', '.join(existing)}); "
-            "choose another --workdir or pass --config.engine.overwrite=True"
-        )
     existing_dir = os.path.abspath(workdir)
     while not os.path.isdir(existing_dir):  # the nearest ancestor that exists
         existing_dir = os.path.dirname(existing_dir)
     if not os.access(existing_dir, os.W_OK):
         raise ConfigError(f"workdir: cannot write to {workdir}; choose another --workdir")
+    return resume.prepare(workdir, config)
 
 
 def assemble(config, table: pd.DataFrame, members: list, output) -> Results:

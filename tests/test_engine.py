@@ -145,10 +145,10 @@ def test_results_tables_and_files(tiny, tmp_path):
     report = (out / "report.md").read_text()
     assert "Best configurations" in report and "±" in report
     # a second run into the same workdir is refused, and leaves the files alone
-    before = {f.name: f.read_bytes() for f in out.iterdir()}
-    with pytest.raises(jaxexp.ConfigError, match="already holds results"):
+    before = {f: f.read_bytes() for f in out.rglob("*") if f.is_file()}
+    with pytest.raises(jaxexp.ConfigError, match="holds a finished sweep"):
         jaxexp.sweep(c, str(out))
-    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert {f: f.read_bytes() for f in out.rglob("*") if f.is_file()} == before
 
 
 def test_training_learns_the_regression_task(tiny):

@@ -1,0 +1,374 @@
+"""Orbax checkpoints that carry the architecture they hold and refuse any other.
+
+Two kinds, both written with ``orbax.checkpoint``:
+
+- **sweep checkpoints** (``WORKDIR/checkpoints/<step>/``), one per segment, via
+  a ``CheckpointManager``: items ``state`` (the running population's
+  ``TrainState``, sharded), ``results`` (every finished epoch and member so far,
+  host numpy), ``host`` (JSON: where the sweep is, the config) and ``arch``
+  (JSON: the architecture record). A killed sweep resumes from the latest
+  complete step; orbax writes a step to a temporary directory and renames it
+  when complete, so a kill mid-save leaves the previous step intact.
+- **member checkpoints** (``jaxexp export``): one member's best parameters and
+  its architecture record.
+
+The architecture record holds a schema version, the canonical model config
+(every field that changes the parameters), the parameter spec
+``{path: [shape, dtype]}`` from ``jax.eval_shape``, population size and member
+ids, library versions and a sha256 fingerprint of the canonical JSON. On
+restore it is compared with the requested model **before any array is read**,
+and every restored leaf's structure, shape and dtype is checked again after:
+orbax itself casts a mismatched dtype silently, restores a leaf saved as
+``np.ndarray`` at its stored shape, and ignores manager-level metadata after
+the first write, so none of those checks are left to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SCHEMA_VERSION = 1
+# Model fields that change the parameters (dropout rates, for one, do not).
+ARCH_FIELDS = ("kind", "hidden", "activation")
+STATE_ITEMS = ("state", "results", "host", "arch")
+
+
+class ArchitectureMismatchError(ValueError):
+    """A checkpoint holds another architecture than the one requested."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or inconsistent."""
+
+
+def _versions() -> dict:
+    import jaxexp
+
+    out = {"jaxexp": jaxexp.__version__}
+    for pkg in ("jax", "orbax-checkpoint", "flax"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def model_record(model_cfg, n_features: int, n_outputs: int) -> dict:
+    """The canonical model config: every field that changes the parameters."""
+    rec = {}
+    for field in ARCH_FIELDS:
+        value = model_cfg[field]
+        rec[field] = [int(v) for v in value] if field == "hidden" else value
+    rec.update(n_features=int(n_features), n_outputs=int(n_outputs), param_dtype="float32")
+    return rec
+
+
+def abstract_params(model_rec: dict):
+    """The parameter tree of a model record, as ShapeDtypeStructs (``jax.eval_shape``)."""
+    from jaxexp import models
+
+    model = models.MLP(
+        hidden=tuple(model_rec["hidden"]), n_out=model_rec["n_outputs"], activation=model_rec["activation"]
+    )
+    return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, model_rec["n_features"]), jnp.float32))["params"]
+
+
+def param_spec(model_rec: dict) -> dict:
+    """{"Dense_0/kernel": [[in, out], "float32"], ...}."""
+    return spec_of(abstract_params(model_rec))
+
+
+def spec_of(tree) -> dict:
+    """{path: [shape, dtype]} of a pytree of arrays (or ShapeDtypeStructs)."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {
+        "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): [list(leaf.shape), str(leaf.dtype)]
+        for path, leaf in flat
+    }
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
+
+
+def architecture(model_cfg, n_features: int, n_outputs: int, member_ids=None) -> dict:
+    """The architecture record of a population (``member_ids``) or one member."""
+    model = model_record(model_cfg, n_features, n_outputs)
+    spec = param_spec(model)
+    rec = {"schema_version": SCHEMA_VERSION, "model": model, "param_spec": spec}
+    rec["fingerprint"] = hashlib.sha256(_canonical(rec).encode()).hexdigest()
+    if member_ids is not None:
+        rec["population"] = {"size": len(member_ids), "member_ids": [int(i) for i in member_ids]}
+    rec["versions"] = _versions()
+    return rec
+
+
+def differences(stored: dict, requested: dict) -> list[str]:
+    """Every field where two records disagree, as ``name: stored (checkpoint) != requested (requested)``."""
+    out = []
+    if stored.get("schema_version") != requested.get("schema_version"):
+        out.append(
+            f"schema_version: {stored.get('schema_version')} (checkpoint) != {requested.get('schema_version')} "
+            "(requested)"
+        )
+    sm, rm = stored.get("model", {}), requested.get("model", {})
+    for key in sorted(set(sm) | set(rm)):
+        if sm.get(key) != rm.get(key):
+            out.append(f"model.{key}: {_show(sm.get(key))} (checkpoint) != {_show(rm.get(key))} (requested)")
+    sp, rp = stored.get("param_spec", {}), requested.get("param_spec", {})
+    for key in sorted(set(sp) | set(rp)):
+        if key not in rp:
+            out.append(f"params.{key}: {_show(sp[key])} in the checkpoint, absent from the requested model")
+        elif key not in sp:
+            out.append(f"params.{key}: absent from the checkpoint, {_show(rp[key])} in the requested model")
+        elif sp[key] != rp[key]:
+            out.append(f"params.{key}: {_show(sp[key])} (checkpoint) != {_show(rp[key])} (requested)")
+    if "population" in stored and "population" in requested:
+        s_pop, r_pop = stored["population"], requested["population"]
+        if s_pop["size"] != r_pop["size"]:
+            out.append(f"population.size: {s_pop['size']} (checkpoint) != {r_pop['size']} (requested)")
+        elif s_pop["member_ids"] != r_pop["member_ids"]:
+            out.append("population.member_ids: the checkpoint holds other members than requested")
+    return out
+
+
+def _show(v) -> str:
+    if isinstance(v, list) and len(v) == 2 and isinstance(v[0], list):
+        return f"{tuple(v[0])} {v[1]}"
+    return str(tuple(v)) if isinstance(v, list) else repr(v)
+
+
+def verify(stored: dict, requested: dict, where: str) -> None:
+    """Raises ArchitectureMismatchError naming ``where`` and every differing field."""
+    diff = differences(stored, requested)
+    if diff:
+        raise ArchitectureMismatchError(
+            f"{where}: checkpoint architecture does not match the requested model: "
+            + "; ".join(diff)
+            + ". Build the model with the checkpoint's settings (`jaxexp inspect` prints them) or use another one"
+        )
+
+
+def check_leaves(restored, target, where: str) -> None:
+    """Structure, shape and dtype of every restored leaf equal the target's."""
+    r_struct, t_struct = jax.tree.structure(restored), jax.tree.structure(target)
+    if r_struct != t_struct:
+        raise ArchitectureMismatchError(f"{where}: restored tree structure {r_struct} != requested {t_struct}")
+    got, want = spec_of(restored), spec_of(target)
+    bad = [f"{k}: {_show(got[k])} (restored) != {_show(want[k])} (requested)" for k in want if got[k] != want[k]]
+    if bad:
+        raise ArchitectureMismatchError(f"{where}: restored leaves differ: " + "; ".join(bad))
+
+
+# ----------------------------------------------------------------------------- sweep checkpoints
+
+
+def _ocp():
+    import orbax.checkpoint as ocp
+
+    return ocp
+
+
+def sweep_dir(workdir: str) -> str:
+    return os.path.join(os.path.abspath(workdir), "checkpoints")
+
+
+class SweepCheckpoints:
+    """The CheckpointManager of a sweep's workdir (synchronous saves)."""
+
+    def __init__(self, workdir: str, max_to_keep: int, keep_best: bool, goal_sign: float):
+        ocp = _ocp()
+        from orbax.checkpoint import checkpoint_managers as cm
+
+        policies = [cm.LatestN(max(1, max_to_keep))]
+        if keep_best:
+            # BestN keeps the largest metric; "score" is larger-is-better
+            policies.append(cm.BestN(get_metric_fn=lambda m: m["score"], n=1, keep_checkpoints_without_metrics=True))
+        self.sign = goal_sign
+        self.directory = sweep_dir(workdir)
+        options = ocp.CheckpointManagerOptions(
+            enable_async_checkpointing=False,
+            preservation_policy=cm.AnyPreservationPolicy(policies),
+            cleanup_tmp_directories=True,  # a save killed mid-way leaves a temporary directory
+        )
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=STATE_ITEMS)
+
+    def steps(self) -> list[int]:
+        return sorted(self.manager.all_steps())
+
+    def save(self, step: int, state, results: dict, host: dict, arch: dict, best: float | None) -> None:
+        ocp = _ocp()
+        placeholder = {"none": np.zeros(1, np.int8)}  # orbax refuses an item without leaves
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(state if state is not None else placeholder),
+            results=ocp.args.StandardSave({**results, "_": placeholder}),
+            host=ocp.args.JsonSave(host),
+            arch=ocp.args.JsonSave(arch),
+        )
+        metrics = None if best is None or not np.isfinite(best) else {"score": float(-self.sign * best)}
+        self.manager.save(step, args=args, metrics=metrics, force=True)
+        self.manager.wait_until_finished()
+
+    def read_json(self, step: int) -> tuple[dict, dict]:
+        """(host, arch) of a step; no array is read."""
+        ocp = _ocp()
+        r = self.manager.restore(
+            step, args=ocp.args.Composite(host=ocp.args.JsonRestore(), arch=ocp.args.JsonRestore())
+        )
+        return r.host, r.arch
+
+    def read_arrays(self, step: int, state_target) -> tuple[Any, dict]:
+        """(state, results) of a step; ``state_target`` is an abstract TrainState
+        (ShapeDtypeStructs with shardings) or None when the step holds no state."""
+        ocp = _ocp()
+        items = {"results": ocp.args.StandardRestore()}
+        if state_target is not None:
+            items["state"] = ocp.args.StandardRestore(state_target)
+        r = self.manager.restore(step, args=ocp.args.Composite(**items))
+        results = {k: v for k, v in r.results.items() if k != "_"}
+        return (r.state if state_target is not None else None), results
+
+    def stored_state_spec(self, step: int) -> dict:
+        """{path: [shape, dtype]} of the stored ``state`` item, from orbax metadata."""
+        meta = self.manager.item_metadata(step)["state"]
+        tree = getattr(meta, "tree", meta)
+        return spec_of(tree) if tree else {}
+
+    def close(self) -> None:
+        self.manager.close()
+
+
+# ----------------------------------------------------------------------------- member checkpoints
+
+
+def _member_checkpointer():
+    ocp = _ocp()
+    handler = ocp.CompositeCheckpointHandler(params=ocp.StandardCheckpointHandler(), arch=ocp.JsonCheckpointHandler())
+    return ocp.Checkpointer(handler)
+
+
+def save_member(path: str, params, record: dict) -> None:
+    """Writes one member's parameters and architecture record as an Orbax checkpoint."""
+    ocp = _ocp()
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        raise CheckpointError(f"--out: {path} already exists; choose a new path")
+    with _member_checkpointer() as ckptr:
+        ckptr.save(path, args=ocp.args.Composite(params=ocp.args.StandardSave(params), arch=ocp.args.JsonSave(record)))
+
+
+def inspect(path: str) -> dict:
+    """The architecture record of a member (or sweep step) checkpoint; reads no array."""
+    ocp = _ocp()
+    path = os.path.abspath(path)
+    if not os.path.isdir(os.path.join(path, "arch")):
+        raise CheckpointError(
+            f"{path}: not a jaxexp checkpoint (no 'arch' record); pass a path written by jaxexp export"
+        )
+    with _member_checkpointer() as ckptr:
+        try:
+            return ckptr.restore(path, args=ocp.args.Composite(arch=ocp.args.JsonRestore())).arch
+        except Exception as e:  # orbax raises many types for unreadable files
+            raise CheckpointError(f"{path}: cannot read the architecture record: {str(e).splitlines()[0]}") from None
+
+
+def requested_record(config) -> dict:
+    """The architecture a config asks for: a full config (``.model`` and
+    ``.task``), or a mapping of the canonical model fields (``jaxexp inspect``'s
+    ``model``: kind, hidden, activation, n_features, n_outputs)."""
+    if hasattr(config, "model") and hasattr(config, "task"):
+        from jaxexp.tasks import load_task
+
+        task = load_task(config.task)
+        return architecture(config.model, task.n_features, task.n_outputs)
+    missing = [k for k in (*ARCH_FIELDS, "n_features", "n_outputs") if k not in config]
+    if missing:
+        raise CheckpointError(f"model_config: missing {missing}; pass a jaxexp config or the record's 'model' fields")
+    return architecture(config, config["n_features"], config["n_outputs"])
+
+
+def load_member(path: str, config) -> dict:
+    """One member's parameters, verified against the requested architecture.
+
+    config: the member's jaxexp config (or the canonical model fields). Raises
+    ArchitectureMismatchError before reading any array if the checkpoint holds
+    another architecture, and after restoring if any leaf differs.
+    """
+    ocp = _ocp()
+    path = os.path.abspath(path)
+    stored = inspect(path)
+    requested = requested_record(config)
+    verify(stored, requested, path)
+    target = abstract_params(requested["model"])
+    with _member_checkpointer() as ckptr:
+        # the arrays as stored (orbax would cast a dtype or keep a shape silently)
+        meta = ckptr.metadata(path).item_metadata["params"]
+        on_disk, wanted = spec_of(getattr(meta, "tree", meta)), requested["param_spec"]
+        if on_disk != wanted:
+            diff = [
+                f"params.{k}: {_show(on_disk.get(k))} (stored) != {_show(wanted.get(k))} (requested)"
+                for k in sorted(set(on_disk) | set(wanted))
+                if on_disk.get(k) != wanted.get(k)
+            ]
+            raise ArchitectureMismatchError(f"{path}: stored arrays do not match the record: " + "; ".join(diff))
+        params = ckptr.restore(path, args=ocp.args.Composite(params=ocp.args.StandardRestore(target))).params
+    check_leaves(params, target, path)
+    return params
+
+
+def export_member(workdir: str, member: int, out: str) -> dict:
+    """Writes ``member``'s best parameters from a sweep's latest checkpoint to
+    ``out`` as a standalone member checkpoint; returns its architecture record."""
+    import pandas as pd
+
+    from jaxexp import config as cfgmod
+    from jaxexp import population
+    from jaxexp.tasks import load_task
+
+    directory = sweep_dir(workdir)
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"--workdir: no checkpoints in {workdir}; run the sweep with a workdir first")
+    ckpt = SweepCheckpoints(workdir, 1, False, 1.0)
+    try:
+        steps = ckpt.steps()
+        if not steps:
+            raise CheckpointError(f"--workdir: no complete checkpoint in {directory}")
+        host, _ = ckpt.read_json(steps[-1])
+        _, results = ckpt.read_arrays(steps[-1], None)
+    finally:
+        ckpt.close()
+    finals = results.get("finals", {})
+    if str(member) not in finals:
+        done = sorted(int(k) for k in finals)
+        shown = f"{done[:10]}{' ...' if len(done) > 10 else ''}"
+        raise CheckpointError(f"--member: member {member} has no saved parameters (finished members: {shown})")
+    config = cfgmod.from_dict(host["config"])
+    table = pd.read_csv(os.path.join(workdir, "members.csv")) if os.path.exists(
+        os.path.join(workdir, "members.csv")
+    ) else population.members_table(config)
+    row = table[table["member"] == member]
+    cols = [c for c in row.columns if c in population.ID_COLUMNS or c in _param_columns(config, table)]
+    member_cfg = population.resolve(config, row[cols])[0].config
+    task = load_task(member_cfg.task)
+    record = architecture(member_cfg.model, task.n_features, task.n_outputs)
+    record["member"] = {"member": int(member), "seed": int(row["seed"].iloc[0]), "workdir": os.path.abspath(workdir)}
+    params = finals[str(member)]["best_params"]
+    check_leaves(params, abstract_params(record["model"]), f"{directory} step {steps[-1]} member {member}")
+    save_member(out, params, record)
+    return record
+
+
+def _param_columns(config, table) -> list[str]:
+    """Columns of a members table that set config fields."""
+    from jaxexp import config as cfgmod
+
+    fields = set(cfgmod.program_fields(config))
+    return [c for c in table.columns if c in fields]

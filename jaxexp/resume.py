@@ -1,0 +1,279 @@
+"""Per-segment sweep checkpoints and resuming from them (host side).
+
+A sweep with a workdir saves one checkpoint per segment (``jaxexp.checkpoint``):
+the running chunk's population state, and everything finished so far (history,
+per-group history, each finished member's best parameters, initial metrics).
+Re-running the same command on that workdir continues from the latest complete
+step; the results equal an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+from typing import Any, NamedTuple
+
+import ml_collections
+import numpy as np
+import pandas as pd
+
+from jaxexp import checkpoint
+from jaxexp import config as cfgmod
+from jaxexp.errors import ConfigError
+
+# Fields that change neither a member's numbers nor the layout of the population.
+IGNORED = {
+    "name",
+    "sweep.top_k",
+    "engine.progress",
+    "engine.plots",
+    "engine.overwrite",
+    "engine.checkpoint",
+    "engine.max_to_keep",
+    "engine.keep_best",
+    "engine.allow_resume_changes",
+}
+# Fields that change only how the work is cut (not any result): allowed with
+# engine.allow_resume_changes=True.
+SAFE = {"engine.segment_epochs", "engine.group_size"}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_json(config: ml_collections.ConfigDict) -> dict:
+    """The config as plain JSON types (tuples become lists)."""
+    return json.loads(json.dumps(config.to_dict(), default=list))
+
+
+def check_config(saved: dict, config: ml_collections.ConfigDict) -> None:
+    """Refuses to resume with a config that changes results; names every change."""
+    old, new = _flat(saved), _flat(config_json(config))
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in IGNORED]
+    if not changed:
+        return
+    unsafe = [k for k in changed if k not in SAFE]
+    shown = "; ".join(f"{k}: {old.get(k)!r} (checkpoint) != {new.get(k)!r} (now)" for k in changed)
+    if unsafe:
+        raise ConfigError(
+            f"workdir: its checkpoints were written with another config ({shown}); rerun with the original config, "
+            "or pass --config.engine.overwrite=True to start over"
+        )
+    if not config.engine.allow_resume_changes:
+        raise ConfigError(
+            f"workdir: its checkpoints were written with another config ({shown}); these changes are safe: "
+            "pass --config.engine.allow_resume_changes=True to resume with them"
+        )
+
+
+def _existing_results(workdir: str) -> list[str]:
+    from jaxexp.results import RESULT_FILES
+
+    return [f for f in RESULT_FILES if os.path.exists(os.path.join(workdir, f))]
+
+
+def prepare(workdir: str, config: ml_collections.ConfigDict) -> bool:
+    """Decides what a run on ``workdir`` does; returns True when it resumes.
+
+    - no checkpoints: a fresh run (a workdir holding results needs
+      ``engine.overwrite``);
+    - checkpoints of an unfinished (or finished but unwritten) sweep: resume;
+    - a finished sweep whose results were written: refused without
+      ``engine.overwrite``; with it, the old checkpoints are removed.
+    """
+    directory = checkpoint.sweep_dir(workdir)
+    has_ckpt = os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+    if config.engine.overwrite:
+        if has_ckpt:
+            shutil.rmtree(directory)
+        return False
+    if not has_ckpt or not config.engine.checkpoint:
+        existing = _existing_results(workdir)
+        if existing:
+            raise ConfigError(
+                f"workdir: {workdir} already holds results ({', '.join(existing)}); "
+                "choose another --workdir or pass --config.engine.overwrite=True"
+            )
+        return False
+    saver = checkpoint.SweepCheckpoints(workdir, 1, False, 1.0)
+    try:
+        steps = saver.steps()
+        host = saver.read_json(steps[-1])[0] if steps else {}
+    except Exception:  # unreadable latest step: the resume itself falls back to an earlier one
+        host = {}
+    finally:
+        saver.close()
+    if host.get("complete") and _existing_results(workdir):
+        raise ConfigError(
+            f"workdir: {workdir} holds a finished sweep; choose another --workdir or pass "
+            "--config.engine.overwrite=True to start over"
+        )
+    return True
+
+
+class Resumed(NamedTuple):
+    step: int
+    host: dict
+    state: Any  # the running chunk's TrainState, or None between chunks
+    results: dict  # packed results (see ``pack``)
+
+
+def pack(history: list, group_history: list, finals: dict, initial: dict) -> tuple[dict, dict]:
+    """(arrays for orbax, JSON column info) of everything finished so far.
+
+    Orbax refuses zero-size arrays, so empty tables are left out.
+    """
+    arrays: dict = {"finals": {}, "initial": {}}
+    info: dict = {}
+    for name, frames in (("history", history), ("group_history", group_history)):
+        if not frames:
+            continue
+        df = pd.concat(frames, ignore_index=True)
+        if df.empty:
+            continue
+        cols = {}
+        for c in df.columns:
+            if c == "group":  # strings: stored as codes into info["group_names"]
+                names = sorted(df[c].unique())
+                info["group_names"] = names
+                cols[c] = df[c].map({n: i for i, n in enumerate(names)}).to_numpy(np.int32)
+            else:
+                cols[c] = df[c].to_numpy()
+        arrays[name] = cols
+        info[f"{name}_columns"] = list(df.columns)
+    for member, v in finals.items():
+        arrays["finals"][str(member)] = {"best_params": v["best_params"], "stop_epoch": np.int32(v["stop_epoch"])}
+    for member, v in initial.items():
+        arrays["initial"][str(member)] = {k: np.float64(x) for k, x in v.items()}
+    return arrays, info
+
+
+def unpack(arrays: dict, info: dict) -> tuple[list, list, dict, dict]:
+    """Inverse of ``pack``: (history frames, group frames, finals, initial)."""
+    out = []
+    for name in ("history", "group_history"):
+        cols = arrays.get(name)
+        if not cols:
+            out.append([])
+            continue
+        df = pd.DataFrame({c: np.asarray(cols[c]) for c in info[f"{name}_columns"]})
+        if "group" in df.columns:
+            df["group"] = np.asarray(info["group_names"])[df["group"].to_numpy()]
+        out.append([df])
+    finals = {
+        int(k): {"best_params": v["best_params"], "stop_epoch": int(v["stop_epoch"])}
+        for k, v in (arrays.get("finals") or {}).items()
+    }
+    initial = {int(k): {n: float(x) for n, x in v.items()} for k, v in (arrays.get("initial") or {}).items()}
+    return out[0], out[1], finals, initial
+
+
+class Saver:
+    """Saves one checkpoint per segment and finds the point to resume from."""
+
+    def __init__(self, workdir: str, config: ml_collections.ConfigDict):
+        self.config = config
+        self.ckpt = checkpoint.SweepCheckpoints(
+            workdir, config.engine.max_to_keep, config.engine.keep_best, cfgmod.goal_sign(config.goal)
+        )
+        steps = self.ckpt.steps()
+        self.step = steps[-1] + 1 if steps else 0
+
+    def save(self, state, out, position: dict, arch: dict, best: float | None) -> None:
+        arrays, info = pack(out.history, out.group_history, out.finals, out.initial)
+        host = {"config": config_json(self.config), **position, **info}
+        self.ckpt.save(self.step, state, arrays, host, arch, best)
+        self.step += 1
+
+    def load(self, requested_arch, abstract_state, warn) -> Resumed | None:
+        """The latest readable step, verified; None when there is none.
+
+        requested_arch(bucket, chunk) -> the architecture record the run needs;
+        abstract_state(bucket, size) -> the TrainState target. A config or
+        architecture mismatch raises; an unreadable step is skipped with a
+        warning (the previous good step is used).
+        """
+        steps = self.ckpt.steps()
+        errors = []
+        for step in reversed(steps):
+            try:
+                host, arch = self.ckpt.read_json(step)
+            except Exception as e:  # a truncated/corrupted step: try the previous one
+                errors.append(f"step {step}: {str(e).splitlines()[0][:200]}")
+                warn(f"checkpoint step {step} is unreadable ({errors[-1]}); trying the previous step")
+                continue
+            check_config(host["config"], self.config)
+            where = f"{self.ckpt.directory} step {step}"
+            target = None
+            if host.get("in_chunk"):
+                checkpoint.verify(arch, requested_arch(host["bucket"], host["chunk"]), where)
+                target = abstract_state(host["bucket"], len(host["slot"]))
+                stored = self.ckpt.stored_state_spec(step)
+                wanted = checkpoint.spec_of(target)
+                if stored != wanted:
+                    diff = [
+                        f"state.{k}: {stored.get(k)} (checkpoint) != {wanted.get(k)} (requested)"
+                        for k in sorted(set(stored) | set(wanted))
+                        if stored.get(k) != wanted.get(k)
+                    ]
+                    raise checkpoint.ArchitectureMismatchError(
+                        f"{where}: population state does not match: " + "; ".join(diff[:10])
+                    )
+            try:
+                state, results = self.ckpt.read_arrays(step, target)
+            except Exception as e:
+                errors.append(f"step {step}: {str(e).splitlines()[0][:200]}")
+                warn(f"checkpoint step {step} is unreadable ({errors[-1]}); trying the previous step")
+                continue
+            if target is not None:
+                checkpoint.check_leaves(state, target, where)
+            return Resumed(step, host, state, results)
+        if steps:
+            raise checkpoint.CheckpointError(
+                f"workdir: no readable checkpoint in {self.ckpt.directory} ({'; '.join(errors)}); "
+                "pass --config.engine.overwrite=True to start over"
+            )
+        return None
+
+    def close(self) -> None:
+        self.ckpt.close()
+
+
+@contextlib.contextmanager
+def graceful_stop(enabled: bool):
+    """SIGINT/SIGTERM set ``flag["signal"]`` (stop at the next segment boundary,
+    after its checkpoint); a second signal stops at once (KeyboardInterrupt)."""
+    flag: dict = {"signal": None}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["signal"] is not None:
+            raise KeyboardInterrupt
+        flag["signal"] = signum
+        print(
+            f"jaxexp: {signal.Signals(signum).name}: stopping after this segment's checkpoint "
+            "(send it again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
