@@ -30,6 +30,7 @@ def _split_cpu_into_devices() -> None:
 _split_cpu_into_devices()
 
 from jaxexp import space  # noqa: E402
+from jaxexp.checkpoint import ArchitectureMismatchError, load_member  # noqa: E402
 from jaxexp.config import TRACED, default_config  # noqa: E402
 from jaxexp.engine import TRACE_COUNTS, run_members, sweep, train_config  # noqa: E402
 from jaxexp.errors import ConfigError, DataError  # noqa: E402
@@ -40,6 +41,7 @@ from jaxexp.tasks import Task, load_task, make_task  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArchitectureMismatchError",
     "TRACED",
     "TRACE_COUNTS",
     "ConfigError",
@@ -47,6 +49,7 @@ __all__ = [
     "Results",
     "Task",
     "default_config",
+    "load_member",
     "load_task",
     "make_task",
     "members_table",

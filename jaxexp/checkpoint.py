@@ -89,10 +89,14 @@ def param_spec(model_rec: dict) -> dict:
 def spec_of(tree) -> dict:
     """{path: [shape, dtype]} of a pytree of arrays (or ShapeDtypeStructs)."""
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {
-        "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): [list(leaf.shape), str(leaf.dtype)]
-        for path, leaf in flat
-    }
+    return {"/".join(_key_name(k) for k in path): [list(leaf.shape), str(leaf.dtype)] for path, leaf in flat}
+
+
+def _key_name(k) -> str:
+    for attr in ("key", "name", "idx"):  # DictKey, GetAttrKey (NamedTuple fields), SequenceKey
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
 
 
 def _canonical(obj) -> str:
@@ -199,7 +203,13 @@ class SweepCheckpoints:
             preservation_policy=cm.AnyPreservationPolicy(policies),
             cleanup_tmp_directories=True,  # a save killed mid-way leaves a temporary directory
         )
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_names=STATE_ITEMS)
+        handlers = {
+            "state": ocp.StandardCheckpointHandler(),
+            "results": ocp.StandardCheckpointHandler(),
+            "host": ocp.JsonCheckpointHandler(),
+            "arch": ocp.JsonCheckpointHandler(),
+        }
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -351,9 +361,11 @@ def export_member(workdir: str, member: int, out: str) -> dict:
         shown = f"{done[:10]}{' ...' if len(done) > 10 else ''}"
         raise CheckpointError(f"--member: member {member} has no saved parameters (finished members: {shown})")
     config = cfgmod.from_dict(host["config"])
-    table = pd.read_csv(os.path.join(workdir, "members.csv")) if os.path.exists(
-        os.path.join(workdir, "members.csv")
-    ) else population.members_table(config)
+    table = (
+        pd.read_csv(os.path.join(workdir, "members.csv"))
+        if os.path.exists(os.path.join(workdir, "members.csv"))
+        else population.members_table(config)
+    )
     row = table[table["member"] == member]
     cols = [c for c in row.columns if c in population.ID_COLUMNS or c in _param_columns(config, table)]
     member_cfg = population.resolve(config, row[cols])[0].config

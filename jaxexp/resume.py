@@ -207,12 +207,16 @@ class Saver:
         """
         steps = self.ckpt.steps()
         errors = []
+
+        def unreadable(step, e) -> None:
+            errors.append(f"step {step}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+            warn(f"checkpoint step {step} is unreadable ({errors[-1]}); trying the previous step")
+
         for step in reversed(steps):
             try:
                 host, arch = self.ckpt.read_json(step)
             except Exception as e:  # a truncated/corrupted step: try the previous one
-                errors.append(f"step {step}: {str(e).splitlines()[0][:200]}")
-                warn(f"checkpoint step {step} is unreadable ({errors[-1]}); trying the previous step")
+                unreadable(step, e)
                 continue
             check_config(host["config"], self.config)
             where = f"{self.ckpt.directory} step {step}"
@@ -220,7 +224,11 @@ class Saver:
             if host.get("in_chunk"):
                 checkpoint.verify(arch, requested_arch(host["bucket"], host["chunk"]), where)
                 target = abstract_state(host["bucket"], len(host["slot"]))
-                stored = self.ckpt.stored_state_spec(step)
+                try:
+                    stored = self.ckpt.stored_state_spec(step)
+                except Exception as e:
+                    unreadable(step, e)
+                    continue
                 wanted = checkpoint.spec_of(target)
                 if stored != wanted:
                     diff = [
@@ -234,8 +242,7 @@ class Saver:
             try:
                 state, results = self.ckpt.read_arrays(step, target)
             except Exception as e:
-                errors.append(f"step {step}: {str(e).splitlines()[0][:200]}")
-                warn(f"checkpoint step {step} is unreadable ({errors[-1]}); trying the previous step")
+                unreadable(step, e)
                 continue
             if target is not None:
                 checkpoint.check_leaves(state, target, where)

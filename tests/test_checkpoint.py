@@ -1,0 +1,274 @@
+"""Checkpoints: architecture records, resume after interruption or SIGKILL,
+corrupted steps, config changes on resume, member export."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+import jaxexp
+from jaxexp import checkpoint, space
+from jaxexp import config as cfgmod
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Same tolerance as tests/test_engine.py; a resumed member replays the same
+# computation, so in practice its numbers are identical.
+RTOL, ATOL = 1e-4, 1e-6
+RESULT_COLS = ["best_val_mse", "final_val_mse", "best_epoch", "epochs_run", "stop_epoch"]
+
+
+def _sweep_config(tiny):
+    """16 members in 2 buckets x 2 chunks, some early-stopping (compaction on 2 devices)."""
+    c = tiny(
+        model={"hidden": space.choice([(8,), (6,)])},
+        train={"lr": space.choice([1e-2, 3e-2]), "early_stop_patience": space.choice([0, 1])},
+    )
+    c.sweep.seeds = 2
+    c.train.epochs = 6
+    c.train.min_delta = 0.02
+    c.engine.segment_epochs = 2
+    c.engine.chunk_size = 4
+    c.engine.num_devices = 2
+    return c
+
+
+def _interrupt_after(n_calls: int):
+    """A progress callback that raises KeyboardInterrupt on its n-th call (after a
+    segment ran, before that segment's checkpoint)."""
+    calls = {"n": 0}
+
+    def progress(line):
+        calls["n"] += 1
+        if calls["n"] == n_calls:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def _compare(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    a, b = a.set_index("member").sort_index(), b.set_index("member").sort_index()
+    assert list(a.index) == list(b.index)
+    assert (a["status"] == b["status"]).all()
+    np.testing.assert_allclose(a[RESULT_COLS].astype(float), b[RESULT_COLS].astype(float), rtol=RTOL, atol=ATOL)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run of ``_sweep_config``."""
+    from conftest import tiny_config
+
+    c = _sweep_config(tiny_config)
+    return jaxexp.sweep(c, str(tmp_path_factory.mktemp("ref") / "wd"))
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(tiny, tmp_path, reference):
+    c = _sweep_config(tiny)
+    wd = str(tmp_path / "wd")
+    c.engine.progress = True
+    part = jaxexp.sweep(c, wd, progress=_interrupt_after(5))
+    assert part.interrupted and (part.members["status"] == "stopped").any()
+    c.engine.progress = False
+    full = jaxexp.sweep(c, wd)  # the same command again: resumes
+    assert "resumed_from_step" in full.timings and not full.interrupted
+    _compare(full.members, reference.members)
+    h = full.history
+    assert not h.duplicated(["member", "epoch"]).any() and len(h) == len(reference.history)
+    assert (full.members["stop_epoch"].notna()).any() and full.timings["compactions"] >= 1
+    # every member's best parameters survived the interruption
+    assert set(full.best_params) == set(full.members["member"])
+    for m in (0, 5, 15):
+        for x, y in zip(jax.tree.leaves(full.best_params[m]), jax.tree.leaves(reference.best_params[m])):
+            np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+    # a finished sweep is not run again
+    with pytest.raises(jaxexp.ConfigError, match="holds a finished sweep"):
+        jaxexp.sweep(c, wd)
+
+
+def _latest_step(wd) -> str:
+    d = checkpoint.sweep_dir(wd)
+    return os.path.join(d, str(max(int(s) for s in os.listdir(d) if s.isdigit())))
+
+
+@pytest.mark.parametrize("damage", ["truncate_state", "garble_host"])
+def test_a_corrupted_latest_step_falls_back_to_the_previous_one(tiny, tmp_path, reference, capsys, damage):
+    c = _sweep_config(tiny)
+    wd = str(tmp_path / "wd")
+    c.engine.progress = True
+    jaxexp.sweep(c, wd, progress=_interrupt_after(6))
+    step = _latest_step(wd)
+    if damage == "truncate_state":
+        for root, _, files in os.walk(os.path.join(step, "state")):
+            for f in files:
+                if "metadata" not in f.lower():
+                    with open(os.path.join(root, f), "r+b") as fh:
+                        fh.truncate(3)
+    else:
+        with open(os.path.join(step, "host", "metadata"), "w") as fh:
+            fh.write("{not json")
+    c.engine.progress = False
+    full = jaxexp.sweep(c, wd)
+    assert f"checkpoint step {os.path.basename(step)} is unreadable" in capsys.readouterr().err
+    assert full.timings["resumed_from_step"] < int(os.path.basename(step))
+    _compare(full.members, reference.members)
+
+
+def test_a_changed_config_is_refused_on_resume_with_the_diff(tiny, tmp_path, reference):
+    c = _sweep_config(tiny)
+    wd = str(tmp_path / "wd")
+    c.engine.progress = True
+    jaxexp.sweep(c, wd, progress=_interrupt_after(3))
+    c.engine.progress = False
+    changed = cfgmod.with_values(c, {"train.min_delta": 0.05})
+    with pytest.raises(jaxexp.ConfigError, match=r"train.min_delta: 0.02 \(checkpoint\) != 0.05 \(now\)"):
+        jaxexp.sweep(changed, wd)
+    safe = cfgmod.with_values(c, {"engine.segment_epochs": 3})
+    with pytest.raises(jaxexp.ConfigError, match="engine.segment_epochs: 2 .*allow_resume_changes=True"):
+        jaxexp.sweep(safe, wd)
+    safe.engine.allow_resume_changes = True
+    _compare(jaxexp.sweep(safe, wd).members, reference.members)
+
+
+def test_max_to_keep_and_the_best_step(tiny, tmp_path):
+    c = _sweep_config(tiny)
+    for keep_best, most in ((False, 1), (True, 2)):
+        c.engine.max_to_keep = 1
+        c.engine.keep_best = keep_best
+        wd = tmp_path / f"keep{keep_best}"
+        jaxexp.sweep(c, str(wd))
+        steps = [s for s in os.listdir(checkpoint.sweep_dir(str(wd))) if s.isdigit()]
+        assert 1 <= len(steps) <= most, steps
+
+
+def test_member_export_roundtrip_and_every_mismatch_class(tiny, tmp_path, reference):
+    wd = reference.workdir
+    out = str(tmp_path / "m5")
+    record = checkpoint.export_member(wd, 5, out)
+    assert record["member"]["member"] == 5 and checkpoint.inspect(out)["fingerprint"] == record["fingerprint"]
+    cfg = reference.member_config(5)
+    params = jaxexp.load_member(out, cfg)
+    for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(reference.best_params[5])):
+        np.testing.assert_array_equal(x, y)
+    assert jax.tree.structure(params) == jax.tree.structure(reference.best_params[5])
+
+    def refused(values, pattern):
+        with pytest.raises(checkpoint.ArchitectureMismatchError, match=pattern):
+            jaxexp.load_member(out, cfgmod.with_values(cfg, values))
+
+    width = cfg.model.hidden[0]
+    refused(
+        {"model.hidden": (width + 8,)}, rf"model.hidden: \({width},\) \(checkpoint\) != \({width + 8},\) \(requested\)"
+    )
+    refused({"model.hidden": (width, width)}, r"params.Dense_2/kernel: absent from the checkpoint")  # extra layer
+    refused({"model.activation": "tanh"}, r"model.activation: 'relu' \(checkpoint\) != 'tanh' \(requested\)")
+    refused({"task.n_features": 5}, r"model.n_features: 4 \(checkpoint\) != 5 \(requested\)")
+    # a missing layer: the checkpoint has 2 hidden layers, the model 1
+    deep = checkpoint.architecture(cfgmod.with_values(cfg, {"model.hidden": (8, 8)}).model, 4, 1)
+    with pytest.raises(
+        checkpoint.ArchitectureMismatchError, match=r"params.Dense_2/kernel: .* absent from the requested"
+    ):
+        checkpoint.verify(deep, checkpoint.architecture(cfg.model, 4, 1), "x")
+    # population size and members
+    a = checkpoint.architecture(cfg.model, 4, 1, member_ids=[0, 1, 2, 3])
+    b = checkpoint.architecture(cfg.model, 4, 1, member_ids=[0, 1])
+    with pytest.raises(checkpoint.ArchitectureMismatchError, match=r"population.size: 4 \(checkpoint\) != 2"):
+        checkpoint.verify(a, b, "x")
+    # dtype: honest record of float16 arrays; and a record that lies about them
+    half = jax.tree.map(lambda x: np.asarray(x, np.float16), params)
+    rec16 = dict(record, param_spec=checkpoint.spec_of(half))
+    checkpoint.save_member(str(tmp_path / "h"), half, rec16)
+    with pytest.raises(
+        checkpoint.ArchitectureMismatchError, match=r"float16 \(checkpoint\) != .* float32 \(requested\)"
+    ):
+        jaxexp.load_member(str(tmp_path / "h"), cfg)
+    checkpoint.save_member(str(tmp_path / "lie"), half, record)
+    with pytest.raises(checkpoint.ArchitectureMismatchError, match=r"stored arrays do not match.*float16 \(stored\)"):
+        jaxexp.load_member(str(tmp_path / "lie"), cfg)
+
+
+def _popen(args, wd):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    cmd = [sys.executable, "-m", "jaxexp.main", "sweep", f"--workdir={wd}", *args]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def _run_until(args, wd, n_lines: int, sig) -> int:
+    """Starts a sweep and sends ``sig`` when its n-th progress line appears."""
+    p = _popen(args, wd)
+    watchdog = threading.Timer(240, p.kill)  # never hang the suite
+    watchdog.start()
+    try:
+        seen = 0
+        for line in p.stderr:
+            seen += "members done" in line
+            if seen == n_lines:
+                p.send_signal(sig)  # the line is printed just before its segment's save
+                break
+        p.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+        p.kill()
+    return p.returncode
+
+
+CLI = [
+    "--config=configs/recipes.py",
+    "--config.task.n_train=256",
+    "--config.task.n_val=128",
+    "--config.model.hidden=(16,)",
+    "--config.train.epochs=24",
+    "--config.engine.segment_epochs=2",
+    "--config.sweep.seeds=2",
+]
+
+
+def test_sigkill_mid_segment_and_mid_save_then_resume_loses_nothing(tmp_path):
+    ref = tmp_path / "ref"
+    p = _popen(CLI, ref)
+    p.communicate(timeout=300)
+    assert p.returncode == 0
+    wd = tmp_path / "killed"
+    assert _run_until(CLI, wd, 3, signal.SIGKILL) == -signal.SIGKILL
+    assert _run_until(CLI, wd, 4, signal.SIGKILL) == -signal.SIGKILL  # killed again, after resuming
+    p = _popen(CLI, wd)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    a, b = pd.read_csv(wd / "members.csv"), pd.read_csv(ref / "members.csv")
+    assert len(a) == len(b) == 6 and (a["status"] == "ok").all()
+    _compare(a, b)
+    h = pd.read_csv(wd / "history.csv")
+    assert not h.duplicated(["member", "epoch"]).any()
+    assert len(h) == len(pd.read_csv(ref / "history.csv"))
+
+
+def test_sigterm_saves_and_exits_cleanly_then_resumes(tmp_path):
+    wd = tmp_path / "term"
+    assert _run_until(CLI, wd, 2, signal.SIGTERM) == 143
+    members = pd.read_csv(wd / "members.csv")
+    assert (members["status"] == "stopped").any()
+    host = json.loads(open(os.path.join(_latest_step(str(wd)), "host", "metadata")).read())
+    assert host["in_chunk"] and not host.get("complete")
+    p = _popen(CLI, wd)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert (pd.read_csv(wd / "members.csv")["status"] == "ok").all()
+    # export and inspect from the command line
+    out = tmp_path / "m0"
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+
+    def run(*a):
+        cmd = [sys.executable, "-m", "jaxexp.main", *a]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    r = run("export", f"--workdir={wd}", "--member=0", f"--out={out}")
+    assert r.returncode == 0 and "wrote" in r.stdout, r.stderr
+    r = run("inspect", str(out))
+    assert r.returncode == 0 and json.loads(r.stdout)["model"]["hidden"] == [16]
+    r = run("export", f"--workdir={wd}", "--member=99", f"--out={tmp_path / 'x'}")
+    assert r.returncode == 2 and "--member: member 99 has no saved parameters" in r.stderr
