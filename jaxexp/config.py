@@ -47,7 +47,8 @@ TRACED: dict[str, str] = {
     "train.plateau_min_lr": "float32",  # ReduceLROnPlateau: lr floor (absolute)
     "train.curriculum_medium_epoch": "int32",  # epoch (0-based) from which medium groups are trained
     "train.curriculum_hard_epoch": "int32",  # epoch from which hard groups are trained
-    "train.hard_weight_start": "float32",  # hard-group loss weight at curriculum_hard_epoch
+    "train.hard_weight_start": "float32",  # hard-group loss weight at hard_weight_origin
+    "train.hard_weight_origin": "int32",  # epoch where the ramp starts from hard_weight_start, -1 = hard_epoch
     "train.hard_weight_slope": "float32",  # its growth per epoch
     "train.hard_weight_cap": "float32",  # its maximum
     "train.group_multipliers": "float32",  # per-group loss multipliers, () = all 1 (a vector [groups])
@@ -81,6 +82,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.task.features = ""  # file: comma-separated feature columns ("" = all but target)
     c.task.target = "y"  # file: target column / npz key
     c.task.kind = "regression"  # file: regression | classification
+    c.task.group = ""  # file: column / npz key of a per-row group label ("" = no groups)
+    c.task.medium_groups = ""  # file: comma-separated group labels of medium difficulty (curriculum)
+    c.task.hard_groups = ""  # file: comma-separated group labels of hard difficulty
     c.task.val_fraction = 0.2  # file/digits/diabetes: validation share when no val split is given
     c.task.standardize = True  # z-score features (and regression targets) with train statistics
 
@@ -117,10 +121,12 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.plateau_min_lr = 0.0
     # Curriculum over a grouped task's difficulty levels (easy/medium/hard): easy
     # groups always train; medium from curriculum_medium_epoch; hard from
-    # curriculum_hard_epoch with weight min(cap, start + (epoch - hard_epoch) * slope).
+    # curriculum_hard_epoch with weight min(cap, start + (epoch - origin) * slope)
+    # (origin -1 = curriculum_hard_epoch). Curriculum epochs count from 0.
     c.train.curriculum_medium_epoch = 0
     c.train.curriculum_hard_epoch = 0
     c.train.hard_weight_start = 1.0
+    c.train.hard_weight_origin = -1
     c.train.hard_weight_slope = 0.0
     c.train.hard_weight_cap = 1.0
     c.train.group_multipliers = ()
@@ -146,7 +152,9 @@ def default_config() -> ml_collections.ConfigDict:
     c.engine.overwrite = False  # allow writing into a workdir that already holds results
     # Drop finished (early-stopped, diverged, done) members between segments, into
     # a few padded size classes: a sweep where most members stop early ends early.
-    c.engine.compact = True
+    # "auto": only when the measured time saved exceeds the compile of the smaller
+    # size (estimated from this bucket's compiles); "always"; "never".
+    c.engine.compact = "auto"
     c.engine.plots = True  # write PNG plots (matplotlib) next to report.md
     # Orbax checkpoints in WORKDIR/checkpoints, one per segment: a killed sweep
     # resumes where it stopped when the same command is run again.
@@ -307,6 +315,8 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"engine.chunk_size: must be >= 1 (got {c.engine.chunk_size})")
     if c.engine.group_size < 0:
         raise ConfigError(f"engine.group_size: must be >= 0 (got {c.engine.group_size}); 0 = auto")
+    if c.engine.compact not in ("auto", "always", "never"):
+        raise ConfigError(f"engine.compact: must be 'auto', 'always' or 'never' (got {c.engine.compact!r})")
     if c.engine.max_to_keep < 1:
         raise ConfigError(f"engine.max_to_keep: must be >= 1 (got {c.engine.max_to_keep})")
     if c.engine.num_devices < 0:

@@ -65,6 +65,7 @@ class _Compiled:
         # rows of a population by slot index (compaction); one tiny compile per size pair
         self.take = jax.jit(lambda tree, idx: jax.tree.map(lambda a: a[idx], tree), out_shardings=self.pop)
         self._executables: dict[int, jax.stages.Compiled] = {}
+        self.compile_s: dict[int, float] = {}  # measured segment compile time per population size
 
     def encode(self, part: list, slot: np.ndarray, task) -> dict:
         """Per-slot traced hyperparameters, sharded; a padding slot (-1) gets the
@@ -122,7 +123,8 @@ class _Compiled:
             group = self.group_for(size)
             exe = self._segment_fn(group).lower(state, hp, data).compile()
             timings["group_size"] = group
-            timings["compile_s"] += time.perf_counter() - t
+            self.compile_s[size] = time.perf_counter() - t
+            timings["compile_s"] += self.compile_s[size]
             mem = exe.memory_analysis()
             if mem is not None:
                 total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
@@ -212,7 +214,7 @@ def run(
     devs = devices(config.engine.num_devices)
     groups = population.buckets(members)
     layout = [population.chunks(b.members, config.engine.chunk_size, len(devs)) for b in groups]
-    total_work = sum(max(m.config.train.epochs for m in part) * len(part) for chunks in layout for part, _ in chunks)
+    total_work = sum(m.config.train.epochs for m in members)  # member-epochs (early stops subtract theirs)
     meter = _Progress(
         config.name, len(members), total_work, config.metric, config.goal, progress if config.engine.progress else None
     )
@@ -350,7 +352,8 @@ def _run_chunk(
         t = time.perf_counter()
         state, m = segment(state, hp, data)
         m = jax.device_get(m)  # the one host sync per segment
-        timings["segments_s"] += time.perf_counter() - t
+        seg_wall = time.perf_counter() - t
+        timings["segments_s"] += seg_wall
         timings["member_epochs_computed"] += len(slot) * m["active"].shape[1]
         real = np.nonzero(slot >= 0)[0]
         who = slot[real]  # indices into part
@@ -396,8 +399,12 @@ def _run_chunk(
             timings["segments_s"],
         )
         alive = real[~finished]
-        if config.engine.compact and len(alive) and compiled.size_class(len(alive)) < len(slot):
-            size = compiled.size_class(len(alive))
+        size = compiled.size_class(len(alive)) if len(alive) else len(slot)
+        per_slot_epoch = seg_wall / (len(slot) * active.shape[1])
+        left = epochs[who] - epoch_now
+        if size < len(slot) and _compaction_pays(
+            config.engine.compact, compiled, size, len(slot), per_slot_epoch, left, finished
+        ):
             keep = np.concatenate([alive, np.full(size - len(alive), alive[0])])
             state, hp = compiled.take((state, hp), keep)
             slot = np.concatenate([slot[alive], np.full(size - len(alive), -1)])
@@ -414,13 +421,30 @@ def _run_chunk(
     timings["chunk_s"] += time.perf_counter() - t0
 
 
+def _compaction_pays(mode, compiled, size: int, current: int, per_slot_epoch: float, left, finished) -> bool:
+    """Whether dropping from ``current`` to ``size`` slots saves more time than it costs.
+
+    Saved: the freed slots' share of the remaining epochs (``left``: epochs
+    each member still has; seconds per slot-epoch measured on the segment just
+    run). Cost: compiling the smaller size, if not compiled yet, estimated by
+    this bucket's slowest compile so far.
+    """
+    if mode != "auto":
+        return mode == "always"
+    if size in compiled._executables:
+        return True
+    saved = (current - size) * int(left[~finished].max()) * per_slot_epoch
+    return saved > max(compiled.compile_s.values(), default=0.0)
+
+
 def _collect_finals(state: train.TrainState, slots, member_ids, finals: dict) -> None:
     """Copies the best parameters and stop epoch of finished members to the host."""
-    params, stop = jax.device_get((state.best_params, state.monitor.stop_epoch))
-    for slot, member in zip(slots, member_ids):
+    idx = np.asarray(slots)
+    params, stop = jax.device_get(jax.tree.map(lambda a: a[idx], (state.best_params, state.monitor.stop_epoch)))
+    for k, member in enumerate(member_ids):
         finals[int(member)] = {
-            "best_params": jax.tree.map(lambda a, s=slot: np.array(a[s]), params),
-            "stop_epoch": int(stop[slot]),
+            "best_params": jax.tree.map(lambda a, k=k: np.array(a[k]), params),
+            "stop_epoch": int(stop[k]),
         }
 
 

@@ -19,14 +19,6 @@ def _pyplot():
     return plt
 
 
-def _label(res, config_id) -> str:
-    row = res.summary[res.summary["config_id"] == config_id].iloc[0]
-    if "recipe" in row:
-        return str(row["recipe"])
-    shown = [f"{p.split('.')[-1]}={row[p]:.3g}" if isinstance(row[p], float) else f"{p}={row[p]}" for p in res.params]
-    return ", ".join(shown) or f"config {config_id}"
-
-
 def _top_configs(res) -> list:
     return res.summary["config_id"].head(_MAX_LINES).tolist()
 
@@ -40,7 +32,7 @@ def history(res, path: str) -> None:
         for cid in _top_configs(res):
             part = h[h["config_id"] == cid].groupby("epoch")[col]
             mean, lo, hi = part.mean(), part.min(), part.max()
-            (line,) = ax.plot(mean.index, mean.values, label=_label(res, cid))
+            (line,) = ax.plot(mean.index, mean.values, label=res.label(cid))
             ax.fill_between(mean.index, lo.values, hi.values, color=line.get_color(), alpha=0.2)
         if (h[col] > 0).all():  # curricula and early epochs span decades
             ax.set_yscale("log")
@@ -58,7 +50,11 @@ def scatter(res, path: str) -> bool:
     task's original units: log and linear axes. False if not a regression."""
     from jaxexp.tasks import load_task
 
-    best = int(res.best_member()["member"])
+    finished = res.members[res.members["member"].isin(list(res.best_params)) & (res.members["status"] != "diverged")]
+    if finished.empty:
+        return False
+    col = f"best_{res.metric}"
+    best = int(finished.loc[finished[col].idxmin() if res.config.goal == "min" else finished[col].idxmax(), "member"])
     task = load_task(res.member_config(best).task)
     if task.kind != "regression" or best not in res.best_params:
         return False
@@ -94,7 +90,7 @@ def group_table(res) -> pd.DataFrame:
     g = res.groups.merge(res.members[["member", "config_id"]], on="member")
     g = g[g["config_id"].isin(_top_configs(res))]
     table = g.pivot_table(index="group", columns="config_id", values=col, aggfunc="mean", sort=False)
-    table.columns = [_label(res, c) for c in table.columns]
+    table.columns = [res.label(c) for c in table.columns]
     return table
 
 
@@ -115,20 +111,20 @@ def groups(res, path: str) -> None:
     plt.close(fig)
 
 
-def write_all(res, directory: str) -> list[str]:
-    """Writes every plot that applies; returns the file names."""
+def write_all(res, directory: str, warn=None) -> list[str]:
+    """Writes every plot that applies; returns the file names. A plot that
+    fails is reported through ``warn`` and skipped; the others are written."""
+    plots = {"history.png": history, "scatter.png": scatter, "groups.png": groups}
+    if res.history[~res.history["diverged"]].empty:
+        return []
+    if res.groups.empty:
+        del plots["groups.png"]
     written = []
-    if res.history.empty:
-        return written
-    history(res, os.path.join(directory, "history.png"))
-    written.append("history.png")
-    try:
-        has_best = bool(res.best_params) and scatter(res, os.path.join(directory, "scatter.png"))
-    except ValueError:  # every member diverged
-        has_best = False
-    if has_best:
-        written.append("scatter.png")
-    if not res.groups.empty:
-        groups(res, os.path.join(directory, "groups.png"))
-        written.append("groups.png")
+    for name, fn in plots.items():
+        try:
+            if fn(res, os.path.join(directory, name)) is not False:
+                written.append(name)
+        except Exception as e:  # a plot must never cost the results or the other plots
+            if warn is not None:
+                warn(f"{name} not written: {type(e).__name__}: {e}")
     return written

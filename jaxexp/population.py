@@ -64,6 +64,14 @@ def members_table(config: ml_collections.ConfigDict) -> pd.DataFrame:
     params = spacemod.parse(config.sweep.space)
     cfgmod.check_param_names(config, [p.name for p in params])
     named = recipes(config)
+    swept = {p.name for p in params}
+    for name, overrides in named.items():
+        both = sorted(swept & set(overrides))
+        if both:
+            raise ConfigError(
+                f"sweep.recipes.{name}.{both[0]}: also swept in sweep.space; a field is set by the recipes or swept, "
+                "not both"
+            )
     rows = spacemod.expand(params, config.sweep.method, config.sweep.num_samples, config.seed)
     recipe_fields = list(dict.fromkeys(f for r in named.values() for f in r if f not in {p.name for p in params}))
     base = {f: cfgmod.get_path(config, f) for f in recipe_fields}

@@ -90,16 +90,20 @@ def curriculum_weights(
     start: jax.Array,
     slope: jax.Array,
     cap: jax.Array,
+    origin: jax.Array = -1,
 ) -> jax.Array:
     """Loss weight of every group at 0-based ``epoch``: [G].
 
     levels: int [G], 0 easy / 1 medium / 2 hard. Easy groups weigh 1; medium
     groups 1 from ``medium_epoch`` on (0 before); hard groups
-    min(cap, start + (epoch - hard_epoch) * slope) from ``hard_epoch`` on (0
-    before). Each is then multiplied by the group's multiplier.
+    max(0, min(cap, start + (epoch - origin) * slope)) from ``hard_epoch`` on
+    (0 before), where ``origin`` < 0 means ``hard_epoch``. Each is then
+    multiplied by the group's multiplier.
     """
     epoch = jnp.asarray(epoch, jnp.float32)
     medium = (epoch >= medium_epoch).astype(jnp.float32)
-    hard = jnp.where(epoch >= hard_epoch, jnp.minimum(cap, start + (epoch - hard_epoch) * slope), 0.0)
+    origin = jnp.where(origin < 0, hard_epoch, origin)
+    ramp = jnp.clip(start + (epoch - origin) * slope, 0.0, cap)
+    hard = jnp.where(epoch >= hard_epoch, ramp, 0.0)
     by_level = jnp.stack([jnp.ones_like(medium), medium, hard])
     return by_level[levels] * multipliers

@@ -54,8 +54,7 @@ def markdown(res) -> str:
     from jaxexp import population
 
     recipes = population.recipes(cfg)
-    # recipe fields are listed once, in the Recipes section, not in every row
-    params = [p for p in res.params if p not in {f for r in recipes.values() for f in r}]
+    params = res.shown_params  # recipe fields are listed once, in the Recipes section
     if recipes:
         out += ["Recipes (fields each one sets; the rest is the base config):", ""]
         out += [f"- **{name}**: " + ", ".join(f"`{k}={v}`" for k, v in r.items()) for name, r in recipes.items()]
@@ -129,7 +128,9 @@ def _comparison(res) -> list[str]:
     if by == "recipe":
         title = f"## Recipe comparison (best {m} over seeds; baseline: {base})"
     else:
-        title = f"## Configurations vs the best one (config {base}; best {m} over seeds, top {res.config.sweep.top_k})"
+        title = (
+            f"## Configurations vs the best one ({res.label(base)}; best {m} over seeds, top {res.config.sweep.top_k})"
+        )
         c = c.head(res.config.sweep.top_k)
     lines = [
         title,
@@ -141,7 +142,7 @@ def _comparison(res) -> list[str]:
     ]
     rows = [
         [
-            r[by],
+            r[by] if by == "recipe" else res.label(r[by]),
             r["n"],
             _ci(r["mean"], r["ci_low"], r["ci_high"]),
             r["std"],
@@ -150,7 +151,12 @@ def _comparison(res) -> list[str]:
         ]
         for _, r in c.iterrows()
     ]
-    return lines + [_table([by, "seeds", "mean [95% CI]", "std", "diff [95% CI]", "p"], rows), ""]
+    note = []
+    if (c["n"] == 0).any():
+        none = ", ".join(str(v) for v in c.loc[c["n"] == 0, by])
+        note = [f"No non-diverged seed (no statistics): {none}.", ""]
+    head = [by if by == "recipe" else "configuration", "seeds", "mean [95% CI]", "std", "diff [95% CI]", "p"]
+    return lines + [_table(head, rows), ""] + note
 
 
 def _pooled(res) -> list[str]:

@@ -71,8 +71,26 @@ class Results:
 
     @property
     def params(self) -> list[str]:
-        """Swept parameter columns (and ``recipe``)."""
+        """Swept parameter columns (and ``recipe`` and the fields recipes set)."""
         return [c for c in self.summary.columns if c in self.members.columns and c not in _ID_COLUMNS]
+
+    @property
+    def shown_params(self) -> list[str]:
+        """``recipe`` and the swept fields: what tells configurations apart."""
+        return shown_params(self.config, self.params)
+
+    def label(self, config_id: int) -> str:
+        """A short name of a configuration: its recipe and swept values."""
+        row = self.summary[self.summary["config_id"] == config_id].iloc[0]
+        shown = [
+            str(row[p])
+            if p == "recipe"
+            else f"{p.split('.')[-1]}={row[p]:.3g}"
+            if isinstance(row[p], float)
+            else f"{p.split('.')[-1]}={row[p]}"
+            for p in self.shown_params
+        ]
+        return ", ".join(shown) or f"config {config_id}"
 
     def member_config(self, member: int) -> ml_collections.ConfigDict:
         """The resolved config of one member."""
@@ -166,21 +184,21 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
     for name in initial.columns:  # validation metrics of the initial parameters ("epoch 0")
         rows[f"init_{name}"] = ids.map(initial[name])
     # peak vs final: how much the metric got worse after its best epoch (>= 0)
-    rows["degradation"] = sign * (rows[f"final_{metric}"] - rows[f"best_{metric}"])
+    rows["degradation"] = sign * (rows[f"final_{metric}"] - rows[f"best_{metric}"]) + 0.0  # no -0.0
 
     summary = summarize(rows, params, metric, config.goal)
     # recipes against the named (or first) recipe; plain sweeps against the best configuration
-    label = "recipe" if "recipe" in rows.columns else "config_id"
-    if label == "recipe":
-        baseline = config.sweep.baseline or rows["recipe"].iloc[0]
-    else:
-        baseline = summary["config_id"].iloc[0] if len(summary) else None
-    ok = rows[rows["status"] != "diverged"]
+    # Recipes are compared with the baseline recipe when they are the only thing
+    # swept; otherwise every configuration with the best one (seeds of one
+    # configuration are the only valid replicates).
+    recipes_only = "recipe" in rows.columns and shown_params(config, params) == ["recipe"]
+    label = "recipe" if recipes_only else "config_id"
     comparison = pd.DataFrame()
-    if len(ok) and baseline is not None:
-        comparison = stats.compare(ok, label, f"best_{metric}", baseline)
-        order = {v: i for i, v in enumerate(summary[label].drop_duplicates())}
-        comparison = comparison.sort_values(label, key=lambda c: c.map(order)).reset_index(drop=True)
+    if len(summary):
+        labels = list(summary[label])
+        baseline = (config.sweep.baseline or rows["recipe"].iloc[0]) if recipes_only else labels[0]
+        ok = rows[rows["status"] != "diverged"]
+        comparison = stats.compare(ok, label, f"best_{metric}", baseline, labels)
     groups = _groups_at_best(output.group_history, rows)
     return Results(
         config,
@@ -193,6 +211,13 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
         group_history=output.group_history,
         best_params={k: v["best_params"] for k, v in finals.items()},
     )
+
+
+def shown_params(config, params: list[str]) -> list[str]:
+    """The parameter columns that tell configurations apart in tables and plots:
+    ``recipe`` and the swept fields, without the fields recipes set."""
+    set_by_recipes = {f for r in population.recipes(config).values() for f in r}
+    return [p for p in params if p not in set_by_recipes]
 
 
 def _groups_at_best(group_history: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -228,6 +253,7 @@ def summarize(rows: pd.DataFrame, params: list[str], metric: str, goal: str) -> 
         init = ok[f"init_{metric}"] if f"init_{metric}" in ok else np.full(len(ok), np.nan)
         corr = stats.correlation(init, ok[f"best_{metric}"])
         row["init_vs_best_r"], row["init_vs_best_p"] = corr["pearson_r"], corr["pearson_p"]
+        row["init_vs_best_rho"], row["init_vs_best_rho_p"] = corr["spearman_rho"], corr["spearman_p"]
         out.append(row)
     summary = pd.DataFrame(out)
     if summary.empty:
@@ -259,11 +285,7 @@ def write(res: Results, workdir: str) -> None:
         if res.config.engine.plots:
             from jaxexp import plots
 
-            try:
-                res.plots = plots.write_all(res, tmp)
-            except Exception as e:  # a plot must never cost the results
-                print(f"jaxexp: warning: plots not written: {type(e).__name__}: {e}", file=sys.stderr)
-                res.plots = []
+            res.plots = plots.write_all(res, tmp, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr))
         texts["report.md"] = report.markdown(res)
         for name, text in texts.items():
             with open(os.path.join(tmp, name), "w") as f:

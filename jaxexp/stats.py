@@ -67,13 +67,15 @@ def welch(a, b) -> dict:
     return out
 
 
-def compare(members: pd.DataFrame, by: str, column: str, baseline) -> pd.DataFrame:
-    """One row per value of ``by``: the seed interval of ``column`` and its
-    Welch difference to the ``baseline`` value of ``by``."""
+def compare(members: pd.DataFrame, by: str, column: str, baseline, labels: list) -> pd.DataFrame:
+    """One row per label (in ``labels`` order, also for a label without any
+    member, e.g. all diverged): the seed interval of ``column`` and its Welch
+    difference to the ``baseline`` label."""
     base = members.loc[members[by] == baseline, column]
     rows = []
-    for label, part in members.groupby(by, sort=False):
-        row = {by: label, "baseline": label == baseline, **interval(part[column])}
-        row.update(welch(part[column], base) if label != baseline else {"diff": 0.0})
+    for label in labels:
+        part = members.loc[members[by] == label, column]
+        row = {by: label, "baseline": label == baseline, **interval(part)}
+        row.update(welch(part, base) if label != baseline else {"diff": 0.0 if len(part) else np.nan})
         rows.append(row)
     return pd.DataFrame(rows)

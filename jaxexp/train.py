@@ -222,6 +222,7 @@ def make_program(
             start=hp["train.hard_weight_start"],
             slope=hp["train.hard_weight_slope"],
             cap=hp["train.hard_weight_cap"],
+            origin=hp["train.hard_weight_origin"],
         )
         lr_epoch = lr_at(hp, state.step, mon.lr_scale)
 

@@ -36,6 +36,7 @@ def _sweep_config(tiny):
     c.engine.segment_epochs = 2
     c.engine.chunk_size = 4
     c.engine.num_devices = 2
+    c.engine.compact = "always"
     return c
 
 

@@ -33,7 +33,7 @@ def test_trace_count_equals_buckets_and_traced_values_do_not_recompile(tiny):
         train={"lr": space.choice([1e-3, 1e-2]), "schedule": space.choice(["constant", "cosine", "step"])},
     )
     c.task.seed = 101  # a static key no other test compiled
-    c.engine.compact = False  # compaction compiles a few smaller size classes (tested on its own)
+    c.engine.compact = "never"  # compaction compiles a few smaller size classes (tested on its own)
     before = engine.TRACE_COUNTS["run_segment"]
     res = jaxexp.sweep(c)
     assert engine.TRACE_COUNTS["run_segment"] - before == 2  # two hidden sizes = two buckets
@@ -46,15 +46,37 @@ def test_trace_count_equals_buckets_and_traced_values_do_not_recompile(tiny):
     }
     c.train.weight_decay = 0.1
     c.sweep.recipes = {
-        "a": {"train": {"schedule": "cosine_restarts", "restart_epochs": 1.0, "early_stop_patience": 1}},
-        "b": {"train": {"plateau_patience": 1, "plateau_factor": 0.3, "min_delta": 0.01, "group_multipliers": (2.0,)}},
+        "a": {
+            "model": {"final_dropout": 0.4},
+            "train": {
+                "schedule": "cosine_restarts",
+                "restart_epochs": 1.0,
+                "restart_mult": 2.0,
+                "early_stop_patience": 1,
+            },
+        },
+        "b": {
+            "train": {
+                "plateau_patience": 1,
+                "plateau_factor": 0.3,
+                "plateau_min_lr": 1e-4,
+                "min_delta": 0.01,
+                "warmup_epochs": 1.0,
+                "group_multipliers": (2.0,),
+                "curriculum_hard_epoch": 2,
+                "hard_weight_slope": 0.5,
+                "hard_weight_cap": 3.0,
+            }
+        },
     }
     c.sweep.seeds = 1
     c.train.lr = 3e-3
     res2 = jaxexp.sweep(c)
     assert engine.TRACE_COUNTS["run_segment"] - before == 2
     assert len(res2.members) == 2 * 2 * 2 * 3
-    assert set(res2.members["epochs_run"].unique().tolist()) <= {1, 2, 3}
+    b = res2.members[res2.members["recipe"] == "b"]  # no early stopping: every epoch runs
+    assert (b["epochs_run"] == b["train.epochs"]).all() and set(b["epochs_run"]) == {1, 2, 3}
+    assert (res2.members["epochs_run"] <= res2.members["train.epochs"]).all()
 
 
 def test_member_does_not_depend_on_population_or_devices(tiny):

@@ -88,7 +88,7 @@ def test_curriculum_weights_match_the_run4_formula():
     # phases easy 0-30, medium 31-60, hard 61+; hard weight min(5, 2 + (epoch - 60) * 0.08)
     for epoch in (0, 30, 60, 97, 120):
         w = recipes.curriculum_weights(
-            epoch, levels, mult, medium_epoch=31, hard_epoch=61, start=2.08, slope=0.08, cap=5.0
+            epoch, levels, mult, medium_epoch=31, hard_epoch=61, start=2.0, slope=0.08, cap=5.0, origin=60
         )
         hard = min(5.0, 2.0 + (epoch - 60) * 0.08) if epoch >= 61 else 0.0
         expected = [1.0, 1.0 if epoch >= 31 else 0.0, 1.3 * hard]
@@ -204,9 +204,9 @@ def test_compaction_leaves_results_unchanged_and_computes_less(tiny):
     # 12 members stop after epoch 2 (min_delta too large to ever improve), 4 run all 8 epochs
     patience = [1] * 12 + [0] * 4
     table = _table(np.arange(n), **{"train.early_stop_patience": patience, "train.min_delta": [1e3] * 12 + [0.0] * 4})
-    c.engine.compact = False
+    c.engine.compact = "never"
     plain = jaxexp.run_members(c, table)
-    c.engine.compact = True
+    c.engine.compact = "always"  # "auto" would keep the slots: here a compile costs more than it saves
     compact = jaxexp.run_members(c, table)
     assert compact.timings["compactions"] >= 1
     assert compact.timings["member_epochs_computed"] < plain.timings["member_epochs_computed"]
@@ -303,3 +303,46 @@ def test_init_metric_is_the_metric_before_training(tiny):
     trained = jaxexp.run_members(c, _table(np.arange(4)))
     np.testing.assert_allclose(trained.members["init_val_mse"], res.members["init_val_mse"], rtol=1e-6)
     assert (trained.members["best_val_mse"] < trained.members["init_val_mse"]).all()
+
+
+def test_recipes_with_a_space_and_a_diverged_baseline(tiny, tmp_path):
+    c = tiny(train={"weight_decay": space.choice([0.0, 0.1])})
+    c.sweep.seeds = 2
+    c.train.optimizer = "sgd"
+    c.sweep.recipes = {"a": {"train": {"lr": 1e6}}, "b": {"train": {"lr": 1e-2}}, "c": {"train": {"lr": 1e-3}}}
+    c.sweep.baseline = "a"
+    res = jaxexp.sweep(c, str(tmp_path / "wd"))  # every member of the baseline diverges: still written
+    assert (res.members[res.members.recipe == "a"]["status"] == "diverged").all()
+    # recipes crossed with a space: configurations (recipe x weight decay) are compared, not pooled recipes
+    assert list(res.comparison.columns[:2]) == ["config_id", "baseline"] and len(res.comparison) == 6
+    assert res.label(int(res.comparison["config_id"].iloc[0])).startswith(("b, weight_decay=", "c, weight_decay="))
+    report = (tmp_path / "wd" / "report.md").read_text()
+    assert "No non-diverged seed (no statistics)" in report and "history.png" in report
+    c.sweep.space = {}
+    only = jaxexp.sweep(c, str(tmp_path / "wd2"))
+    comp = only.comparison.set_index("recipe")
+    assert comp.loc["a", "n"] == 0 and comp.loc["a", "baseline"] and np.isnan(comp.loc["b", "p_value"])
+    assert "No non-diverged seed (no statistics): a." in (tmp_path / "wd2" / "report.md").read_text()
+
+
+def test_a_field_cannot_be_both_set_by_a_recipe_and_swept(tiny):
+    c = tiny(train={"lr": space.choice([1e-3, 1e-2])})
+    c.sweep.recipes = {"a": {"train": {"lr": 0.5}}}
+    with pytest.raises(jaxexp.ConfigError, match=r"sweep.recipes.a.train.lr: also swept in sweep.space"):
+        jaxexp.sweep(c)
+
+
+def test_auto_compaction_only_when_the_saved_time_beats_the_compile():
+    from jaxexp import engine
+
+    class Fake:
+        _executables = {16: object()}
+        compile_s = {32: 2.0}  # seconds to compile a size so far
+
+    left, finished = np.array([50, 50, 0]), np.array([False, False, True])
+    pays = lambda size, per: engine._compaction_pays("auto", Fake, size, 32, per, left, finished)  # noqa: E731
+    assert pays(8, 1e-2)  # 24 freed slots x 50 epochs x 10 ms = 12 s > 2 s
+    assert not pays(8, 1e-4)  # 0.12 s < 2 s
+    assert pays(16, 1e-6)  # already compiled: free
+    assert engine._compaction_pays("always", Fake, 8, 32, 0.0, left, finished)
+    assert not engine._compaction_pays("never", Fake, 16, 32, 1.0, left, finished)

@@ -113,3 +113,26 @@ def test_string_labels_are_a_data_error(tiny, tmp_path):
     np.savez(tmp_path / "s.npz", x=np.zeros((3, 2)), y=np.array(["a", "b", "c"]))
     with pytest.raises(DataError, match="y_train is not numeric"):
         jaxexp.load_task(_file_cfg(tiny, tmp_path / "s.npz", kind="classification").task)
+
+
+def test_csv_groups_give_per_group_metrics_and_curriculum_levels(tiny, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    g = rng.choice(["easy_a", "mid", "hard"], size=n)
+    x = rng.normal(size=(n, 3))
+    y = x[:, 0] + np.where(g == "hard", 2.0, 0.0) + 0.1 * rng.normal(size=n)
+    path = tmp_path / "g.csv"
+    pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "kind": g, "y": y}).to_csv(path, index=False)
+    c = _file_cfg(tiny, path, group="kind", medium_groups="mid", hard_groups="hard")
+    task = jaxexp.load_task(c.task)
+    assert task.n_features == 3  # the group column is not a feature
+    assert task.group_names == ("easy_a", "hard", "mid") and task.group_levels == (0, 2, 1)
+    c.sweep.seeds = 2
+    res = jaxexp.sweep(c)
+    assert set(res.groups["group"]) == {"easy_a", "hard", "mid"} and len(res.groups) == 2 * 3
+    bad = _file_cfg(tiny, path, group="kind", hard_groups="hrad")
+    with pytest.raises(DataError, match=r"task.hard_groups: no group 'hrad' in the data"):
+        jaxexp.load_task(bad.task)
+    missing = _file_cfg(tiny, path, group="knd")
+    with pytest.raises(DataError, match=r"task.group: column 'knd' not in"):
+        jaxexp.load_task(missing.task)

@@ -67,8 +67,10 @@ def get_config():
                 "plateau_patience": 10,
                 "plateau_factor": 0.5,
                 "restart_epochs": 30.0,
-                "curriculum_medium_epoch": 30,
-                "curriculum_hard_epoch": 60,
+                # phases easy 0-30, medium 31-60, hard 61+; hard weight min(5, 2 + (epoch - 60) * 0.08)
+                "curriculum_medium_epoch": 31,
+                "curriculum_hard_epoch": 61,
+                "hard_weight_origin": 60,
                 "hard_weight_start": 2.0,
                 "hard_weight_slope": 0.08,
                 "hard_weight_cap": 5.0,

@@ -136,13 +136,40 @@ def make_task(name: str, kind: str, x_train, y_train, x_val, y_val, info=None, n
     return Task(name, kind, xt, yt, xv, yv, n_out, dict(info or {}))
 
 
-def split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int):
-    """Deterministic shuffled train/val split."""
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic shuffled (train, val) row indices."""
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"task.val_fraction: must be in (0, 1), got {val_fraction}")
-    perm = np.random.default_rng(seed).permutation(len(x))
-    n_val = max(1, int(round(len(x) * val_fraction)))
-    if n_val >= len(x):
-        raise DataError(f"task.val_fraction: leaves no training rows for {len(x)} rows")
-    v, t = perm[:n_val], perm[n_val:]
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * val_fraction)))
+    if n_val >= n:
+        raise DataError(f"task.val_fraction: leaves no training rows for {n} rows")
+    return perm[n_val:], perm[:n_val]
+
+
+def split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int):
+    """Deterministic shuffled train/val split."""
+    t, v = split_indices(len(x), val_fraction, seed)
     return x[t], y[t], x[v], y[v]
+
+
+def with_groups(task: Task, g_train, g_val, medium: str = "", hard: str = "", field: str = "task.group") -> Task:
+    """Attaches per-example group labels (any values; named by their string form)
+    and difficulty levels (comma-separated group names; the rest are easy)."""
+    g_train, g_val = np.asarray(g_train).astype(str), np.asarray(g_val).astype(str)
+    if len(g_train) != len(task.x_train) or len(g_val) != len(task.x_val):
+        raise DataError(f"{field}: one group label per row is needed ({len(g_train)}/{len(task.x_train)} train)")
+    names = tuple(sorted(set(g_train) | set(g_val)))
+    levels = [0] * len(names)
+    for level, spec, level_field in ((1, medium, "task.medium_groups"), (2, hard, "task.hard_groups")):
+        for name in [s.strip() for s in spec.split(",") if s.strip()]:
+            if name not in names:
+                raise DataError(f"{level_field}: no group {name!r} in the data (groups: {', '.join(names[:20])})")
+            levels[names.index(name)] = level
+    code = {n: i for i, n in enumerate(names)}
+    return task._replace(
+        g_train=np.asarray([code[g] for g in g_train], np.int32),
+        g_val=np.asarray([code[g] for g in g_val], np.int32),
+        group_names=names,
+        group_levels=tuple(levels),
+    )

@@ -16,17 +16,22 @@ import numpy as np
 import pandas as pd
 
 from jaxexp.errors import DataError
-from jaxexp.tasks.base import Task, make_task, split
+from jaxexp.tasks.base import Task, make_task, split_indices, with_groups
 
 
-def _read_csv(path: str, features: str, target: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_csv(path: str, features: str, target: str, group: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
         df = pd.read_csv(path)
     except Exception as e:  # pandas raises many types for malformed files
         raise DataError(f"task.path: cannot read CSV {path!r}: {str(e).splitlines()[0]}") from None
     if target not in df.columns:
         raise DataError(f"task.target: column {target!r} not in {path} (columns: {', '.join(map(str, df.columns))})")
-    cols = [c.strip() for c in features.split(",") if c.strip()] if features else [c for c in df.columns if c != target]
+    if group and group not in df.columns:
+        raise DataError(f"task.group: column {group!r} not in {path} (columns: {', '.join(map(str, df.columns))})")
+    if features:
+        cols = [c.strip() for c in features.split(",") if c.strip()]
+    else:
+        cols = [c for c in df.columns if c not in (target, group)]
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise DataError(
@@ -46,7 +51,8 @@ def _read_csv(path: str, features: str, target: str) -> tuple[np.ndarray, np.nda
             f"{path}: {int(nan_rows.sum())} row(s) have NaN "
             f"(first: data row {int(np.argmax(nan_rows.values))}); clean the data"
         )
-    return x.to_numpy(np.float32), df[target].to_numpy()
+    g = df[group].to_numpy() if group else None
+    return x.to_numpy(np.float32), df[target].to_numpy(), g
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
@@ -58,7 +64,15 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
 
 
 def load(cfg) -> Task:
-    """Loads a file task from the ``task`` config section."""
+    """Loads a file task from the ``task`` config section (with ``task.group``:
+    per-row group labels, see ``base.with_groups``)."""
+    task, g_train, g_val = _load(cfg)
+    if not cfg.group:
+        return task
+    return with_groups(task, g_train, g_val, cfg.medium_groups, cfg.hard_groups)
+
+
+def _load(cfg):
     path = cfg.path
     if not path:
         raise DataError("task.path: task 'file' needs a data file; set --config.task.path=FILE.npz|FILE.csv")
@@ -72,34 +86,38 @@ def load(cfg) -> Task:
 
     def read(p):
         if p.endswith(".csv"):
-            return _read_csv(p, cfg.features, cfg.target)
+            return _read_csv(p, cfg.features, cfg.target, cfg.group)
         arrays = _read_npz(p)
         if "x_train" in arrays:
             return arrays
-        for key in ("x", cfg.target):
+        for key in ("x", cfg.target, *([cfg.group] if cfg.group else [])):
             if key not in arrays:
                 raise DataError(
                     f"task.path: {p} has no array {key!r} (arrays: {', '.join(arrays)}); "
                     f"save x and {cfg.target} (or x_train/y_train/x_val/y_val)"
                 )
-        return arrays["x"], arrays[cfg.target]
+        return arrays["x"], arrays[cfg.target], arrays[cfg.group] if cfg.group else None
 
     data = read(path)
     if isinstance(data, dict) and cfg.val_path:
         raise DataError(f"task.val_path: {path} already has x_val/y_val; drop val_path or save x and y only")
     if isinstance(data, dict):
         needed = ("x_train", "y_train", "x_val", "y_val")
-        missing = [k for k in needed if k not in data]
+        groups = (f"{cfg.group}_train", f"{cfg.group}_val") if cfg.group else ()
+        missing = [k for k in needed + groups if k not in data]
         if missing:
             raise DataError(f"task.path: {path} has x_train but lacks {missing}")
-        return make_task(name, cfg.kind, *(data[k] for k in needed))
-    x, y = data
+        task = make_task(name, cfg.kind, *(data[k] for k in needed))
+        return task, *((data[k] for k in groups) if groups else (None, None))
+    x, y, g = data
     if cfg.val_path:
         val = read(cfg.val_path)
         if isinstance(val, dict):
             raise DataError(f"task.val_path: {cfg.val_path} must hold x and {cfg.target}, not x_train/x_val splits")
-        xv, yv = val
-        return make_task(name, cfg.kind, x, y, xv, yv)
+        xv, yv, gv = val
+        return make_task(name, cfg.kind, x, y, xv, yv), g, gv
     if len(x) != len(y):
         raise DataError(f"{path}: x has {len(x)} rows but {cfg.target} has {len(y)}")
-    return make_task(name, cfg.kind, *split(x, y, cfg.val_fraction, cfg.seed))
+    t, v = split_indices(len(x), cfg.val_fraction, cfg.seed)
+    task = make_task(name, cfg.kind, x[t], y[t], x[v], y[v])
+    return task, (g[t] if g is not None else None), (g[v] if g is not None else None)
