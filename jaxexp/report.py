@@ -46,7 +46,10 @@ def markdown(res) -> str:
         + (f"**Interrupted**: {n_stop} member(s) stopped before their last epoch. " if res.interrupted else "")
         + f"Wall time {t.get('total_s', float('nan')):.1f} s: compile {t.get('compile_s', 0.0):.1f} s, "
         f"init {t.get('init_s', 0.0):.1f} s, "
-        f"training segments {t.get('segments_s', 0.0):.1f} s.",
+        f"training segments {t.get('segments_s', 0.0):.1f} s"
+        + (f", checkpoints {t['checkpoint_s']:.1f} s" if t.get("checkpoint_s") else "")
+        + (f" (resumed from checkpoint step {int(t['resumed_from_step'])})" if "resumed_from_step" in t else "")
+        + ".",
         "",
         f"## Best configurations (mean ± sample std over seeds, top {cfg.sweep.top_k})",
         "",
