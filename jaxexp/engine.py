@@ -228,24 +228,21 @@ def run(
         seg = population.segment_length(max_epochs, config.engine.segment_epochs)
         return task, _compiled(bucket, task, seg, devs, config.engine.group_size, monitor)
 
+    def chunk_arch(b_idx: int, c_idx: int) -> dict:
+        """The architecture record of a chunk's population."""
+        task, part = bucket_program(b_idx)[0], layout[b_idx][c_idx][0]
+        return checkpoint.architecture(part[0].config.model, task.n_features, task.n_outputs, [m.member for m in part])
+
     saver = resume.Saver(workdir, config) if workdir is not None and config.engine.checkpoint else None
     resumed = None
     if saver is not None:
-
-        def requested_arch(b_idx, c_idx):
-            task = bucket_program(b_idx)[0]
-            part = layout[b_idx][c_idx][0]
-            ids = [m.member for m in part]
-            return checkpoint.architecture(part[0].config.model, task.n_features, task.n_outputs, ids)
 
         def abstract_state(b_idx, size):
             task, compiled = bucket_program(b_idx)
             part = layout[b_idx][0][0]
             return compiled.abstract_state(task, part[0].config, size)
 
-        resumed = saver.load(
-            requested_arch, abstract_state, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr)
-        )
+        resumed = saver.load(chunk_arch, abstract_state, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr))
     if resumed is not None:
         out.history[:], out.group_history[:], finals, initial = resume.unpack(resumed.results, resumed.host)
         out.finals.update(finals)
@@ -270,10 +267,7 @@ def run(
                     where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"
                     ckpt = None
                     if saver is not None:
-                        arch = checkpoint.architecture(
-                            part[0].config.model, task.n_features, task.n_outputs, [m.member for m in part]
-                        )
-                        ckpt = (saver, {"bucket": b_idx, "chunk": c_idx}, arch, stop)
+                        ckpt = (saver, {"bucket": b_idx, "chunk": c_idx}, chunk_arch(b_idx, c_idx), stop)
                     _run_chunk(config, compiled, task, data, part, n_pad, where, meter, out, ckpt, here)
             if saver is not None and (resumed is None or not resumed.host.get("complete")):
                 saver.save(
