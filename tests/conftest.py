@@ -26,6 +26,7 @@ def tiny_config(**sweep_space):
     c.train.lr = 1e-2
     c.engine.segment_epochs = 2
     c.engine.progress = False
+    c.engine.checkpoint = False  # on where checkpoints are tested (tests/test_checkpoint.py)
     if sweep_space:
         c.sweep.space = sweep_space
     return c

@@ -168,7 +168,7 @@ def test_results_tables_and_files(tiny, tmp_path):
     assert "Best configurations" in report and "±" in report
     # a second run into the same workdir is refused, and leaves the files alone
     before = {f: f.read_bytes() for f in out.rglob("*") if f.is_file()}
-    with pytest.raises(jaxexp.ConfigError, match="holds a finished sweep"):
+    with pytest.raises(jaxexp.ConfigError, match="already holds results"):
         jaxexp.sweep(c, str(out))
     assert {f: f.read_bytes() for f in out.rglob("*") if f.is_file()} == before
 
