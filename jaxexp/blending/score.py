@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxexp.blend.data import METRICS, BlendData
+from jaxexp.blending.data import METRICS, BlendData
 from jaxexp.errors import ConfigError
 
 MEMORY_BUDGET = 256 << 20  # bytes of rows replicated over the devices per call

@@ -23,9 +23,9 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 
-from jaxexp.blend import grid as gridmod
-from jaxexp.blend import score as scoremod
-from jaxexp.blend.data import BlendData
+from jaxexp.blending import grid as gridmod
+from jaxexp.blending import score as scoremod
+from jaxexp.blending.data import BlendData
 
 
 def _lp_abs(data: BlendData, r: np.ndarray, c: gridmod.Constraints) -> dict:
