@@ -199,7 +199,10 @@ def blend(
         i_best = int(ties["index"][np.argmin(sign * ties["scores64"])])
         far = tie_w[np.argmax(np.abs(tie_w - w_grid[i_best]).sum(1))] if ties["count"] > 1 else None
         n_display = int(np.sum(np.round(s_all[:g], decimals) == np.round(best64, decimals)))
-        diag = stats.diagnose(data, metric, post, w_grid[i_best], far, ties["count"], n_display, decimals)
+        n_values = len(np.unique(s_all[:g]))
+        diag = stats.diagnose(
+            data, metric, post, w_grid[i_best], far, ties["count"], n_display, decimals, g, n_values
+        )
         summary["grid_best"] = {"w": w_grid[i_best].tolist(), "score": best64}
         summary["plateau"] = {
             "eps": eps,

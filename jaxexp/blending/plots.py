@@ -53,8 +53,8 @@ def ternary(names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, lab
         ax.annotate(name, (cx, cy), xytext=(0, -12 if cy == 0 else 6), textcoords="offset points", ha=ha)
     ax.set_aspect("equal")
     ax.set_axis_off()
-    ax.set_title("Score of every weighting (white line: plateau within eps)")
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    ax.set_title("Score of every weighting (white line: plateau within eps)", pad=22)
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
     return fig
 
 

@@ -63,6 +63,8 @@ def diagnose(
     n_ties: int,
     n_display: int,
     decimals: int,
+    n_points: int = 0,
+    n_values: int = 0,
 ) -> dict:
     """Why the score is flat: {"mechanisms": [short names], "findings": [sentences]}.
 
@@ -98,6 +100,18 @@ def diagnose(
         if clipped > 0:
             findings.append(f"{100 * clipped:.1f}% of rows are clipped at the optimum ({post.describe()})")
             mech.append("clipping")
+    q = post.round_to
+    if q > 0 and metric in ("mae", "mse", "rmse") and data.row_weights is None and np.allclose(y / q, np.round(y / q)):
+        lattice = q / n if metric == "mae" else q * q / n
+        findings.append(
+            f"targets and rounded blends are multiples of {q:g}, so every per-row error is too: the "
+            f"{'MAE' if metric == 'mae' else 'MSE'} can only take multiples of {lattice:.3g}, and distinct weightings "
+            "land on the same value"
+            + (f" (the {n_points:,} grid scores take {n_values:,} distinct values)" if n_points else "")
+        )
+        mech.append("score lattice (integer errors / N)")
+    elif n_points and n_values < n_points / 2:
+        findings.append(f"the {n_points:,} grid scores take only {n_values:,} distinct values")
     if post.round_to > 0:
         findings.append(
             f"blended predictions are {post.describe()}: the score is piecewise constant in the weights, so "
