@@ -67,7 +67,8 @@ def exact_optimum(
     t0 = time.perf_counter()
     k = data.k
     if metric in ("mae", "mape"):
-        out = _lp_abs(data, scoremod.effective_row_weights(data, metric), c)
+        r = data.weights_or_ones()
+        out = _lp_abs(data, r / np.abs(data.y) if metric == "mape" else r, c)
         out["method"] = "linear program (scipy HiGHS)"
     elif metric in ("mse", "rmse"):
         r = data.weights_or_ones()

@@ -14,8 +14,8 @@ rows x weightings, and its loss is reduced over the rows at once, so the
 - rows: a ``lax.scan`` over blocks of ``rb`` rows inside a call (Kahan-summed
   across blocks), and calls of at most ``memory_budget`` bytes of replicated
   rows, summed in float64 on the host;
-- weighted MAE/MAPE without post-processing fold the row weights into A
-  (|r e| = r |e| for r >= 0), so the kernel is matmul + abs + sum.
+- weighted MAE/MAPE without post-processing fold the row weights (and
+  MAPE's 1/|y|) into A (|r e| = r |e| for r >= 0): the kernel is matmul + abs + sum.
 
 MSE/RMSE without post-processing need no kernel: with E = P - y and
 v = [w, sum(w) - 1], the residual is [E, y] @ v, so every score is the
@@ -100,24 +100,19 @@ def make_postprocess(clip: str | tuple | None = None, round_to: float = 0.0) -> 
     return Postprocess(lo, hi, float(round_to))
 
 
-def effective_row_weights(data: BlendData, metric: str) -> np.ndarray:
-    """Row weights with MAPE's 1/|y| folded in (MAPE = MAE with these weights)."""
-    r = data.weights_or_ones()
-    return r / np.abs(data.y) if metric == "mape" else r
-
-
 def row_losses(y, preds, w, metric: str, post: Postprocess = Postprocess(), xp=np):
     """Per-row losses (N, G) of weightings ``w`` (G, K) in float64 numpy (or ``xp``).
 
-    MAPE's per-row loss is |e| (its 1/|y| lives in the row weights).
     """
     return pointwise_loss(post.apply(preds @ w.T, xp), y[:, None], metric, xp)
 
 
 def pointwise_loss(pred, yy, metric: str, xp=np):
     """Loss of blended predictions ``pred`` (N, G) against targets ``yy`` (N, 1)."""
-    if metric in ("mae", "mape"):
+    if metric == "mae":
         return xp.abs(pred - yy)
+    if metric == "mape":
+        return xp.abs(pred - yy) / xp.where(yy == 0, 1.0, xp.abs(yy))  # y = 0: padding rows only
     if metric in ("mse", "rmse"):
         return (pred - yy) ** 2
     if metric == "logloss":
@@ -136,7 +131,7 @@ def finalize(mean_loss, metric: str):
 
 def score_numpy(data: BlendData, w: np.ndarray, metric: str, post: Postprocess = Postprocess(), chunk: int = 256):
     """Reference float64 scores (G,) in plain numpy, chunked over G."""
-    r = effective_row_weights(data, metric)
+    r = data.weights_or_ones()
     out = np.empty(len(w))
     for i in range(0, len(w), chunk):
         out[i : i + chunk] = r @ row_losses(data.y, data.preds, w[i : i + chunk], metric, post) / r.sum()
@@ -221,9 +216,7 @@ def score_kernel(
         raise ConfigError(f"--dtype: {dtype!r}; use float32 or float64")
     devices = tuple(devices or jax.local_devices())
     nd, (n, k), g = len(devices), data.preds.shape, len(w)
-    r = effective_row_weights(data, metric) if row_weights is None else row_weights
-    if metric == "mape" and row_weights is not None:
-        r = r / np.abs(data.y)
+    r = data.weights_or_ones() if row_weights is None else row_weights
     folded = metric in ("mae", "mape") and not post.active
     itemsize = 4 if dtype == "float32" else 8
     rb = min(ROW_BLOCK, _next_pow2(n))
@@ -239,8 +232,8 @@ def score_kernel(
     rr = np.zeros(n_pad, npdt)
     rr[:n] = r / r.sum()  # normalised: sums are means, well scaled in float32
     yy = a[:, k].copy()
-    if folded:
-        a *= rr[:, None]
+    if folded:  # |r e| = r |e|; MAPE's 1/|y| too
+        a[:n] *= (rr[:n] / np.abs(data.y) if metric == "mape" else rr[:n])[:, None]
     g_pad = math.ceil(g / g_call) * g_call
     b = np.full((g_pad, k + 1), -1.0, npdt)
     b[:g, :k] = w

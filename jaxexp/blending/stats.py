@@ -158,7 +158,7 @@ def units(data: BlendData, seed: int = 0, max_blocks: int = MAX_BLOCKS) -> tuple
 
 def unit_sums(data: BlendData, w: np.ndarray, metric: str, post, ids: np.ndarray, m: int, chunk: int = 32):
     """Per-unit sums of r * loss (M, C) and of r (M,), float64."""
-    r = scoremod.effective_row_weights(data, metric)
+    r = data.weights_or_ones()
     out = np.empty((m, len(w)))
     for i in range(0, len(w), chunk):
         loss = scoremod.row_losses(data.y, data.preds, w[i : i + chunk], metric, post) * r[:, None]
@@ -247,7 +247,7 @@ def cross_fit(
         chosen.append(wt)
     # Per-row OOF loss of each strategy: the row's own weights.
     ids, m, source = units(data, seed)
-    eff = scoremod.effective_row_weights(data, metric)
+    eff = data.weights_or_ones()
     cands = {"tuned blend (grid best per fold)": tuned, "best single model (per fold)": single}
     cands["equal blend"] = np.broadcast_to(equal, (data.n, k))
     for i, name in enumerate(data.names):
