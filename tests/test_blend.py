@@ -49,9 +49,7 @@ def test_grid_sizes_order_and_constraints():
     assert len(gridmod.simplex_grid(c5, 0.02)) == 316_251 == math.comb(54, 4)
     cb = gridmod.make_constraints(NAMES, bounds="a=0.2:0.5,c=:0.3")
     wb = gridmod.simplex_grid(cb, 0.05)
-    assert cb.check(wb) and len(wb) == gridmod.count_compositions(
-        np.array([4, 0, 0]), np.array([10, 20, 6]), 20
-    )
+    assert cb.check(wb) and len(wb) == gridmod.count_compositions(np.array([4, 0, 0]), np.array([10, 20, 6]), 20)
     free = gridmod.make_constraints(NAMES, nonneg=False, sum_to_one=False, bounds="a=-0.5:0.5,b=-0.5:0.5,c=-0.5:0.5")
     assert len(gridmod.simplex_grid(free, 0.25)) == 5**3
 
@@ -153,8 +151,13 @@ def test_exact_optimum_beats_grid_satisfies_constraints_and_is_locally_optimal(m
 
 
 def test_best_grid_point_need_not_be_nearest_the_optimum_but_gap_is_reported():
-    df = jaxexp.blend(pd.DataFrame(dict(zip(("target",) + NAMES, np.column_stack(_problem(600)).T))),
-                      step=0.1, n_boot=0, n_folds=0, progress=None)
+    df = jaxexp.blend(
+        pd.DataFrame(dict(zip(("target",) + NAMES, np.column_stack(_problem(600)).T))),
+        step=0.1,
+        n_boot=0,
+        n_folds=0,
+        progress=None,
+    )
     s = df.attrs["summary"]
     assert s["gap"] >= -1e-12  # grid best - exact optimum (lower is better)
     assert s["exact"]["score"] <= s["refined"]["score"] + 1e-12 <= s["grid_best"]["score"] + 1e-12
@@ -165,8 +168,14 @@ def test_best_grid_point_need_not_be_nearest_the_optimum_but_gap_is_reported():
 
 def test_demo_reproduces_exact_ties_and_names_the_mechanisms():
     df = jaxexp.blend(
-        demo.demo_data(), step=0.02, weights=demo.WEIGHTS, round_to=demo.ROUND_TO, clip=demo.CLIP,
-        n_boot=100, n_folds=0, progress=None,
+        demo.demo_data(),
+        step=0.02,
+        weights=demo.WEIGHTS,
+        round_to=demo.ROUND_TO,
+        clip=demo.CLIP,
+        n_boot=100,
+        n_folds=0,
+        progress=None,
     )
     listed = df[df["source"] == "list"].set_index("label")["score"]
     assert listed["champion"] == listed["variant_b"] == listed["variant_e"] == pytest.approx(2.98875, abs=1e-12)
@@ -182,8 +191,13 @@ def test_demo_reproduces_exact_ties_and_names_the_mechanisms():
 def test_duplicate_models_make_an_exact_plateau_without_post_processing():
     y, p = _problem(400)
     p[:, 1] = p[:, 0]  # model b is a copy of model a
-    df = jaxexp.blend(pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
-                      step=0.05, n_boot=0, n_folds=0, progress=None)
+    df = jaxexp.blend(
+        pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
+        step=0.05,
+        n_boot=0,
+        n_folds=0,
+        progress=None,
+    )
     s = df.attrs["summary"]
     assert s["plateau"]["exact_ties"] >= 3
     lo, hi = s["plateau"]["exact_tie_extent"]["a"]
@@ -195,8 +209,14 @@ def test_duplicate_models_make_an_exact_plateau_without_post_processing():
 def test_display_rounding_without_exact_ties_is_named():
     y, p = _problem(2000, seed=3)
     p[:, 1] = p[:, 0] + 1e-7 * np.random.default_rng(0).normal(size=len(y))
-    df = jaxexp.blend(pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
-                      step=0.05, n_boot=0, n_folds=0, decimals=5, progress=None)
+    df = jaxexp.blend(
+        pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
+        step=0.05,
+        n_boot=0,
+        n_folds=0,
+        decimals=5,
+        progress=None,
+    )
     d = df.attrs["summary"]
     assert d["plateau"]["display_ties"] > 1
     assert "near-duplicate models" in d["diagnosis"]["mechanisms"]
@@ -238,8 +258,13 @@ def test_held_out_check_says_when_tuning_does_not_pay():
     n = 600
     y = rng.normal(size=n)
     p = y[:, None] * 0 + rng.normal(size=(n, 3))  # no model knows anything
-    df = jaxexp.blend(pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
-                      step=0.1, n_boot=200, n_folds=4, progress=None)
+    df = jaxexp.blend(
+        pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
+        step=0.1,
+        n_boot=200,
+        n_folds=4,
+        progress=None,
+    )
     cf = df.attrs["summary"]["crossfit"]
     assert cf["folds"] == 4 and len(cf["per_fold_w"]) == 4
     assert "no better out of sample" in cf["verdict"] or "not reliably better" in cf["verdict"]
@@ -293,7 +318,11 @@ def test_npz_with_mismatched_lengths(tmp_path):
 def _cli(*args):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     return subprocess.run(
-        [sys.executable, "-m", "jaxexp.main", "blend", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "jaxexp.main", "blend", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 

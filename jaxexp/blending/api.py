@@ -200,9 +200,7 @@ def blend(
         far = tie_w[np.argmax(np.abs(tie_w - w_grid[i_best]).sum(1))] if ties["count"] > 1 else None
         n_display = int(np.sum(np.round(s_all[:g], decimals) == np.round(best64, decimals)))
         n_values = len(np.unique(s_all[:g]))
-        diag = stats.diagnose(
-            data, metric, post, w_grid[i_best], far, ties["count"], n_display, decimals, g, n_values
-        )
+        diag = stats.diagnose(data, metric, post, w_grid[i_best], far, ties["count"], n_display, decimals, g, n_values)
         summary["grid_best"] = {"w": w_grid[i_best].tolist(), "score": best64}
         summary["plateau"] = {
             "eps": eps,
@@ -230,7 +228,12 @@ def blend(
     if g:
         ref = exact.refine(data, metric, cons, w_grid[i_best], step, post, **kw)
         ref["score"] = float(scoremod.score_numpy(data, ref["w"][None], metric, post)[0])
-        summary["refined"] = {"w": ref["w"].tolist(), "score": ref["score"], "points": ref["points"], "step": ref["step"]}
+        summary["refined"] = {
+            "w": ref["w"].tolist(),
+            "score": ref["score"],
+            "points": ref["points"],
+            "step": ref["step"],
+        }
         extra_w.append(ref["w"])
         extra_s.append(ref["score"])
         extra_src.append("refined")

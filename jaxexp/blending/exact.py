@@ -42,7 +42,9 @@ def _lp_abs(data: BlendData, r: np.ndarray, c: gridmod.Constraints) -> dict:
     res = scipy.optimize.linprog(cost, A_eq=a_eq, b_eq=b_eq, bounds=np.stack([lo, hi], 1), method="highs")
     if res.status != 0:
         return {"status": f"HiGHS: {res.message}", "w": None}
-    dual = b_eq @ res.eqlin.marginals + lo @ res.lower.marginals + np.where(np.isfinite(hi), hi, 0) @ res.upper.marginals
+    dual = (
+        b_eq @ res.eqlin.marginals + lo @ res.lower.marginals + np.where(np.isfinite(hi), hi, 0) @ res.upper.marginals
+    )
     return {"status": "optimal", "w": res.x[:k], "objective": float(res.fun), "dual_gap": float(res.fun - dual)}
 
 
@@ -50,7 +52,12 @@ def _slsqp(fun, jac, c: gridmod.Constraints, k: int) -> dict:
     cons = [{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}] if c.sum_to_one else []
     x0 = np.clip(np.full(k, 1.0 / k), c.lo, c.hi)
     res = scipy.optimize.minimize(
-        fun, x0, jac=jac, method="SLSQP", bounds=list(zip(c.lo, c.hi)), constraints=cons,
+        fun,
+        x0,
+        jac=jac,
+        method="SLSQP",
+        bounds=list(zip(c.lo, c.hi)),
+        constraints=cons,
         options={"ftol": 1e-15, "maxiter": 1000},
     )
     w = np.clip(res.x, c.lo, c.hi)

@@ -82,6 +82,7 @@ def figures(data, w, scores, metric, plateau_mask, tie_mask, summary, labels, w_
     opt_w = summary["exact"].get("w")
     on_simplex = data.k == 3 and np.allclose(w.sum(1), 1) and (w >= -1e-12).all()
     if on_simplex and len(w) >= 3:
-        return {"ternary.png": ternary(data.names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, labels,
-                                       w_list)}
+        return {
+            "ternary.png": ternary(data.names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, labels, w_list)
+        }
     return {"profiles.png": profiles(data.names, w, scores, metric, best_w, opt_w)}

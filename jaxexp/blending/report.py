@@ -3,7 +3,6 @@ flat, bootstrap, held-out check."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from jaxexp.blending import stats
@@ -82,9 +81,7 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
         gap = summary.get("gap")
         gap_s = f"; grid best - optimum = {gap:.3g}" if gap is not None else ""
         dual = f"; LP dual gap {ex['dual_gap']:.1e}" if "dual_gap" in ex else ""
-        out.append(
-            f"- **Exact optimum** ({ex['method']}{dual}): {_w(ex['w'], names)}: **{_s(ex['score'])}**{gap_s}."
-        )
+        out.append(f"- **Exact optimum** ({ex['method']}{dual}): {_w(ex['w'], names)}: **{_s(ex['score'])}**{gap_s}.")
     else:
         out.append(f"- Exact optimum: {ex.get('status', 'n/a')}.")
     if "refined" in summary:
@@ -111,8 +108,13 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
         out += _table(
             ["model", "plateau min", "plateau max", "exact-tie min", "exact-tie max"],
             [
-                [n, f"{pl['extent'][n][0]:.3g}", f"{pl['extent'][n][1]:.3g}",
-                 f"{pl['exact_tie_extent'][n][0]:.3g}", f"{pl['exact_tie_extent'][n][1]:.3g}"]
+                [
+                    n,
+                    f"{pl['extent'][n][0]:.3g}",
+                    f"{pl['extent'][n][1]:.3g}",
+                    f"{pl['exact_tie_extent'][n][0]:.3g}",
+                    f"{pl['exact_tie_extent'][n][1]:.3g}",
+                ]
                 for n in names
             ],
         )
@@ -187,8 +189,12 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
             "",
         ]
         rows = [
-            [r["name"], _s(r["oof_score"]), f"[{_s(r['ci95'][0])}, {_s(r['ci95'][1])}]",
-             "" if r["p_tuned_beats"] is None else f"{r['p_tuned_beats']:.3f}"]
+            [
+                r["name"],
+                _s(r["oof_score"]),
+                f"[{_s(r['ci95'][0])}, {_s(r['ci95'][1])}]",
+                "" if r["p_tuned_beats"] is None else f"{r['p_tuned_beats']:.3f}",
+            ]
             for r in cf["rows"]
         ]
         out += _table(["strategy", f"out-of-fold {metric}", "95% CI", "P(tuned beats it)"], rows)
@@ -198,7 +204,11 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
         "## Files",
         "",
         "`scores.csv` (every scored weighting, best first), `summary.json` (all numbers above), "
-        + ("`ternary.png` (heatmap, plateau outlined)" if len(names) == 3 else "`profiles.png` (best score vs each weight)")
+        + (
+            "`ternary.png` (heatmap, plateau outlined)"
+            if len(names) == 3
+            else "`profiles.png` (best score vs each weight)"
+        )
         + ".",
         "",
     ]

@@ -75,8 +75,10 @@ class Postprocess:
     def describe(self) -> str:
         parts = []
         if self.clip_lo is not None or self.clip_hi is not None:
-            parts.append(f"clipped to [{self.clip_lo if self.clip_lo is not None else '-inf'}, "
-                         f"{self.clip_hi if self.clip_hi is not None else 'inf'}]")
+            parts.append(
+                f"clipped to [{self.clip_lo if self.clip_lo is not None else '-inf'}, "
+                f"{self.clip_hi if self.clip_hi is not None else 'inf'}]"
+            )
         if self.round_to > 0:
             parts.append(f"rounded to multiples of {self.round_to:g}")
         return " and ".join(parts) or "none"
@@ -101,9 +103,7 @@ def make_postprocess(clip: str | tuple | None = None, round_to: float = 0.0) -> 
 
 
 def row_losses(y, preds, w, metric: str, post: Postprocess = Postprocess(), xp=np):
-    """Per-row losses (N, G) of weightings ``w`` (G, K) in float64 numpy (or ``xp``).
-
-    """
+    """Per-row losses (N, G) of weightings ``w`` (G, K) in float64 numpy (or ``xp``)."""
     return pointwise_loss(post.apply(preds @ w.T, xp), y[:, None], metric, xp)
 
 

@@ -95,8 +95,9 @@ def diagnose(
                 mech.append("near-duplicate models")
     blend = p @ w_best
     if post.clip_lo is not None or post.clip_hi is not None:
-        clipped = np.mean((post.clip_lo is not None and blend <= post.clip_lo) | (
-            post.clip_hi is not None and blend >= post.clip_hi))
+        clipped = np.mean(
+            (post.clip_lo is not None and blend <= post.clip_lo) | (post.clip_hi is not None and blend >= post.clip_hi)
+        )
         if clipped > 0:
             findings.append(f"{100 * clipped:.1f}% of rows are clipped at the optimum ({post.describe()})")
             mech.append("clipping")
