@@ -44,8 +44,8 @@ from jaxexp.blending.data import METRICS, BlendData
 from jaxexp.errors import ConfigError
 
 MEMORY_BUDGET = 256 << 20  # bytes of rows replicated over the devices per call
-ROW_BLOCK = 1024  # rows per scan step: rows x weightings block stays in L2
-G_BLOCK = 256  # weightings per lax.map step on one device
+ROW_BLOCK = 512  # rows per scan step: a 512 x 512 float32 block (1 MiB) stays in L2
+G_BLOCK = 512  # weightings per lax.map step on one device (tuned on a 2-core EPYC)
 LOGLOSS_EPS = {np.float32: 1e-7, np.float64: 1e-15}
 
 TRACE_COUNTS: dict[str, int] = {"kernel": 0}
