@@ -239,26 +239,23 @@ def score_kernel(
     b[:g, :k] = w
     b[g:, :k] = w[-1] if g else 0.0
     out = np.zeros(g_pad)
-    t0, calls = time.perf_counter(), (g_pad // g_call) * (n_pad // r_call)
+    t0, calls, done, shown = time.perf_counter(), (g_pad // g_call) * (n_pad // r_call), 0, time.perf_counter()
     with jax.enable_x64(dtype == "float64"):
         fn, rep, shard = _kernel(metric, post, folded, devices, rb, gb)
-        row_blocks = [
-            tuple(jax.device_put(x[i : i + r_call], rep) for x in (a, yy, rr)) for i in range(0, n_pad, r_call)
-        ]
-        done = 0
-        for j in range(0, g_pad, g_call):
-            bj = jax.device_put(b[j : j + g_call], shard)
-            acc = np.zeros(g_call)
-            for rows in row_blocks:
-                acc += np.asarray(fn(*rows, bj), np.float64)
+        b_chunks = [jax.device_put(b[j : j + g_call], shard) for j in range(0, g_pad, g_call)]
+        for i in range(0, n_pad, r_call):  # one block of rows on the devices at a time
+            rows = tuple(jax.device_put(x[i : i + r_call], rep) for x in (a, yy, rr))
+            parts = [fn(*rows, bj) for bj in b_chunks]  # dispatched asynchronously, collected below
+            for j, part in enumerate(parts):
+                out[j * g_call : (j + 1) * g_call] += np.asarray(part, np.float64)
                 done += 1
-            out[j : j + g_call] = acc
-            if progress is not None and calls > 1:
-                el = time.perf_counter() - t0
-                progress(
-                    f"[blend] scored {min(j + g_call, g):,}/{g:,} weightings x {n:,} rows | "
-                    f"{el:.1f}s elapsed, ETA {el / done * (calls - done):.1f}s"
-                )
+                if progress is not None and time.perf_counter() - shown > 2.0:
+                    shown, el = time.perf_counter(), time.perf_counter() - t0
+                    progress(
+                        f"[blend] {done}/{calls} calls ({g:,} weightings x {n:,} rows) | "
+                        f"{el:.1f}s elapsed, ETA {el / done * (calls - done):.1f}s"
+                    )
+            del rows, parts
     return finalize(out[:g], metric)
 
 
