@@ -3,9 +3,9 @@
 
 (a) a Python loop over weightings with numpy, what users write:
     ``for w in W: np.abs(y - P @ w).mean()``;
-(b) vectorised numpy: ``np.abs(y[:, None] - P @ W_chunk.T).mean(0)`` over
-    chunks of weightings (a 16 MiB rows x chunk block at a time; the fastest of
-    1-64 MiB in a quick test);
+(b) vectorised numpy: ``np.abs(W_chunk @ P.T - y).mean(1)`` over chunks of
+    weightings (a 16 MiB block at a time; this orientation and block size were
+    the fastest of those tried: 2-3x faster than ``y[:, None] - P @ W_chunk.T``);
 (c) jaxexp: ``jaxexp.blending.score.score`` (the path ``jaxexp.blend`` takes):
     one jitted computation, sharded over the local devices, chunked over rows
     and weightings, float32, host-side padding and transfers included.
@@ -153,12 +153,12 @@ def way_loop(d, w, case_s: float) -> dict:
 
 
 def way_numpy(d, w, case_s: float) -> dict:
-    y, p = d.y.astype(np.float32), d.preds.astype(np.float32)
+    y, pt = d.y.astype(np.float32), np.ascontiguousarray(d.preds.T.astype(np.float32))
     wf = w.astype(np.float32)
-    cg = max(8, (4 << 20) // len(y))  # 16 MiB float32 block of rows x weightings
+    cg = max(8, (4 << 20) // len(y))  # 16 MiB float32 block of weightings x rows
 
     def run(sub):
-        return np.concatenate([np.abs(y[:, None] - p @ sub[i : i + cg].T).mean(0) for i in range(0, len(sub), cg)])
+        return np.concatenate([np.abs(sub[i : i + cg] @ pt - y).mean(1) for i in range(0, len(sub), cg)])
 
     t = time.perf_counter()
     run(wf[: min(cg, len(w))])
@@ -170,17 +170,18 @@ def way_numpy(d, w, case_s: float) -> dict:
 
 
 def way_jaxexp(d, w, case_s: float, dtype: str = "float32", metric: str = "mae") -> dict:
+    small = w[: min(len(w), 4096)]
     t = time.perf_counter()
-    scoremod.score(d, w[: min(len(w), 4096)], metric, dtype=dtype)  # compile for the small-call shape
+    scoremod.score(d, small, metric, dtype=dtype)  # compiles the small-call shape
     first = time.perf_counter() - t
-    probe_w = w[: min(len(w), 65536)]
     t = time.perf_counter()
+    scoremod.score(d, small, metric, dtype=dtype)
+    compile_s = max(0.0, first - (time.perf_counter() - t))
+    probe_w = w[: min(len(w), 65536)]
     scoremod.score(d, probe_w, metric, dtype=dtype)  # compiles the full-call shape, if different
-    probe_s = time.perf_counter() - t
     t = time.perf_counter()
     scoremod.score(d, probe_w, metric, dtype=dtype)
     rate_guess = len(probe_w) * d.n / (time.perf_counter() - t)
-    compile_s = max(0.0, first + probe_s - 2 * len(probe_w) * d.n / rate_guess)
     m = _prefix(rate_guess, d.n, len(w), case_s, multiple=min(len(w), 16384))
     scoremod.score(d, w[:m], metric, dtype=dtype)  # same shapes as the timed call
     with _Meter() as mt:
@@ -240,12 +241,13 @@ def table(rep: dict) -> str:
         f"(~{rep['args']['case_s']:g} s per case; the rate does not depend on G once a call is full). "
         f"c GFLOP/s counts {FLOPS_PER_ELEMENT} useful FLOPs per (weighting, row); %peak is of the f32 matmul peak "
         f"(the relevant limit: the kernel is compute-bound). b GB/s counts {B_BYTES_PER_ELEMENT} bytes of residual "
-        "traffic per element (the limit of (b) is memory bandwidth). compile: jaxexp's first-call overhead. "
+        "traffic per element (the limit of (b) is memory bandwidth). compile: jaxexp's first call minus its second "
+        "(same shapes). "
         "other: cores other processes took during the case (numbers are suspect when > 0.25).",
         "",
-        "target: jaxexp >= "
-        f"{100 * TARGET_FRACTION:.0f}% of the relevant limit: best {100 * rep['best_peak_fraction']:.1f}% of the "
-        f"FLOP peak -> {'PASS' if rep['best_peak_fraction'] >= TARGET_FRACTION else 'FAIL'}",
+        f"target: jaxexp >= {100 * TARGET_FRACTION:.0f}% of the relevant limit (FLOP peak), median over cases: "
+        f"{100 * rep['median_peak_fraction']:.1f}% (best {100 * rep['best_peak_fraction']:.1f}%) -> "
+        f"{'PASS' if rep['median_peak_fraction'] >= TARGET_FRACTION else 'FAIL'}",
     ]
     return "\n".join(lines)
 
@@ -321,6 +323,7 @@ def main(argv=None) -> int:
         }
     )
     rep["best_peak_fraction"] = max(c["c_peak_fraction"] for c in rep["cases"])
+    rep["median_peak_fraction"] = float(np.median([c["c_peak_fraction"] for c in rep["cases"]]))
     rep["total_wall_s"] = time.perf_counter() - t_start
     rep["table"] = table(rep)
     throughput._write_json(rep, out)

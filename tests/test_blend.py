@@ -283,6 +283,19 @@ def test_groups_and_given_folds():
     assert list(df.columns[:4]) == ["a", "b", "c", "score"]
 
 
+def test_list_only_and_k4_profiles(tmp_path):
+    frame = demo.demo_data(n=500)
+    df = jaxexp.blend(frame, step=None, weights=demo.WEIGHTS, n_boot=50, progress=None)
+    assert (df["source"] == "list").sum() == 18 and "exact" in set(df["source"])
+    assert "Listed weightings" in df.attrs["report"]
+    y, p = _problem(300, k=4)
+    frame4 = pd.DataFrame({"target": y, **{f"m{i}": p[:, i] for i in range(4)}})
+    wd = tmp_path / "k4"
+    df4 = jaxexp.blend(frame4, step=0.1, n_boot=50, n_folds=2, workdir=str(wd), progress=None)
+    assert len(df4[df4["source"] == "grid"]) == math.comb(13, 3)
+    assert sorted(os.listdir(wd)) == ["profiles.png", "report.md", "scores.csv", "summary.json"]
+
+
 # ----------------------------------------------------------------------------- bad input
 
 
@@ -297,6 +310,7 @@ def test_groups_and_given_folds():
         ({"target": [0.0, 2.0], "a": [0.1, 0.2], "b": [0.1, 0.2]}, {"metric": "mape"}, "zero target"),
         ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"step": 0.03}, "--step: 1/step must be"),
         ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"bounds": "z=0:1"}, "--bounds: unknown model"),
+        ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"dtype": "f16"}, "--dtype: 'f16'"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(frame, kw, fragment):

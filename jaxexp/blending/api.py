@@ -147,6 +147,8 @@ def blend(
     """
     t0 = time.perf_counter()
     metric = datamod.check_metric(metric)
+    if dtype not in ("auto", "float32", "float64"):
+        raise ConfigError(f"--dtype: {dtype!r}; use auto, float32 or float64")
     data = _load(preds, metric, target, models, row_weights, groups, folds)
     names = data.names
     cons = gridmod.make_constraints(names, nonneg, sum_to_one, bounds)
@@ -191,12 +193,14 @@ def blend(
         timings=timings,
     )
     if g:
-        i_best = int(np.argmin(sign * s_all[:g]))
-        pl = stats.plateau(w_grid, s_all[:g], metric, eps)
-        ties = stats.exact_ties(data, w_grid, s_all[:g], metric, post, eps + 1e-5 * max(1.0, abs(pl["best"])), **kw)
-        tie_w = w_grid[ties["mask"]]
+        # Every weighting near the best is re-scored in float64 (and keeps that score).
+        slack = eps + 1e-5 * max(1.0, float(np.abs(s_all[:g]).min()))
+        ties = stats.exact_ties(data, w_grid, s_all[:g], metric, post, slack, **kw)
+        s_all[ties["index"]] = ties["scores64"]
         best64 = ties["best64"]
         i_best = int(ties["index"][np.argmin(sign * ties["scores64"])])
+        pl = stats.plateau(w_grid, s_all[:g], metric, eps)
+        tie_w = w_grid[ties["mask"]]
         far = tie_w[np.argmax(np.abs(tie_w - w_grid[i_best]).sum(1))] if ties["count"] > 1 else None
         n_display = int(np.sum(np.round(s_all[:g], decimals) == np.round(best64, decimals)))
         n_values = len(np.unique(s_all[:g]))
