@@ -296,6 +296,26 @@ def test_list_only_and_k4_profiles(tmp_path):
     assert sorted(os.listdir(wd)) == ["profiles.png", "report.md", "scores.csv", "summary.json"]
 
 
+@pytest.mark.parametrize("metric", ["logloss", "accuracy"])
+def test_classification_metrics_end_to_end(metric):
+    y, p = _binary(400)
+    df = jaxexp.blend(
+        pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
+        metric=metric,
+        step=0.1,
+        n_boot=50,
+        n_folds=2,
+        progress=None,
+    )
+    s = df.attrs["summary"]
+    best = df["score"].max() if metric == "accuracy" else df["score"].min()
+    assert df["score"].iloc[0] == best  # best first, whatever the goal
+    if metric == "accuracy":
+        assert s["exact"]["w"] is None and "thresholded metric (accuracy)" in s["diagnosis"]["mechanisms"]
+    else:
+        assert s["exact"]["score"] <= s["grid_best"]["score"] + 1e-12
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

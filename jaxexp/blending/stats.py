@@ -157,7 +157,7 @@ def units(data: BlendData, seed: int = 0, max_blocks: int = MAX_BLOCKS) -> tuple
     return ids, max_blocks, f"{max_blocks} random blocks of rows"
 
 
-def unit_sums(data: BlendData, w: np.ndarray, metric: str, post, ids: np.ndarray, m: int, chunk: int = 32):
+def unit_sums(data: BlendData, w: np.ndarray, metric: str, post, ids: np.ndarray, m: int, chunk: int = 8):
     """Per-unit sums of r * loss (M, C) and of r (M,), float64."""
     r = data.weights_or_ones()
     out = np.empty((m, len(w)))
