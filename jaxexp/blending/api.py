@@ -203,7 +203,7 @@ def blend(
         tie_w = w_grid[ties["mask"]]
         far = tie_w[np.argmax(np.abs(tie_w - w_grid[i_best]).sum(1))] if ties["count"] > 1 else None
         n_display = int(np.sum(np.round(s_all[:g], decimals) == np.round(best64, decimals)))
-        n_values = len(np.unique(s_all[:g]))
+        n_values = len(np.unique(np.round(s_all[:g], 10)))  # float32 vs float64 last bits are not values
         diag = stats.diagnose(data, metric, post, w_grid[i_best], far, ties["count"], n_display, decimals, g, n_values)
         summary["grid_best"] = {"w": w_grid[i_best].tolist(), "score": best64}
         summary["plateau"] = {

@@ -100,7 +100,7 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
             "",
             "## Plateau",
             "",
-            f"- {pl['count']:,} grid weightings ({100 * pl['fraction']:.2f}%) score within eps = {pl['eps']:.3g} of "
+            f"- {pl['count']:,} grid weighting(s) ({100 * pl['fraction']:.2f}%) score within eps = {pl['eps']:.3g} of "
             f"the best; **{pl['exact_ties']:,} tie it exactly** (float64); {pl['display_ties']:,} show the same "
             f"score at {pl['decimals']} decimals.",
             "",
