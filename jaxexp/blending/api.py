@@ -75,9 +75,7 @@ def _listed_ties(data, metric, post, w_grid, s_grid, labels, w_list, s_list, kw)
     """For each listed weighting: the grid weightings with exactly its score
     (float64), their extent, and how many rows change prediction across them."""
     out = []
-    exact_scores = kw.get("dtype") == "float64" or (
-        kw.get("dtype", "auto") == "auto" and (post.round_to > 0 or metric == "accuracy")
-    )
+    exact_scores = scoremod.resolve_dtype(kw.get("dtype", "auto"), metric, post) == "float64"
     for lab, w, s in zip(labels, w_list, s_list):
         tol = (stats.TIE_RTOL if exact_scores else 2e-6) * max(1.0, abs(s))
         near = np.flatnonzero(np.abs(s_grid - s) <= tol)

@@ -193,6 +193,13 @@ def _kernel(metric: str, post: Postprocess, folded: bool, devices: tuple, rb: in
     return jax.jit(run), NamedSharding(mesh, rep), NamedSharding(mesh, shard)
 
 
+def resolve_dtype(dtype: str, metric: str, post: Postprocess) -> str:
+    """Resolves dtype "auto": float64 where the score is piecewise constant, else float32."""
+    if dtype != "auto":
+        return dtype
+    return "float64" if post.round_to > 0 or metric == "accuracy" else "float32"
+
+
 def score_kernel(
     data: BlendData,
     w: np.ndarray,
@@ -211,8 +218,7 @@ def score_kernel(
     accuracy's threshold: a float32 blend flips rows lying on a boundary), else
     float32.
     """
-    if dtype == "auto":
-        dtype = "float64" if post.round_to > 0 or metric == "accuracy" else "float32"
+    dtype = resolve_dtype(dtype, metric, post)
     if dtype not in ("float32", "float64"):
         raise ConfigError(f"--dtype: {dtype!r}; use float32 or float64")
     devices = tuple(devices or jax.local_devices())
