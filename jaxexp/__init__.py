@@ -30,6 +30,7 @@ def _split_cpu_into_devices() -> None:
 _split_cpu_into_devices()
 
 from jaxexp import space  # noqa: E402
+from jaxexp.blending import blend  # noqa: E402
 from jaxexp.checkpoint import ArchitectureMismatchError, load_member  # noqa: E402
 from jaxexp.config import TRACED, default_config  # noqa: E402
 from jaxexp.engine import TRACE_COUNTS, run_members, sweep, train_config  # noqa: E402
@@ -48,6 +49,7 @@ __all__ = [
     "DataError",
     "Results",
     "Task",
+    "blend",
     "default_config",
     "load_member",
     "load_task",

@@ -1,8 +1,11 @@
-"""Command-line entry point: ``jaxexp sweep|train --config=FILE --workdir=DIR``.
+"""Command-line entry point: ``jaxexp sweep|train --config=FILE --workdir=DIR``
+and ``jaxexp blend --preds=FILE --metric=mae --step=0.01 --workdir=DIR``.
 
   jaxexp sweep --config=configs/quickstart.py --workdir=/tmp/qs
   jaxexp train --config=configs/quickstart.py --config.sweep.seeds=3 --workdir=/tmp/one
   python -m jaxexp.main sweep --config=configs/quickstart.py --config.train.epochs=5 --workdir=/tmp/qs5
+  jaxexp blend --preds=preds.csv --metric=mae --step=0.01 --weights=50/30/20,53/27/20 --workdir=/tmp/bl
+  jaxexp blend --demo --workdir=/tmp/demo        # the three-model plateau story of issue #6
 
 Config files define ``get_config()`` (ml-collections); ``--config.a.b=value``
 overrides a field, and a misspelt field is an error (the config is locked).
@@ -18,7 +21,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-COMMANDS = ("sweep", "train", "export", "inspect")
+COMMANDS = ("sweep", "train", "export", "inspect", "blend")
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "quickstart.py")
 
 
@@ -33,6 +36,38 @@ def _define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Directory for config.json, members.csv, history.csv, report.md.")
     flags.DEFINE_integer("member", None, "export: the member id whose best parameters are exported.")
     flags.DEFINE_string("out", None, "export: path of the member checkpoint to write (must not exist).")
+    _define_blend_flags()
+
+
+def _define_blend_flags() -> None:
+    """Flags of ``jaxexp blend`` (ignored by sweep/train)."""
+    f = flags
+    f.DEFINE_string("preds", None, "blend: .csv/.npz with the target and one prediction column per model.")
+    f.DEFINE_bool("demo", False, "blend: use the bundled three-model demo (jaxexp.blending.demo).")
+    f.DEFINE_string("metric", "mae", "blend: mae, rmse, mse, mape, logloss or accuracy.")
+    f.DEFINE_float("step", 0.01, "blend: simplex grid step (0 = only --weights).")
+    f.DEFINE_string("weights", None, "blend: weightings to score, e.g. champion=50/30/20,52/28/20, or a CSV.")
+    f.DEFINE_string("target", "target", "blend: target column/array name.")
+    f.DEFINE_string("models", None, "blend: comma list of model columns (default: all other numeric columns).")
+    f.DEFINE_string("row_weights", None, "blend: column of row weights.")
+    f.DEFINE_string("groups", None, "blend: column of group ids (bootstrap and folds resample whole groups).")
+    f.DEFINE_string("folds", None, "blend: column of fold ids for the held-out check.")
+    f.DEFINE_integer("n_folds", 5, "blend: folds made by the tool when --folds is not given (0 = no check).")
+    f.DEFINE_bool("nonneg", True, "blend: weights >= 0 (--nonneg=false: free sign, default bounds [-1, 2]).")
+    f.DEFINE_bool("sum_to_one", True, "blend: weights sum to one.")
+    f.DEFINE_string("bounds", None, "blend: per-model bounds, e.g. multi=0.1:0.5,finetuned=:0.3.")
+    f.DEFINE_string("clip", None, "blend: clip the blend to lo:hi before scoring (either side may be empty).")
+    f.DEFINE_float("round", 0.0, "blend: round the blend to multiples of this before scoring (0 = no).")
+    f.DEFINE_float("eps", None, "blend: plateau tolerance (default: half a unit in the --decimals-th decimal).")
+    f.DEFINE_integer("decimals", 5, "blend: decimals scores are displayed with (ties at display precision).")
+    f.DEFINE_integer("n_boot", 1000, "blend: bootstrap resamples (0 = none).")
+    f.DEFINE_integer("top_k", 10, "blend: grid points besides the best compared in the bootstrap.")
+    f.DEFINE_string("compare", None, "blend: pairs to compare, e.g. champion:micro_o,50/30/20:53/25/22.")
+    f.DEFINE_integer("seed", 0, "blend: seed of bootstrap resamples and made folds.")
+    f.DEFINE_string("dtype", "auto", "blend: float32, float64 or auto (float64 where the score is piecewise constant).")
+    f.DEFINE_integer("memory_mb", 256, "blend: MiB of rows replicated over the devices per scoring call.")
+    f.DEFINE_integer("max_points", 20_000_000, "blend: refuse grids larger than this.")
+    f.DEFINE_bool("overwrite", False, "blend: replace results already in --workdir.")
 
 
 def _fail(message: str) -> None:
@@ -57,6 +92,9 @@ def main(argv: list[str]) -> None:
     workdir = flags.FLAGS.workdir
     if not workdir:
         _fail("--workdir: missing; pass --workdir=DIR for the results")
+    if args[0] == "blend":
+        _blend(workdir)
+        return
     run = engine.sweep if args[0] == "sweep" else engine.train_config
     try:
         res = run(flags.FLAGS.config, workdir)
@@ -99,6 +137,68 @@ def _checkpoint_command(args: list[str]) -> None:
     except (ConfigError, checkpoint.CheckpointError, checkpoint.ArchitectureMismatchError) as e:
         _fail(str(e))
     print(f"wrote {flags.FLAGS.out}: member {flags.FLAGS.member}, fingerprint {record['fingerprint'][:16]}")
+
+
+def _blend(workdir: str) -> None:
+    from jaxexp.blending import api, demo
+    from jaxexp.blending.stats import fmt_w
+    from jaxexp.errors import ConfigError
+
+    F = flags.FLAGS
+    preds, weights, clip, round_to, compare = F.preds, F.weights, F.clip, F.round, F.compare
+    if F.demo:
+        if preds:
+            _fail("--demo: the demo brings its own data; drop --preds")
+        preds = demo.demo_data()
+        weights = weights or demo.WEIGHTS
+        clip = clip if clip is not None else demo.CLIP
+        round_to = round_to or demo.ROUND_TO
+        compare = compare or demo.COMPARE
+    elif not F.preds:
+        _fail("--preds: missing; pass --preds=FILE.csv|FILE.npz (or --demo)")
+    try:
+        df = api.blend(
+            preds,
+            metric=F.metric,
+            step=F.step or None,
+            weights=weights,
+            target=F.target,
+            models=F.models,
+            row_weights=F.row_weights,
+            groups=F.groups,
+            folds=F.folds,
+            n_folds=F.n_folds,
+            nonneg=F.nonneg,
+            sum_to_one=F.sum_to_one,
+            bounds=F.bounds,
+            clip=clip,
+            round_to=round_to,
+            eps=F.eps,
+            decimals=F.decimals,
+            n_boot=F.n_boot,
+            top_k=F.top_k,
+            compare=compare,
+            seed=F.seed,
+            dtype=F.dtype,
+            memory_budget=F.memory_mb << 20,
+            max_points=F.max_points,
+            workdir=workdir,
+            overwrite=F.overwrite,
+        )
+    except ConfigError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing was written")
+    s = df.attrs["summary"]
+    parts = [f"wrote {workdir}/report.md"]
+    if "grid_best" in s:
+        parts.append(f"grid best {fmt_w(s['grid_best']['w'])}: {s['metric']} {s['grid_best']['score']:.7g}")
+        parts.append(f"{s['plateau']['exact_ties']} exact tie(s)")
+    if s["exact"].get("w") is not None:
+        parts.append(f"exact optimum {fmt_w(s['exact']['w'])}: {s['exact']['score']:.7g}")
+    if s.get("crossfit"):
+        parts.append(s["crossfit"]["verdict"])
+    print("; ".join(parts))
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -1,0 +1,258 @@
+"""Targets and K model predictions for a blend, from .npz/.csv files or arrays.
+
+- .csv: a header row; ``target`` names the target column; the model columns are
+  ``models`` (comma list) or every other numeric column except the named
+  row-weight, group and fold columns.
+- .npz: an array ``<target>`` (N,) and either ``preds`` (N, K) with optional
+  ``names`` (K,), or one 1-D array of length N per model.
+
+Every check raises a one-line :class:`~jaxexp.errors.DataError` naming the
+field and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import pandas as pd
+
+from jaxexp.errors import ConfigError, DataError
+
+# name -> (goal, description)
+METRICS = {
+    "mae": ("min", "mean absolute error"),
+    "rmse": ("min", "root mean squared error"),
+    "mse": ("min", "mean squared error"),
+    "mape": ("min", "mean absolute percentage error (fraction, not %)"),
+    "logloss": ("min", "binary log-loss of blended probabilities"),
+    "accuracy": ("max", "binary accuracy of blended probabilities (threshold 0.5)"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BlendData:
+    """Validated float64 arrays of one blending problem.
+
+    y: (N,) targets; preds: (N, K) model predictions; names: K model names;
+    row_weights: (N,) >= 0 or None; groups, folds: (N,) int codes or None.
+    """
+
+    y: np.ndarray
+    preds: np.ndarray
+    names: tuple[str, ...]
+    row_weights: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    folds: np.ndarray | None = None
+    source: str = "arrays"
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def k(self) -> int:
+        return self.preds.shape[1]
+
+    def weights_or_ones(self) -> np.ndarray:
+        return np.ones(self.n) if self.row_weights is None else self.row_weights
+
+
+def check_metric(metric: str) -> str:
+    m = str(metric).strip().lower().replace("-", "").replace("_", "")
+    m = {"logloss": "logloss", "crossentropy": "logloss", "acc": "accuracy"}.get(m, m)
+    if m not in METRICS:
+        raise ConfigError(f"--metric: unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    return m
+
+
+def _codes(values, field: str, where: str) -> np.ndarray:
+    v = pd.Series(np.asarray(values))
+    if v.isna().any():
+        raise DataError(f"{field}: {int(v.isna().sum())} missing value(s) in {where}; give every row a value")
+    return pd.factorize(v, sort=True)[0].astype(np.int64)
+
+
+def from_arrays(
+    y,
+    preds,
+    names=None,
+    row_weights=None,
+    groups=None,
+    folds=None,
+    metric: str = "mae",
+    source: str = "arrays",
+) -> BlendData:
+    """Validates and converts arrays: y (N,), preds (N, K)."""
+    metric = check_metric(metric)
+    y = np.asarray(y)
+    preds = np.asarray(preds)
+    if y.ndim != 1:
+        raise DataError(f"--target: targets must be 1-D (N,), got shape {y.shape} in {source}")
+    if preds.ndim != 2:
+        raise DataError(f"--preds: predictions must be (N, K), got shape {preds.shape} in {source}")
+    k = preds.shape[1]
+    names = tuple(str(n) for n in names) if names is not None else tuple(f"model_{i}" for i in range(k))
+    if len(names) != k:
+        raise DataError(f"--models: {len(names)} name(s) for {k} prediction column(s) in {source}")
+    if len(set(names)) != k:
+        raise DataError(f"--models: duplicate model names {list(names)} in {source}; name each model once")
+    if k < 2:
+        raise DataError(
+            f"--preds: {k} model column ({', '.join(names) or 'none'}) in {source}; a blend needs K >= 2 models"
+        )
+    if len(preds) != len(y):
+        raise DataError(f"--preds: {len(y)} target(s) but {len(preds)} prediction row(s) in {source}; align the rows")
+    if len(y) == 0:
+        raise DataError(f"--preds: no rows in {source}")
+    for arr, what in ((y, "target"), (preds, "predictions")):
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise DataError(f"--preds: {what} in {source} are not numeric ({arr.dtype}); encode them as numbers")
+    y = y.astype(np.float64)
+    preds = preds.astype(np.float64)
+    bad = ~np.isfinite(y) | ~np.isfinite(preds).all(axis=1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        col = "target" if not np.isfinite(y[row]) else names[int(np.argmax(~np.isfinite(preds[row])))]
+        raise DataError(
+            f"--preds: {int(bad.sum())} row(s) have NaN/inf (first: row {row}, column {col!r}) in {source}; "
+            "clean the data"
+        )
+    extra = {}
+    for arr, field, key in ((row_weights, "--row_weights", "row_weights"), (groups, "--groups", "groups")):
+        if arr is not None and len(arr) != len(y):
+            raise DataError(f"{field}: {len(arr)} value(s) for {len(y)} rows in {source}; one per row")
+        extra[key] = arr
+    if folds is not None and len(folds) != len(y):
+        raise DataError(f"--folds: {len(folds)} value(s) for {len(y)} rows in {source}; one per row")
+    if row_weights is not None:
+        rw = np.asarray(row_weights, np.float64)
+        if not np.isfinite(rw).all() or (rw < 0).any() or rw.sum() <= 0:
+            raise DataError(f"--row_weights: weights in {source} must be finite, >= 0 and not all 0")
+        extra["row_weights"] = rw
+    if groups is not None:
+        extra["groups"] = _codes(groups, "--groups", source)
+    if folds is not None:
+        f = _codes(folds, "--folds", source)
+        if f.max() < 1:
+            raise DataError(f"--folds: the fold column in {source} has one value; it needs >= 2 folds")
+        extra["folds"] = f
+    if metric in ("logloss", "accuracy"):
+        if not np.isin(y, (0.0, 1.0)).all():
+            raise DataError(f"--target: {metric} needs 0/1 targets in {source}; encode the positive class as 1")
+        if (preds < 0).any() or (preds > 1).any():
+            raise DataError(f"--preds: {metric} needs probabilities in [0, 1] in {source}; pass P(class 1) per model")
+    if metric == "mape" and (y == 0).any():
+        raise DataError(f"--target: mape is undefined for {int((y == 0).sum())} zero target(s) in {source}; use mae")
+    return BlendData(y, preds, names, source=source, folds=extra.pop("folds", None), **extra)
+
+
+def _split_list(s) -> list[str]:
+    if s is None:
+        return []
+    if isinstance(s, str):
+        return [c.strip() for c in s.split(",") if c.strip()]
+    return [str(c) for c in s]
+
+
+def from_frame(
+    df: pd.DataFrame,
+    target: str = "target",
+    models=None,
+    row_weights: str | None = None,
+    groups: str | None = None,
+    folds: str | None = None,
+    metric: str = "mae",
+    source: str = "DataFrame",
+) -> BlendData:
+    """A table with a target column and one column per model."""
+    cols = [str(c) for c in df.columns]
+    df = df.set_axis(cols, axis=1)
+    if target not in cols:
+        raise DataError(f"--target: column {target!r} not in {source} (columns: {', '.join(cols)}); pass --target=NAME")
+    special = {c for c in (target, row_weights, groups, folds) if c}
+    for field, c in (("--row_weights", row_weights), ("--groups", groups), ("--folds", folds)):
+        if c and c not in cols:
+            raise DataError(f"{field}: column {c!r} not in {source} (columns: {', '.join(cols)})")
+    names = _split_list(models)
+    if names:
+        missing = [c for c in names if c not in cols]
+        if missing:
+            raise DataError(f"--models: column(s) {missing} not in {source} (columns: {', '.join(cols)})")
+    else:
+        names = [c for c in cols if c not in special and pd.api.types.is_numeric_dtype(df[c])]
+    non_numeric = [c for c in names + [target] if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        raise DataError(f"--preds: column(s) {non_numeric} in {source} are not numeric; encode them or drop them")
+    return from_arrays(
+        df[target].to_numpy(),
+        df[names].to_numpy(),
+        names,
+        df[row_weights].to_numpy() if row_weights else None,
+        df[groups].to_numpy() if groups else None,
+        df[folds].to_numpy() if folds else None,
+        metric,
+        source,
+    )
+
+
+def load(
+    path: str,
+    target: str = "target",
+    models=None,
+    row_weights: str | None = None,
+    groups: str | None = None,
+    folds: str | None = None,
+    metric: str = "mae",
+) -> BlendData:
+    """Reads a .csv or .npz file (see the module docstring)."""
+    if not path:
+        raise DataError("--preds: missing; pass --preds=FILE.csv|FILE.npz (or --demo)")
+    if not os.path.isfile(path):
+        raise DataError(f"--preds: file not found: {path}")
+    ext = os.path.splitext(path)[1]
+    if ext == ".csv":
+        try:
+            df = pd.read_csv(path)
+        except Exception as e:  # pandas raises many types for malformed files
+            raise DataError(f"--preds: cannot read CSV {path!r}: {str(e).splitlines()[0]}") from None
+        return from_frame(df, target, models, row_weights, groups, folds, metric, path)
+    if ext != ".npz":
+        raise DataError(f"--preds: {path} must end in .csv or .npz")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as e:
+        raise DataError(f"--preds: cannot read npz {path!r}: {str(e).splitlines()[0]}") from None
+    if target not in arrays:
+        raise DataError(f"--target: no array {target!r} in {path} (arrays: {', '.join(arrays)}); pass --target=NAME")
+    aux = {}
+    for field, key in (("--row_weights", row_weights), ("--groups", groups), ("--folds", folds)):
+        if key and key not in arrays:
+            raise DataError(f"{field}: no array {key!r} in {path} (arrays: {', '.join(arrays)})")
+        aux[field] = arrays[key] if key else None
+    if "preds" in arrays:
+        preds = arrays["preds"]
+        names = [str(n) for n in arrays["names"]] if "names" in arrays else None
+        if names is not None and _split_list(models):
+            want = _split_list(models)
+            missing = [m for m in want if m not in names]
+            if missing:
+                raise DataError(f"--models: {missing} not in the names saved in {path} ({', '.join(names)})")
+            preds, names = preds[:, [names.index(m) for m in want]], want
+    else:
+        skip = {target, "names", row_weights, groups, folds}
+        names = _split_list(models) or [k for k, v in arrays.items() if k not in skip and v.ndim == 1]
+        missing = [m for m in names if m not in arrays]
+        if missing:
+            raise DataError(f"--models: array(s) {missing} not in {path} (arrays: {', '.join(arrays)})")
+        lengths = {m: len(arrays[m]) for m in names}
+        n = len(arrays[target])
+        bad = [f"{m!r} has {v}" for m, v in lengths.items() if v != n]
+        if bad:
+            raise DataError(f"--preds: target {target!r} has {n} rows but {', '.join(bad)} in {path}; align the rows")
+        preds = np.stack([arrays[m] for m in names], axis=1) if names else np.zeros((n, 0))
+    return from_arrays(
+        arrays[target], preds, names, aux["--row_weights"], aux["--groups"], aux["--folds"], metric, path
+    )

@@ -1,0 +1,215 @@
+"""report.md of a blend-weight search: optimum, grid best, plateau, why it is
+flat, bootstrap, held-out check."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from jaxexp.blending import stats
+from jaxexp.blending.score import goal_sign
+
+SIGNIFICANT = 0.95  # P(A beats B) needed to call a difference real
+
+
+def _s(v) -> str:
+    return "n/a" if v is None else f"{v:.7g}"
+
+
+def _w(w, names) -> str:
+    return " / ".join(f"{n} {100 * v:.3g}%" for n, v in zip(names, w))
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def crossfit_summary(cf: stats.CrossFit, metric: str, origin: str) -> dict:
+    """Out-of-fold scores, CIs, P(tuned beats ...) and a one-sentence verdict."""
+    tuned = "tuned blend (grid best per fold)"
+    rows = []
+    for name, score in cf.oof.items():
+        p = None if name == tuned else stats.p_beats(cf.reps[tuned], cf.reps[name], metric)
+        rows.append({"name": name, "oof_score": score, "ci95": stats.ci(cf.reps[name]), "p_tuned_beats": p})
+    by = {r["name"]: r for r in rows}
+    sign = goal_sign(metric)
+    verdicts = []
+    for other in ("equal blend", "best single model (per fold)"):
+        r = by[other]
+        if sign * (cf.oof[tuned] - r["oof_score"]) >= 0:
+            verdicts.append(f"no better out of sample than the {other} ({_s(cf.oof[tuned])} vs {_s(r['oof_score'])})")
+        elif r["p_tuned_beats"] < SIGNIFICANT:
+            verdicts.append(
+                f"not reliably better out of sample than the {other} "
+                f"(P(tuned beats it) = {r['p_tuned_beats']:.2f} < {SIGNIFICANT})"
+            )
+    verdict = (
+        "The tuned blend is " + "; and ".join(verdicts) + "."
+        if verdicts
+        else f"The tuned blend beats the equal blend and the best single model out of sample (P >= {SIGNIFICANT})."
+    )
+    return {
+        "folds": cf.folds,
+        "fold_origin": origin,
+        "per_fold_w": cf.per_fold_w.tolist(),
+        "rows": rows,
+        "verdict": verdict,
+        "units": cf.source,
+    }
+
+
+def markdown(summary: dict, df: pd.DataFrame) -> str:
+    names, metric = summary["models"], summary["metric"]
+    g, t = summary["grid"], summary["timings"]
+    out = [
+        f"# Blend-weight search: {len(names)} models, {summary['rows']:,} rows, {metric} ({summary['goal']})",
+        "",
+        f"Data: `{summary['source']}`. Models: {', '.join(names)}. Constraints: {g['constraints']}. "
+        f"Post-processing of the blend: {g['postprocess']}.",
+        f"Grid: step {g['step']}, {g['points']:,} weightings"
+        + (f", scored in {t['score_s']:.2f} s (with any listed weightings)" if "score_s" in t else "")
+        + f"; total {t.get('total_s', float('nan')):.1f} s.",
+        "",
+        "## Answer",
+        "",
+    ]
+    ex = summary.get("exact", {})
+    if "grid_best" in summary:
+        gb = summary["grid_best"]
+        out.append(f"- **Grid best**: {_w(gb['w'], names)}: {metric} **{_s(gb['score'])}** (float64).")
+    if ex.get("w") is not None:
+        gap = summary.get("gap")
+        gap_s = f"; grid best - optimum = {gap:.3g}" if gap is not None else ""
+        dual = f"; LP dual gap {ex['dual_gap']:.1e}" if "dual_gap" in ex else ""
+        out.append(f"- **Exact optimum** ({ex['method']}{dual}): {_w(ex['w'], names)}: **{_s(ex['score'])}**{gap_s}.")
+    else:
+        out.append(f"- Exact optimum: {ex.get('status', 'n/a')}.")
+    if "refined" in summary:
+        rf = summary["refined"]
+        out.append(
+            f"- **Refined** (step {rf['step']:g} within one grid step of the grid best, {rf['points']:,} points): "
+            f"{_w(rf['w'], names)}: {_s(rf['score'])}."
+        )
+        out.append(
+            "- Note: the metric is piecewise linear (or constant), so the best grid point need not be the grid "
+            "point nearest the exact optimum."
+        )
+    pl = summary.get("plateau")
+    if pl:
+        out += [
+            "",
+            "## Plateau",
+            "",
+            f"- {pl['count']:,} grid weighting(s) ({100 * pl['fraction']:.2f}%) score within eps = {pl['eps']:.3g} of "
+            f"the best; **{pl['exact_ties']:,} tie it exactly** (float64); {pl['display_ties']:,} show the same "
+            f"score at {pl['decimals']} decimals.",
+            "",
+        ]
+        out += _table(
+            ["model", "plateau min", "plateau max", "exact-tie min", "exact-tie max"],
+            [
+                [
+                    n,
+                    f"{pl['extent'][n][0]:.3g}",
+                    f"{pl['extent'][n][1]:.3g}",
+                    f"{pl['exact_tie_extent'][n][0]:.3g}",
+                    f"{pl['exact_tie_extent'][n][1]:.3g}",
+                ]
+                for n in names
+            ],
+        )
+        diag = summary["diagnosis"]
+        out += ["", "### Why it is flat", ""]
+        if diag["mechanisms"]:
+            out.append(f"Mechanism(s): **{', '.join(diag['mechanisms'])}**.")
+            out.append("")
+        out += [f"- {f}" for f in diag["findings"]] or ["- nothing unusual found"]
+    listed = df[df["source"] == "list"]
+    if len(listed):
+        out += ["", "## Listed weightings", ""]
+        best = summary.get("grid_best", {}).get("score")
+        ties = {d["label"]: d for d in summary.get("listed", [])}
+        rows = []
+        for _, r in listed.iterrows():
+            tie = ties.get(r["label"], {}).get("grid_ties", "")
+            note = "ties the grid best" if best is not None and r["score"] == best else ""
+            rows.append([r["label"], stats.fmt_w(r[names].to_numpy(float)), _s(r["score"]), r["rank"], tie, note])
+        out += _table(["label", "weights %", metric, "rank", "grid points with exactly this score", ""], rows)
+        for d in summary.get("listed", []):
+            if d["grid_ties"] > 1:
+                extent = ", ".join(f"{n} {100 * a:.3g}-{100 * b:.3g}%" for n, a, b in zip(names, d["lo"], d["hi"]))
+                out += [
+                    "",
+                    f"**{d['label']}** ({stats.fmt_w(d['w'])}, {_s(d['score'])}) ties exactly (float64) with "
+                    f"{d['grid_ties']} grid weightings spanning {extent}; between it and {stats.fmt_w(d['far'])} "
+                    f"{d['rows_changed']} of {summary['rows']:,} rows change their "
+                    f"{'post-processed ' if g['postprocess'] != 'none' else ''}prediction.",
+                ]
+                break  # the first listed weighting with a flat level set tells the story
+        shared = int(listed["score"].duplicated(keep=False).sum())
+        if shared:
+            out += ["", f"{shared} of {len(listed)} listed weightings share their exact score with another one."]
+    boot = summary.get("bootstrap")
+    if boot:
+        out += [
+            "",
+            "## Is any difference more than noise? (paired bootstrap)",
+            "",
+            f"{boot['n_boot']} resamples of {boot['units']}, the same resample for every candidate. "
+            f"Reference: **{boot['reference']}**. P(beats) = share of resamples in which the candidate scores "
+            f"better than the reference (ties count half); a real difference needs P >= {SIGNIFICANT}.",
+            "",
+        ]
+        rows = [
+            [
+                c["name"],
+                stats.fmt_w(c["w"]),
+                _s(c["score"]),
+                f"[{_s(c['ci95'][0])}, {_s(c['ci95'][1])}]",
+                "ref" if c["p_beats_reference"] is None else f"{c['p_beats_reference']:.3f}",
+                "" if c["diff_ci95"] is None else f"[{c['diff_ci95'][0]:.3g}, {c['diff_ci95'][1]:.3g}]",
+            ]
+            for c in boot["candidates"]
+        ]
+        out += _table(["candidate", "weights %", metric, "95% CI", "P(beats ref)", "diff vs ref 95% CI"], rows)
+        for p in boot["pairs"]:
+            out.append("")
+            out.append(
+                f"- {p['a']} ({_s(p['score_a'])}) vs {p['b']} ({_s(p['score_b'])}): "
+                f"P({p['a']} beats {p['b']}) = {p['p_a_beats_b']:.3f}, difference 95% CI "
+                f"[{p['diff_ci95'][0]:.3g}, {p['diff_ci95'][1]:.3g}]."
+            )
+    cf = summary.get("crossfit")
+    if cf:
+        out += [
+            "",
+            f"## Held-out check ({cf['folds']} folds, {cf['fold_origin']}; weights chosen on the other folds)",
+            "",
+            f"**{cf['verdict']}**",
+            "",
+        ]
+        rows = [
+            [
+                r["name"],
+                _s(r["oof_score"]),
+                f"[{_s(r['ci95'][0])}, {_s(r['ci95'][1])}]",
+                "" if r["p_tuned_beats"] is None else f"{r['p_tuned_beats']:.3f}",
+            ]
+            for r in cf["rows"]
+        ]
+        out += _table(["strategy", f"out-of-fold {metric}", "95% CI", "P(tuned beats it)"], rows)
+        out += ["", "Weights chosen per fold: " + "; ".join(stats.fmt_w(w) for w in cf["per_fold_w"]) + "."]
+    out += [
+        "",
+        "## Files",
+        "",
+        "`scores.csv` (every scored weighting, best first), `summary.json` (all numbers above), "
+        + (
+            "`ternary.png` (heatmap, plateau outlined)"
+            if len(names) == 3
+            else "`profiles.png` (best score vs each weight)"
+        )
+        + ".",
+        "",
+    ]
+    return "\n".join(out)

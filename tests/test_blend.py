@@ -1,0 +1,395 @@
+"""Blend-weight search (jaxexp.blending): grid, kernel vs numpy, exact optimum,
+ties and their mechanism, bootstrap coverage, held-out check, bad inputs, CLI."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import jaxexp
+from jaxexp.blending import data as datamod
+from jaxexp.blending import demo, exact, stats
+from jaxexp.blending import grid as gridmod
+from jaxexp.blending import score as scoremod
+from jaxexp.errors import ConfigError, DataError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = ("a", "b", "c")
+
+
+def _problem(n=300, seed=0, k=3):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=n) * 3 + 5
+    p = y[:, None] + rng.normal(size=(n, k)) * np.linspace(1.0, 2.0, k) + rng.normal(size=(n, 1))
+    return y, p
+
+
+def _binary(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.4).astype(float)
+    p = np.clip(0.5 * y[:, None] + 0.5 * rng.random((n, 3)), 0.001, 0.999)
+    return y, p
+
+
+# ----------------------------------------------------------------------------- grid
+
+
+def test_grid_sizes_order_and_constraints():
+    c3 = gridmod.make_constraints(NAMES)
+    w = gridmod.simplex_grid(c3, 0.01)
+    assert len(w) == 5151 == gridmod.grid_size(3, 0.01)
+    assert np.allclose(w.sum(1), 1) and (w >= 0).all()
+    assert len(np.unique(np.round(w * 100).astype(int), axis=0)) == len(w)
+    assert np.array_equal(w[:2], [[0, 0, 1], [0, 0.01, 0.99]])  # lexicographic, deterministic
+    c5 = gridmod.make_constraints(list("abcde"))
+    assert len(gridmod.simplex_grid(c5, 0.02)) == 316_251 == math.comb(54, 4)
+    cb = gridmod.make_constraints(NAMES, bounds="a=0.2:0.5,c=:0.3")
+    wb = gridmod.simplex_grid(cb, 0.05)
+    assert cb.check(wb) and len(wb) == gridmod.count_compositions(np.array([4, 0, 0]), np.array([10, 20, 6]), 20)
+    free = gridmod.make_constraints(NAMES, nonneg=False, sum_to_one=False, bounds="a=-0.5:0.5,b=-0.5:0.5,c=-0.5:0.5")
+    assert len(gridmod.simplex_grid(free, 0.25)) == 5**3
+
+
+def test_explicit_weightings_percent_fractions_labels():
+    labels, w = gridmod.parse_weightings("champion=50/30/20, 52/28/20,0.2/0.3/0.5", NAMES)
+    assert labels == ["champion", "52/28/20", "0.2/0.3/0.5"]
+    assert np.allclose(w, [[0.5, 0.3, 0.2], [0.52, 0.28, 0.2], [0.2, 0.3, 0.5]])
+    with pytest.raises(ConfigError, match="--weights: '50/50' has 2 weight"):
+        gridmod.parse_weightings("50/50", NAMES)
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+@pytest.mark.parametrize("metric", ["mae", "rmse", "mse", "mape", "logloss", "accuracy"])
+@pytest.mark.parametrize("post", [None, "round"])
+def test_grid_scores_equal_a_numpy_loop(metric, post):
+    binary = metric in ("logloss", "accuracy")
+    if binary and post:
+        pytest.skip("rounding probabilities is refused")
+    y, p = _binary() if binary else _problem()
+    rw = np.random.default_rng(1).random(len(y)) + 0.1
+    d = datamod.from_arrays(y, p, NAMES, row_weights=rw, metric=metric)
+    pp = scoremod.make_postprocess("0:12", 0.5) if post else scoremod.Postprocess()
+    w = gridmod.simplex_grid(gridmod.make_constraints(NAMES), 0.05)
+    got = scoremod.score(d, w, metric, pp)
+    want = []
+    for wi in w:  # what users write: one weighting at a time
+        pred = p @ wi
+        if post:
+            pred = np.round(np.clip(pred, 0, 12) / 0.5) * 0.5
+        if metric == "mae":
+            v = np.average(np.abs(y - pred), weights=rw)
+        elif metric in ("mse", "rmse"):
+            v = np.average((y - pred) ** 2, weights=rw)
+            v = np.sqrt(v) if metric == "rmse" else v
+        elif metric == "mape":
+            v = np.average(np.abs(y - pred) / np.abs(y), weights=rw)
+        elif metric == "logloss":
+            q = np.clip(pred, 1e-15, 1 - 1e-15)
+            v = np.average(-(y * np.log(q) + (1 - y) * np.log(1 - q)), weights=rw)
+        else:
+            v = np.average((pred >= 0.5) == (y == 1), weights=rw)
+        want.append(v)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+
+
+def test_float64_kernel_matches_numpy_and_shapes_do_not_recompile():
+    y, p = _problem(n=1500)
+    d = datamod.from_arrays(y, p, NAMES)
+    w = gridmod.simplex_grid(gridmod.make_constraints(NAMES), 0.05)
+    ref = scoremod.score_numpy(d, w, "mae")
+    np.testing.assert_allclose(scoremod.score_kernel(d, w, "mae", dtype="float64"), ref, rtol=1e-13)
+    # rows split over several calls (tiny memory budget) give the same sums
+    small = scoremod.score_kernel(d, w, "mae", dtype="float64", memory_budget=8 * 1024 * 8 * 4)
+    np.testing.assert_allclose(small, ref, rtol=1e-13)
+    before = scoremod.TRACE_COUNTS["kernel"]
+    scoremod.score_kernel(d, w[::-1], "mae", dtype="float64")
+    assert scoremod.TRACE_COUNTS["kernel"] == before
+
+
+# ----------------------------------------------------------------------------- exact optimum
+
+
+@pytest.mark.parametrize("metric", ["mae", "mse", "rmse", "mape", "logloss"])
+@pytest.mark.parametrize("cons", ["simplex", "bounds", "free"])
+def test_exact_optimum_beats_grid_satisfies_constraints_and_is_locally_optimal(metric, cons):
+    binary = metric == "logloss"
+    if binary and cons == "free":
+        pytest.skip("log-loss needs probabilities: weights stay on the simplex")
+    y, p = _binary() if binary else _problem()
+    d = datamod.from_arrays(y, p, NAMES, metric=metric)
+    c = {
+        "simplex": gridmod.make_constraints(NAMES),
+        "bounds": gridmod.make_constraints(NAMES, bounds="a=0:0.3,c=0.1:0.6"),
+        "free": gridmod.make_constraints(NAMES, nonneg=False, sum_to_one=False),
+    }[cons]
+    step = 0.05 if cons != "free" else 0.1
+    w = gridmod.simplex_grid(c, step)
+    s = scoremod.score(d, w, metric, dtype="float64")
+    ex = exact.exact_optimum(d, metric, c)
+    assert ex["status"] == "optimal"
+    assert ex["score"] <= s.min() + 1e-9
+    assert c.check(ex["w"], tol=1e-7)
+    if "dual_gap" in ex:  # LP dual certificate
+        assert abs(ex["dual_gap"]) < 1e-7
+    # Independent check: a fine local search from the grid best never beats it,
+    # and (the metric is convex) nor does any small feasible step from the optimum.
+    ref = exact.refine(d, metric, c, w[np.argmin(s)], step, factor=20, dtype="float64")
+    assert ex["score"] <= ref["score"] + 1e-9
+    rng = np.random.default_rng(0)
+    steps = rng.normal(size=(200, 3)) * 1e-3
+    if c.sum_to_one:
+        steps -= steps.mean(1, keepdims=True)
+    cand = ex["w"] + steps
+    cand = cand[[c.check(x, tol=0) for x in cand]]
+    assert (scoremod.score_numpy(d, cand, metric) >= ex["score"] - 1e-9).all()
+
+
+def test_best_grid_point_need_not_be_nearest_the_optimum_but_gap_is_reported():
+    df = jaxexp.blend(
+        pd.DataFrame(dict(zip(("target",) + NAMES, np.column_stack(_problem(600)).T))),
+        step=0.1,
+        n_boot=0,
+        n_folds=0,
+        progress=None,
+    )
+    s = df.attrs["summary"]
+    assert s["gap"] >= -1e-12  # grid best - exact optimum (lower is better)
+    assert s["exact"]["score"] <= s["refined"]["score"] + 1e-12 <= s["grid_best"]["score"] + 1e-12
+
+
+# ----------------------------------------------------------------------------- ties and mechanisms
+
+
+def test_demo_reproduces_exact_ties_and_names_the_mechanisms():
+    df = jaxexp.blend(
+        demo.demo_data(),
+        step=0.02,
+        weights=demo.WEIGHTS,
+        round_to=demo.ROUND_TO,
+        clip=demo.CLIP,
+        n_boot=100,
+        n_folds=0,
+        progress=None,
+    )
+    listed = df[df["source"] == "list"].set_index("label")["score"]
+    assert listed["champion"] == listed["variant_b"] == listed["variant_e"] == pytest.approx(2.98875, abs=1e-12)
+    s = df.attrs["summary"]
+    mech = s["diagnosis"]["mechanisms"]
+    assert "near-duplicate models" in mech and "rounding of the blended prediction" in mech
+    assert any("notemporal and multi correlate at 0.99999" in f for f in s["diagnosis"]["findings"])
+    champion = next(x for x in s["listed"] if x["label"] == "champion")
+    assert champion["grid_ties"] > 5  # a whole level set of the grid ties it exactly
+    assert "ties exactly (float64)" in df.attrs["report"]
+
+
+def test_duplicate_models_make_an_exact_plateau_without_post_processing():
+    y, p = _problem(400)
+    p[:, 1] = p[:, 0]  # model b is a copy of model a
+    df = jaxexp.blend(
+        pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
+        step=0.05,
+        n_boot=0,
+        n_folds=0,
+        progress=None,
+    )
+    s = df.attrs["summary"]
+    assert s["plateau"]["exact_ties"] >= 3
+    lo, hi = s["plateau"]["exact_tie_extent"]["a"]
+    assert hi - lo >= 0.1 and s["plateau"]["exact_tie_extent"]["c"][0] == s["plateau"]["exact_tie_extent"]["c"][1]
+    assert "near-duplicate models" in s["diagnosis"]["mechanisms"]
+    assert any("correlate at 1.0000000" in f for f in s["diagnosis"]["findings"])
+
+
+def test_display_rounding_without_exact_ties_is_named():
+    y, p = _problem(2000, seed=3)
+    p[:, 1] = p[:, 0] + 1e-7 * np.random.default_rng(0).normal(size=len(y))
+    df = jaxexp.blend(
+        pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
+        step=0.05,
+        n_boot=0,
+        n_folds=0,
+        decimals=5,
+        progress=None,
+    )
+    d = df.attrs["summary"]
+    assert d["plateau"]["display_ties"] > 1
+    assert "near-duplicate models" in d["diagnosis"]["mechanisms"]
+
+
+# ----------------------------------------------------------------------------- bootstrap and folds
+
+
+def test_bootstrap_ci_covers_the_true_score_about_95_percent():
+    rng = np.random.default_rng(2024)
+    w = np.array([[0.5, 0.3, 0.2]])
+    tau = np.array([0.5, 1.0, 1.5])
+    sigma = np.sqrt(1.0 + (w[0] ** 2 * tau**2).sum())
+    true_mae = sigma * np.sqrt(2 / np.pi)
+    hits, reps = 0, 200
+    for r in range(reps):
+        f = rng.normal(size=300) * 3
+        y = f + rng.normal(size=300)
+        p = f[:, None] + rng.normal(size=(300, 3)) * tau
+        d = datamod.from_arrays(y, p, NAMES)
+        lo, hi = stats.ci(stats.bootstrap(d, w, "mae", scoremod.Postprocess(), n_boot=400, seed=r)[:, 0])
+        hits += lo <= true_mae <= hi
+    assert 0.88 <= hits / reps <= 0.99, hits / reps
+
+
+def test_paired_bootstrap_sees_a_real_difference_and_noise():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=3000)
+    p = y[:, None] + rng.normal(size=(3000, 3)) * [1.0, 1.0, 2.0]  # a and b equally good, c worse
+    d = datamod.from_arrays(y, p, NAMES)
+    w = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    reps = stats.bootstrap(d, w, "mae", scoremod.Postprocess(), n_boot=500, seed=0)
+    assert stats.p_beats(reps[:, 0], reps[:, 1], "mae") > 0.99  # a really beats c
+    assert 0.05 < stats.p_beats(reps[:, 0], reps[:, 2], "mae") < 0.95  # a vs b: noise
+
+
+def test_held_out_check_says_when_tuning_does_not_pay():
+    rng = np.random.default_rng(7)
+    n = 600
+    y = rng.normal(size=n)
+    p = y[:, None] * 0 + rng.normal(size=(n, 3))  # no model knows anything
+    df = jaxexp.blend(
+        pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
+        step=0.1,
+        n_boot=200,
+        n_folds=4,
+        progress=None,
+    )
+    cf = df.attrs["summary"]["crossfit"]
+    assert cf["folds"] == 4 and len(cf["per_fold_w"]) == 4
+    assert "no better out of sample" in cf["verdict"] or "not reliably better" in cf["verdict"]
+    assert "Held-out check" in df.attrs["report"]
+
+
+def test_groups_and_given_folds():
+    y, p = _problem(400)
+    groups = np.arange(400) // 10
+    folds = (groups % 3).astype(int)
+    frame = pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2], "g": groups, "f": folds})
+    df = jaxexp.blend(frame, step=0.1, groups="g", folds="f", n_boot=100, progress=None)
+    s = df.attrs["summary"]
+    assert s["crossfit"]["folds"] == 3 and s["crossfit"]["fold_origin"] == "given"
+    assert s["bootstrap"]["units"] == "groups"
+    assert list(df.columns[:4]) == ["a", "b", "c", "score"]
+
+
+def test_list_only_and_k4_profiles(tmp_path):
+    frame = demo.demo_data(n=500)
+    df = jaxexp.blend(frame, step=None, weights=demo.WEIGHTS, n_boot=50, progress=None)
+    assert (df["source"] == "list").sum() == 18 and "exact" in set(df["source"])
+    assert "Listed weightings" in df.attrs["report"]
+    y, p = _problem(300, k=4)
+    frame4 = pd.DataFrame({"target": y, **{f"m{i}": p[:, i] for i in range(4)}})
+    wd = tmp_path / "k4"
+    df4 = jaxexp.blend(frame4, step=0.1, n_boot=50, n_folds=2, workdir=str(wd), progress=None)
+    assert len(df4[df4["source"] == "grid"]) == math.comb(13, 3)
+    assert sorted(os.listdir(wd)) == ["profiles.png", "report.md", "scores.csv", "summary.json"]
+
+
+@pytest.mark.parametrize("metric", ["logloss", "accuracy"])
+def test_classification_metrics_end_to_end(metric):
+    y, p = _binary(400)
+    df = jaxexp.blend(
+        pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]}),
+        metric=metric,
+        step=0.1,
+        n_boot=50,
+        n_folds=2,
+        progress=None,
+    )
+    s = df.attrs["summary"]
+    best = df["score"].max() if metric == "accuracy" else df["score"].min()
+    assert df["score"].iloc[0] == best  # best first, whatever the goal
+    if metric == "accuracy":
+        assert s["exact"]["w"] is None and "thresholded metric (accuracy)" in s["diagnosis"]["mechanisms"]
+    else:
+        assert s["exact"]["score"] <= s["grid_best"]["score"] + 1e-12
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "frame, kw, fragment",
+    [
+        ({"target": [1.0, 2.0], "a": [1.0, np.nan], "b": [1.0, 2.0]}, {}, "have NaN/inf (first: row 1, column 'a')"),
+        ({"target": [1.0, 2.0], "a": [1.0, 2.0]}, {}, "a blend needs K >= 2 models"),
+        ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"metric": "mae2"}, "--metric: unknown metric"),
+        ({"y": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {}, "--target: column 'target' not in"),
+        ({"target": [1.0, 2.0], "a": [0.1, 0.2], "b": [0.1, 0.2]}, {"metric": "logloss"}, "needs 0/1 targets"),
+        ({"target": [0.0, 2.0], "a": [0.1, 0.2], "b": [0.1, 0.2]}, {"metric": "mape"}, "zero target"),
+        ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"step": 0.03}, "--step: 1/step must be"),
+        ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"bounds": "z=0:1"}, "--bounds: unknown model"),
+        ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"dtype": "f16"}, "--dtype: 'f16'"),
+    ],
+)
+def test_bad_inputs_are_one_line_errors(frame, kw, fragment):
+    with pytest.raises(ConfigError) as e:
+        jaxexp.blend(pd.DataFrame(frame), progress=None, **kw)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_npz_with_mismatched_lengths(tmp_path):
+    path = tmp_path / "p.npz"
+    np.savez(path, target=np.zeros(5), a=np.zeros(5), b=np.zeros(4))
+    with pytest.raises(DataError, match="target 'target' has 5 rows but 'b' has 4"):
+        datamod.load(str(path))
+    np.savez(path, target=np.arange(5.0), preds=np.ones((5, 2)), names=np.array(["x", "y"]))
+    d = datamod.load(str(path))
+    assert d.names == ("x", "y") and d.k == 2
+
+
+def _cli(*args):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    return subprocess.run(
+        [sys.executable, "-m", "jaxexp.main", "blend", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_demo_writes_everything(tmp_path):
+    wd = tmp_path / "demo"
+    p = _cli("--demo", "--step=0.02", "--n_boot=200", f"--workdir={wd}")
+    assert p.returncode == 0, p.stderr
+    assert sorted(os.listdir(wd)) == ["report.md", "scores.csv", "summary.json", "ternary.png"]
+    scores = pd.read_csv(wd / "scores.csv")
+    assert len(scores[scores["source"] == "grid"]) == gridmod.grid_size(3, 0.02)
+    report = (wd / "report.md").read_text()
+    for part in ("Exact optimum", "Plateau", "Why it is flat", "paired bootstrap", "Held-out check"):
+        assert part in report
+    assert "exact optimum" in p.stdout
+    again = _cli("--demo", "--step=0.1", f"--workdir={wd}")  # refuses to overwrite
+    assert again.returncode == 2 and "already holds results" in again.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--preds=/nonexistent.csv"], "--preds: file not found"),
+        (["--demo", "--metric=rmsle"], "--metric: unknown metric 'rmsle'"),
+        (["--demo", "--weights=50/50"], "--weights: '50/50' has 2 weight(s) for 3 models"),
+        (["--demo", "--compare=champion"], "--compare: 'champion'; use A:B"),
+        ([], "--preds: missing"),
+    ],
+)
+def test_cli_bad_input_one_line_exit_2_nothing_written(tmp_path, args, fragment):
+    wd = tmp_path / "wd"
+    p = _cli(*args, f"--workdir={wd}")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith("jaxexp: error: ") and fragment in lines[0]
+    assert not wd.exists()
