@@ -150,6 +150,16 @@ def _show(v) -> str:
     return str(tuple(v)) if isinstance(v, list) else repr(v)
 
 
+def spec_differences(stored: dict, wanted: dict, prefix: str, stored_name: str) -> list[str]:
+    """``prefix.path: shape dtype (stored_name) != shape dtype (requested)`` for every
+    leaf where two ``spec_of`` dicts differ (missing leaves show as None)."""
+    return [
+        f"{prefix}.{k}: {_show(stored.get(k))} ({stored_name}) != {_show(wanted.get(k))} (requested)"
+        for k in sorted(set(stored) | set(wanted))
+        if stored.get(k) != wanted.get(k)
+    ]
+
+
 def verify(stored: dict, requested: dict, where: str) -> None:
     """Raises ArchitectureMismatchError naming ``where`` and every differing field."""
     diff = differences(stored, requested)
@@ -321,13 +331,8 @@ def load_member(path: str, config) -> dict:
     with _member_checkpointer() as ckptr:
         # the arrays as stored (orbax would cast a dtype or keep a shape silently)
         meta = ckptr.metadata(path).item_metadata["params"]
-        on_disk, wanted = spec_of(getattr(meta, "tree", meta)), requested["param_spec"]
-        if on_disk != wanted:
-            diff = [
-                f"params.{k}: {_show(on_disk.get(k))} (stored) != {_show(wanted.get(k))} (requested)"
-                for k in sorted(set(on_disk) | set(wanted))
-                if on_disk.get(k) != wanted.get(k)
-            ]
+        diff = spec_differences(spec_of(getattr(meta, "tree", meta)), requested["param_spec"], "params", "stored")
+        if diff:
             raise ArchitectureMismatchError(f"{path}: stored arrays do not match the record: " + "; ".join(diff))
         params = ckptr.restore(path, args=ocp.args.Composite(params=ocp.args.StandardRestore(target))).params
     check_leaves(params, target, path)
@@ -367,8 +372,7 @@ def export_member(workdir: str, member: int, out: str) -> dict:
         else population.members_table(config)
     )
     row = table[table["member"] == member]
-    cols = [c for c in row.columns if c in population.ID_COLUMNS or c in _param_columns(config, table)]
-    member_cfg = population.resolve(config, row[cols])[0].config
+    member_cfg = population.resolve(config, population.config_rows(config, row))[0].config
     task = load_task(member_cfg.task)
     record = architecture(member_cfg.model, task.n_features, task.n_outputs)
     record["member"] = {"member": int(member), "seed": int(row["seed"].iloc[0]), "workdir": os.path.abspath(workdir)}
@@ -376,11 +380,3 @@ def export_member(workdir: str, member: int, out: str) -> dict:
     check_leaves(params, abstract_params(record["model"]), f"{directory} step {steps[-1]} member {member}")
     save_member(out, params, record)
     return record
-
-
-def _param_columns(config, table) -> list[str]:
-    """Columns of a members table that set config fields."""
-    from jaxexp import config as cfgmod
-
-    fields = set(cfgmod.program_fields(config))
-    return [c for c in table.columns if c in fields]

@@ -187,6 +187,11 @@ def leaf_paths(d: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def flatten(d: dict) -> dict:
+    """{dotted path: value} of the non-dict leaves of a nested dict."""
+    return {p: get_path(d, p) for p in leaf_paths(d)}
+
+
 def program_fields(config: ml_collections.ConfigDict) -> list[str]:
     """Dotted paths of all fields that may be swept (task/model/train)."""
     return [p for p in leaf_paths(config.to_dict()) if p.split(".")[0] not in NON_PROGRAM]
@@ -218,7 +223,7 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
     """A config from its ``to_dict()`` / JSON form (lists back to tuples where the
     schema has tuples); ``sweep.space`` and ``sweep.recipes`` are taken whole."""
     free = ("sweep.space", "sweep.recipes")
-    values = {p: get_path(d, p) for p in leaf_paths(d) if not p.startswith(free)}
+    values = {p: v for p, v in flatten(d).items() if not p.startswith(free)}
     out = with_values(default_config(), values)
     out.unlock()
     for path in free:

@@ -84,9 +84,15 @@ def scatter(res, path: str) -> bool:
     return True
 
 
+def group_metric(res) -> str:
+    """The per-group column shown: the selection metric, or val_loss when that is
+    not a per-group metric (e.g. train_loss)."""
+    return res.metric if res.metric in res.groups.columns else "val_loss"
+
+
 def group_table(res) -> pd.DataFrame:
     """Mean per-group metric at the best epoch: rows = groups, columns = configurations."""
-    col = res.metric if res.metric in res.groups.columns else "val_loss"
+    col = group_metric(res)
     g = res.groups.merge(res.members[["member", "config_id"]], on="member")
     g = g[g["config_id"].isin(_top_configs(res))]
     table = g.pivot_table(index="group", columns="config_id", values=col, aggfunc="mean", sort=False)
@@ -104,7 +110,7 @@ def groups(res, path: str) -> None:
     for i, name in enumerate(table.columns):
         ax.bar(x + i * width, table[name].values, width, label=name)
     ax.set_xticks(x + 0.4 - width / 2, table.index, rotation=45, ha="right")
-    ax.set_ylabel(f"{res.metric if res.metric in res.groups.columns else 'val_loss'} at best epoch (mean over seeds)")
+    ax.set_ylabel(f"{group_metric(res)} at best epoch (mean over seeds)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

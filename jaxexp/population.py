@@ -43,7 +43,7 @@ def recipes(config: ml_collections.ConfigDict) -> dict[str, dict]:
     for name, overrides in config.sweep.recipes.to_dict().items():
         if not isinstance(overrides, dict):
             raise ConfigError(f"sweep.recipes.{name}: must map config sections to values, e.g. {{'train': {{...}}}}")
-        flat = {path: cfgmod.get_path(overrides, path) for path in cfgmod.leaf_paths(overrides)}
+        flat = cfgmod.flatten(overrides)
         cfgmod.check_param_names(config, list(flat), where=f"sweep.recipes.{name}")
         out[name] = flat
     if config.sweep.baseline and config.sweep.baseline not in out:
@@ -115,6 +115,13 @@ def resolve(config: ml_collections.ConfigDict, table: pd.DataFrame) -> list[Memb
     if len(set(ids)) != len(ids):
         raise ConfigError("member: member ids must be unique")
     return out
+
+
+def config_rows(config: ml_collections.ConfigDict, table: pd.DataFrame) -> pd.DataFrame:
+    """The columns of a members table that ``resolve`` reads: ids, labels and
+    config fields (a ``members.csv`` also holds metrics and status)."""
+    fields = set(cfgmod.program_fields(config)) | set(ID_COLUMNS) | set(LABEL_COLUMNS)
+    return table[[c for c in table.columns if c in fields]]
 
 
 def _py(v, is_tuple: bool = False):

@@ -185,7 +185,7 @@ def _groups(res) -> list[str]:
     from jaxexp import plots
 
     table = plots.group_table(res)
-    col = res.metric if res.metric in res.groups.columns else "val_loss"
+    col = plots.group_metric(res)
     lines = [f"## Per-group {col} at the best epoch (mean over seeds)", ""]
     rows = [[g, *[table.loc[g, c] for c in table.columns]] for g in table.index]
     return lines + [_table(["group", *table.columns], rows), ""]

@@ -97,8 +97,7 @@ class Results:
         row = self.members[self.members["member"] == member]
         if row.empty:
             raise ValueError(f"member: no member {member} in these results")
-        cols = [c for c in self.members.columns if c in _ID_COLUMNS or c in self.params]
-        return population.resolve(self.config, row[cols])[0].config
+        return population.resolve(self.config, population.config_rows(self.config, row))[0].config
 
     def predict(self, member: int, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
         """(targets, predictions) of ``member``'s best parameters on the task's

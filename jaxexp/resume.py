@@ -43,16 +43,6 @@ IGNORED = {
 SAFE = {"engine.segment_epochs", "engine.group_size"}
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def config_json(config: ml_collections.ConfigDict) -> dict:
     """The config as plain JSON types (tuples become lists)."""
     return json.loads(json.dumps(config.to_dict(), default=list))
@@ -60,7 +50,7 @@ def config_json(config: ml_collections.ConfigDict) -> dict:
 
 def check_config(saved: dict, config: ml_collections.ConfigDict) -> None:
     """Refuses to resume with a config that changes results; names every change."""
-    old, new = _flat(saved), _flat(config_json(config))
+    old, new = cfgmod.flatten(saved), cfgmod.flatten(config_json(config))
     changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k not in IGNORED]
     if not changed:
         return
@@ -229,13 +219,8 @@ class Saver:
                 except Exception as e:
                     unreadable(step, e)
                     continue
-                wanted = checkpoint.spec_of(target)
-                if stored != wanted:
-                    diff = [
-                        f"state.{k}: {stored.get(k)} (checkpoint) != {wanted.get(k)} (requested)"
-                        for k in sorted(set(stored) | set(wanted))
-                        if stored.get(k) != wanted.get(k)
-                    ]
+                diff = checkpoint.spec_differences(stored, checkpoint.spec_of(target), "state", "checkpoint")
+                if diff:
                     raise checkpoint.ArchitectureMismatchError(
                         f"{where}: population state does not match: " + "; ".join(diff[:10])
                     )
