@@ -162,6 +162,10 @@ def default_config() -> ml_collections.ConfigDict:
     c.engine.max_to_keep = 2  # latest checkpoints kept
     c.engine.keep_best = True  # also keep the step whose segment had the best metric
     c.engine.allow_resume_changes = False  # resume although engine.segment_epochs/group_size changed
+    # Persistent XLA compilation cache: "auto" ($JAXEXP_CACHE_DIR, else
+    # ~/.cache/jaxexp/xla), a directory, or "off". A re-run or resume loads its
+    # programs instead of compiling them.
+    c.engine.compile_cache = "auto"
     c.lock()  # a misspelt field in a config file is an error, not a silent new field
     return c
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxexp import checkpoint, population, results, resume, train
+from jaxexp import checkpoint, compile_cache, population, results, resume, train
 from jaxexp import config as cfgmod
 from jaxexp.errors import ConfigError
 from jaxexp.tasks import METRICS, kind_of, load_task
@@ -211,6 +211,8 @@ def run(
     what finished so far, with ``timings["interrupted"] = 1`` (members still
     running have no ``finals`` entry).
     """
+    cache_dir = compile_cache.enable(config.engine.compile_cache)
+    cache_before = compile_cache.EVENTS.copy()
     devs = devices(config.engine.num_devices)
     groups = population.buckets(members)
     layout = [population.chunks(b.members, config.engine.chunk_size, len(devs)) for b in groups]
@@ -281,6 +283,9 @@ def run(
     finally:
         if saver is not None:
             saver.close()
+        if cache_dir:
+            out.timings["compile_cache_hits"] = compile_cache.EVENTS["hits"] - cache_before["hits"]
+            out.timings["compile_cache_misses"] = compile_cache.EVENTS["misses"] - cache_before["misses"]
     metrics = METRICS[kind_of(members[0].config.task)]
     empty = pd.DataFrame(
         {"member": pd.Series(dtype=np.int64), "epoch": pd.Series(dtype=np.int64)}

@@ -44,7 +44,13 @@ def markdown(res) -> str:
         "",
         f"Selection metric: `{m}` ({cfg.goal}). Diverged members: {n_div}. "
         + (f"**Interrupted**: {n_stop} member(s) stopped before their last epoch. " if res.interrupted else "")
-        + f"Wall time {t.get('total_s', float('nan')):.1f} s: compile {t.get('compile_s', 0.0):.1f} s, "
+        + f"Wall time {t.get('total_s', float('nan')):.1f} s: compile {t.get('compile_s', 0.0):.1f} s"
+        + (
+            f" ({int(t['compile_cache_hits'])} program(s) loaded from the compilation cache)"
+            if t.get("compile_cache_hits")
+            else ""
+        )
+        + ", "
         f"init {t.get('init_s', 0.0):.1f} s, "
         f"training segments {t.get('segments_s', 0.0):.1f} s"
         + (f", checkpoints {t['checkpoint_s']:.1f} s" if t.get("checkpoint_s") else "")

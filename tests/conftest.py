@@ -2,9 +2,13 @@
 
 import os
 import re
+import tempfile
 
 _flags = re.sub(r"--xla_force_host_platform_device_count=\S*", "", os.environ.get("XLA_FLAGS", ""))
 os.environ["XLA_FLAGS"] = f"{_flags} --xla_force_host_platform_device_count=8".strip()
+# The persistent compilation cache of the tests (and their CLI subprocesses):
+# a fresh directory, never the user's ~/.cache.
+os.environ["JAXEXP_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxexp-test-cache-")
 
 import pytest  # noqa: E402
 

@@ -1,12 +1,14 @@
 """Invariants of the vmapped engine, on tiny configs and 8 forced CPU devices."""
 
+import os
+
 import jax
 import numpy as np
 import pandas as pd
 import pytest
 
 import jaxexp
-from jaxexp import engine, space
+from jaxexp import compile_cache, engine, space
 
 # Tolerance for comparing one member's numbers across populations/devices: a
 # batched (vmapped) matmul may sum in a different order than the same matmul
@@ -281,3 +283,26 @@ def test_bad_engine_and_batch_settings_are_config_errors(tiny):
         jaxexp.sweep(c)
     with pytest.raises(AttributeError):  # the default config is locked: no silent new fields
         jaxexp.default_config().train.lrr = 0.1
+
+
+def test_a_rerun_loads_its_programs_from_the_persistent_compilation_cache(tiny, tmp_path):
+    c = tiny(train={"lr": space.choice([3e-3, 3e-2])})
+    c.train.epochs = 4  # a program no other test compiles
+    first = jaxexp.sweep(c)
+    assert os.listdir(os.environ["JAXEXP_CACHE_DIR"])  # conftest's cache directory
+    engine._PROGRAMS.clear()  # as in a new process: nothing compiled in memory
+    jax.clear_caches()
+    again = jaxexp.sweep(c, str(tmp_path / "wd"))
+    assert again.timings["compile_cache_misses"] == 0 and again.timings["compile_cache_hits"] >= 2
+    assert "loaded from the compilation cache" in open(tmp_path / "wd" / "report.md").read()
+    np.testing.assert_array_equal(first.history["val_mse"], again.history["val_mse"])
+
+
+def test_compile_cache_setting_resolves_off_auto_and_paths(monkeypatch, tmp_path):
+    monkeypatch.setenv("JAXEXP_CACHE_DIR", str(tmp_path / "c"))
+    assert compile_cache.resolve("off") is None and compile_cache.resolve("") is None
+    assert compile_cache.resolve("auto") == str(tmp_path / "c")
+    monkeypatch.delenv("JAXEXP_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert compile_cache.resolve("auto") == str(tmp_path / "x" / "jaxexp" / "xla")
+    assert compile_cache.resolve(str(tmp_path / "mine")) == str(tmp_path / "mine")
