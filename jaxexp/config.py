@@ -145,7 +145,10 @@ def default_config() -> ml_collections.ConfigDict:
 
     c.engine = ml_collections.ConfigDict()
     c.engine.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
-    c.engine.chunk_size = 1024  # max members resident at once per bucket
+    c.engine.chunk_size = 1024  # max members resident at once per bucket (the rest wait in its queue)
+    # Resident members are also capped by the compiled segment's measured memory:
+    # a fraction of each device's memory ("0.75"), an amount per device ("8GiB"), or "off".
+    c.engine.memory_budget = "0.75"
     c.engine.num_devices = 0  # 0 = all local devices
     c.engine.group_size = 0  # members vmapped together per device (0 = auto, cache-sized)
     c.engine.progress = True

@@ -1,4 +1,4 @@
-"""Host side of a sweep: compile per bucket, run chunks segment by segment.
+"""Host side of a sweep: compile per bucket, run each bucket's queue segment by segment.
 
 Everything here is I/O and bookkeeping; the numbers come from the pure
 functions in ``jaxexp.train``, run as ``jit(vmap(...))`` with the population
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pandas as pd
@@ -46,41 +48,101 @@ def devices(num_devices: int = 0) -> list:
     return local[: num_devices or len(local)]
 
 
+def device_memory(dev) -> int | None:
+    """Bytes of memory of one device: the allocator's limit on accelerators; on
+    CPU the host's physical memory shared by its local CPU devices."""
+    stats = dev.memory_stats() if hasattr(dev, "memory_stats") else None
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    if dev.platform == "cpu":
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            return None
+        return total // max(1, sum(d.platform == "cpu" for d in jax.local_devices()))
+    return None
+
+
+_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6, "gb": 10**9}
+
+
+def memory_budget(setting: str, devs: list) -> int | None:
+    """``engine.memory_budget`` -> bytes per device, or None for no limit.
+
+    "off"; a fraction of the device's memory ("0.75"); or an amount per device
+    ("512MiB", "8GiB", "2e9").
+    """
+    text = str(setting).strip().lower().replace(" ", "")
+    if text in ("off", "none", ""):
+        return None
+    fix = "use a fraction of device memory like 0.75, an amount per device like 8GiB, or off"
+    unit = text.lstrip("0123456789.e+-")
+    number = text[: len(text) - len(unit)]
+    try:
+        value = float(number)
+    except ValueError:
+        raise ConfigError(f"engine.memory_budget: cannot read {setting!r}; {fix}") from None
+    if unit not in _UNITS or value <= 0:
+        raise ConfigError(f"engine.memory_budget: cannot read {setting!r}; {fix}")
+    if unit == "" and value <= 1:
+        memory = device_memory(devs[0])
+        return None if memory is None else int(value * memory)
+    return int(value * _UNITS[unit])
+
+
 class _Compiled:
     """jit(vmap(init)) and the sharded segment program of one bucket on one mesh."""
 
-    def __init__(self, program: train.Program, devs: list, group_size: int):
-        self.program = program
+    def __init__(self, program: train.Program, task, member_cfg, devs: list, group_size: int):
+        self.program, self.task, self.member_cfg = program, task, member_cfg
         self.n_devices = len(devs)
         self.group_size = group_size  # 0 = auto
         self.mesh = Mesh(np.array(devs), ("pop",))
         self.pop = NamedSharding(self.mesh, PartitionSpec("pop"))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
-        def init(base_seed, seeds, ids, hp, data):
-            TRACE_COUNTS["init"] += 1
+        def fresh(base_seed, seeds, ids, hp, data):
             return jax.vmap(program.init, in_axes=(None, 0, 0, 0, None))(base_seed, seeds, ids, hp, data)
 
+        def init(base_seed, seeds, ids, hp, data):
+            TRACE_COUNTS["init"] += 1
+            return fresh(base_seed, seeds, ids, hp, data)
+
+        def refill(state, mask, base_seed, seeds, ids, hp, data):
+            # New members in the slots where ``mask``; the others keep their state.
+            # Every slot's init is computed (one program whatever the number of new
+            # members) and selected: a refill never compiles twice per size.
+            TRACE_COUNTS["refill"] += 1
+            new = fresh(base_seed, seeds, ids, hp, data)
+            pick = lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o)  # noqa: E731
+            return jax.tree.map(pick, new, state)
+
+        self._fresh = fresh
         self.init = jax.jit(init, out_shardings=self.pop)
+        self.refill = jax.jit(refill, out_shardings=self.pop, donate_argnums=0)
         # rows of a population by slot index (compaction); one tiny compile per size pair
         self.take = jax.jit(lambda tree, idx: jax.tree.map(lambda a: a[idx], tree), out_shardings=self.pop)
         self._executables: dict[int, jax.stages.Compiled] = {}
         self.compile_s: dict[int, float] = {}  # measured segment compile time per population size
+        self.memory: dict[int, int] = {}  # measured peak bytes per device of the segment, per size
 
-    def encode(self, part: list, slot: np.ndarray, task) -> dict:
+    def encode(self, part: list, slot: np.ndarray) -> dict:
         """Per-slot traced hyperparameters, sharded; a padding slot (-1) gets the
-        values of the chunk's first member (its results are never read)."""
+        values of the first member (its results are never read)."""
         cfgs = [part[s].config for s in np.maximum(slot, 0)]
-        return jax.device_put(train.encode_hparams(cfgs, task.n_groups), self.pop)
+        return jax.device_put(train.encode_hparams(cfgs, self.task.n_groups), self.pop)
 
-    def abstract_state(self, task, member_cfg, size: int):
-        """The TrainState of ``size`` slots as ShapeDtypeStructs with the population
-        sharding (a restore target; nothing is computed)."""
-        hp = train.encode_hparams([member_cfg] * size, task.n_groups)
-        data = train.data_of(task)
+    def _abstract(self, size: int):
+        """(state, hparams) of ``size`` slots as ShapeDtypeStructs with the population
+        sharding (compile and restore targets; nothing is computed)."""
+        hp = train.encode_hparams([self.member_cfg] * size, self.task.n_groups)
         zeros = np.zeros(size, np.uint32)
-        shapes = jax.eval_shape(self.init, np.uint32(0), zeros, zeros, hp, data)
-        return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.pop), shapes)
+        shapes = jax.eval_shape(self._fresh, np.uint32(0), zeros, zeros, hp, train.data_of(self.task))
+        sharded = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.pop)  # noqa: E731
+        return jax.tree.map(sharded, shapes), jax.tree.map(sharded, hp)
+
+    def abstract_state(self, size: int):
+        return self._abstract(size)[0]
 
     def size_class(self, n_alive: int) -> int:
         """The padded population size for ``n_alive`` members: devices x a power of 2."""
@@ -114,23 +176,53 @@ class _Compiled:
 
         return jax.jit(segment, donate_argnums=0)
 
-    def segment_executable(self, state, hp, data, timings: dict) -> jax.stages.Compiled:
-        """The compiled segment for this population size (compiled ahead of time
-        once per size, so compile time and memory are measured, not guessed)."""
-        size = int(hp["train.lr"].shape[0])
+    def segment_executable(self, size: int, timings: dict) -> jax.stages.Compiled:
+        """The compiled segment for ``size`` slots (compiled ahead of time once per
+        size, so compile time and memory are measured, not guessed)."""
         if size not in self._executables:
             t = time.perf_counter()
             group = self.group_for(size)
+            state, hp = self._abstract(size)
+            data = jax.tree.map(
+                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.replicated), train.data_of(self.task)
+            )
             exe = self._segment_fn(group).lower(state, hp, data).compile()
             timings["group_size"] = group
             self.compile_s[size] = time.perf_counter() - t
             timings["compile_s"] += self.compile_s[size]
             mem = exe.memory_analysis()
-            if mem is not None:
-                total = mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
-                timings["segment_memory_mb"] = max(timings.get("segment_memory_mb", 0.0), total / 2**20)
+            if mem is not None:  # per device; the donated state is both argument and output
+                self.memory[size] = (
+                    mem.argument_size_in_bytes
+                    + mem.output_size_in_bytes
+                    - mem.alias_size_in_bytes
+                    + mem.temp_size_in_bytes
+                )
+                timings["segment_memory_mb"] = max(timings.get("segment_memory_mb", 0.0), self.memory[size] / 2**20)
             self._executables[size] = exe
         return self._executables[size]
+
+    def slots_for(self, n_members: int, chunk_size: int, budget: int | None, timings: dict) -> int:
+        """Resident slots for a bucket of ``n_members``: at most ``chunk_size``
+        (a multiple of the device count), and at most what the compiled segment's
+        measured memory fits into ``budget`` bytes per device. The rest of the
+        bucket waits in the queue."""
+        size = population.chunk_layout(n_members, chunk_size, self.n_devices)[1]
+        data_bytes = sum(a.nbytes for a in train.data_of(self.task))
+        while True:
+            self.segment_executable(size, timings)
+            need = self.memory.get(size)
+            if budget is None or need is None or need <= budget:
+                return size
+            if size == self.n_devices:
+                raise ConfigError(
+                    f"engine.memory_budget: one member per device needs {need / 2**20:.1f} MiB of device memory, "
+                    f"over the budget of {budget / 2**20:.1f} MiB; raise the budget or shrink the model/batch"
+                )
+            # Memory is the shared data plus a per-slot share: extrapolate, then measure again.
+            per_slot = max(need - data_bytes, 1) / (size // self.n_devices)
+            fit = int(max(budget - data_bytes, 0) // per_slot) * self.n_devices
+            size = max(self.n_devices, min(fit, size - self.n_devices))
 
 
 def _compiled(
@@ -144,7 +236,7 @@ def _compiled(
     key = (bucket.key, segment_epochs, tuple(d.id for d in devs), group_size, dropout, monitor)
     if key not in _PROGRAMS:
         program = train.make_program(cfgs[0], task, segment_epochs, dropout, monitor)
-        _PROGRAMS[key] = _Compiled(program, devs, group_size)
+        _PROGRAMS[key] = _Compiled(program, task, cfgs[0], devs, group_size)
     return _PROGRAMS[key]
 
 
@@ -204,6 +296,13 @@ def run(
 ) -> RunOutput:
     """Trains ``members``.
 
+    Each bucket runs as a queue over a fixed number of resident slots (at most
+    ``engine.chunk_size``, and no more than the compiled segment's measured
+    memory fits into ``engine.memory_budget``). Between segments the slots of
+    finished members (done, early-stopped, diverged) are refilled with queued
+    members, initialised on device, without recompiling; once the queue is
+    empty, finished slots are dropped instead (``engine.compact``).
+
     With ``workdir`` (and ``engine.checkpoint``) a checkpoint is saved after
     every segment and a run on a workdir with checkpoints resumes from the
     latest one; SIGINT/SIGTERM then stop at the next segment boundary. Without
@@ -214,8 +313,8 @@ def run(
     cache_dir = compile_cache.enable(config.engine.compile_cache)
     cache_before = compile_cache.EVENTS.copy()
     devs = devices(config.engine.num_devices)
+    budget = memory_budget(config.engine.memory_budget, devs)
     groups = population.buckets(members)
-    layout = [population.chunks(b.members, config.engine.chunk_size, len(devs)) for b in groups]
     total_work = sum(m.config.train.epochs for m in members)  # member-epochs (early stops subtract theirs)
     meter = _Progress(
         config.name, len(members), total_work, config.metric, config.goal, progress if config.engine.progress else None
@@ -223,28 +322,26 @@ def run(
     out = RunOutput([], [], {}, {}, collections.defaultdict(float))
     monitor = (config.metric, config.goal)
 
-    def bucket_program(b_idx: int):
+    def bucket_program(b_idx: int) -> _Compiled:
         bucket = groups[b_idx]
         task = load_task(bucket.members[0].config.task)
         max_epochs = max(m.config.train.epochs for m in bucket.members)
         seg = population.segment_length(max_epochs, config.engine.segment_epochs)
-        return task, _compiled(bucket, task, seg, devs, config.engine.group_size, monitor)
+        return _compiled(bucket, task, seg, devs, config.engine.group_size, monitor)
 
-    def chunk_arch(b_idx: int, c_idx: int) -> dict:
-        """The architecture record of a chunk's population."""
-        task, part = bucket_program(b_idx)[0], layout[b_idx][c_idx][0]
+    def bucket_arch(b_idx: int) -> dict:
+        """The architecture record of a bucket's population."""
+        task, part = bucket_program(b_idx).task, groups[b_idx].members
         return checkpoint.architecture(part[0].config.model, task.n_features, task.n_outputs, [m.member for m in part])
 
     saver = resume.Saver(workdir, config) if workdir is not None and config.engine.checkpoint else None
     resumed = None
     if saver is not None:
-
-        def abstract_state(b_idx, size):
-            task, compiled = bucket_program(b_idx)
-            part = layout[b_idx][0][0]
-            return compiled.abstract_state(task, part[0].config, size)
-
-        resumed = saver.load(chunk_arch, abstract_state, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr))
+        resumed = saver.load(
+            bucket_arch,
+            lambda b_idx, size: bucket_program(b_idx).abstract_state(size),
+            lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr),
+        )
     if resumed is not None:
         out.history[:], out.group_history[:], finals, initial = resume.unpack(resumed.results, resumed.host)
         out.finals.update(finals)
@@ -253,28 +350,22 @@ def run(
         meter.update("resumed", 0, 0, sum(len(h) for h in out.history), len(finals), 0, None, 0.0)
     try:
         with resume.graceful_stop(saver is not None) as stop:
-            for b_idx, chunks in enumerate(layout):
-                task, compiled = bucket_program(b_idx)
-                data = None
-                for c_idx, (part, n_pad) in enumerate(chunks):
-                    here = None
-                    if resumed is not None:
-                        pos = (resumed.host["bucket"], resumed.host["chunk"])
-                        if (b_idx, c_idx) < pos or ((b_idx, c_idx) == pos and not resumed.host["in_chunk"]):
-                            continue  # finished before the checkpoint
-                        if (b_idx, c_idx) == pos:
-                            here = resumed
-                    if data is None:
-                        data = jax.device_put(train.data_of(task), compiled.replicated)
-                    where = f"bucket {b_idx + 1}/{len(groups)} chunk {c_idx + 1}/{len(chunks)}"
-                    ckpt = None
-                    if saver is not None:
-                        ckpt = (saver, {"bucket": b_idx, "chunk": c_idx}, chunk_arch(b_idx, c_idx), stop)
-                    _run_chunk(config, compiled, task, data, part, n_pad, where, meter, out, ckpt, here)
+            for b_idx, bucket in enumerate(groups):
+                here = None
+                if resumed is not None:
+                    pos = resumed.host["bucket"]
+                    if b_idx < pos or (b_idx == pos and not resumed.host["in_bucket"]):
+                        continue  # finished before the checkpoint
+                    here = resumed if b_idx == pos else None
+                compiled = bucket_program(b_idx)
+                data = jax.device_put(train.data_of(compiled.task), compiled.replicated)
+                ckpt = None
+                if saver is not None:
+                    ckpt = (saver, {"bucket": b_idx}, bucket_arch(b_idx), stop)
+                where = f"bucket {b_idx + 1}/{len(groups)}"
+                _run_bucket(config, compiled, data, bucket.members, budget, where, meter, out, ckpt, here)
             if saver is not None and (resumed is None or not resumed.host.get("complete")):
-                saver.save(
-                    None, out, {"bucket": len(layout), "chunk": 0, "in_chunk": False, "complete": True}, {}, None
-                )
+                saver.save(None, out, {"bucket": len(groups), "in_bucket": False, "complete": True}, {}, None)
     except KeyboardInterrupt:
         out.timings["interrupted"] = 1
     except _Stop as e:
@@ -305,17 +396,39 @@ class _Stop(Exception):
         self.signum = signum
 
 
-def _run_chunk(
-    config, compiled: _Compiled, task, data, part, n_pad, where, meter: _Progress, out: RunOutput, ckpt, resumed
-) -> None:
-    """Trains one chunk; appends its history frames and finished members to ``out``.
+def _start(config, compiled: _Compiled, part, slot, fill, state, data, initial: dict):
+    """Starts the members now in slots ``fill`` (every slot when ``state`` is
+    None); records their initial metrics. Returns (state, hparams)."""
+    hp = compiled.encode(part, slot)
+    padded = [part[s] for s in np.maximum(slot, 0)]
+    seeds = np.asarray([m.seed for m in padded], np.uint32)
+    ids = np.asarray([m.member for m in padded], np.uint32)
+    if state is None:
+        state = compiled.init(np.uint32(config.seed), seeds, ids, hp, data)
+    else:
+        mask = np.zeros(len(slot), bool)
+        mask[fill] = True
+        state = compiled.refill(state, jax.device_put(mask, compiled.pop), np.uint32(config.seed), seeds, ids, hp, data)
+    evals = jax.device_get(state.init_eval)
+    for s in fill:
+        initial[part[slot[s]].member] = {name: float(v[s]) for name, v in evals.items()}
+    return state, hp
 
-    Slots hold members; ``slot[s]`` is the index into ``part`` of the member in
-    slot s, or -1 for padding. With ``engine.compact`` the finished members'
-    slots are dropped between segments (into a smaller padded size class).
+
+def _run_bucket(
+    config, compiled: _Compiled, data, part, budget, where, meter: _Progress, out: RunOutput, ckpt, resumed
+) -> None:
+    """Trains one bucket's members ``part``; appends history frames and finished
+    members to ``out``.
+
+    ``slot[s]`` is the index into ``part`` of the member in slot s, or -1 (no
+    member); ``queued`` is the index of the first member not started yet. A slot
+    whose member has finished takes the next queued member before the next
+    segment; with the queue empty, finished members' slots are dropped into a
+    smaller padded size class (``engine.compact``).
     ckpt: None, or (saver, position, architecture record, stop flag): a
     checkpoint is saved after every segment. resumed: a ``resume.Resumed`` of
-    this chunk to continue from.
+    this bucket to continue from.
     """
     timings = out.timings
     ids = np.asarray([m.member for m in part], np.int64)
@@ -326,28 +439,29 @@ def _run_chunk(
     sign = cfgmod.goal_sign(config.goal)
 
     t0 = time.perf_counter()
+    state = hp = None
     if resumed is None:
-        slot = np.asarray(list(range(len(part))) + [-1] * n_pad)
-        done = np.zeros(len(part), bool)
-        hp = compiled.encode(part, slot, task)
-        padded = [part[s] for s in np.maximum(slot, 0)]
-        state = compiled.init(
-            np.uint32(config.seed),
-            np.asarray([m.seed for m in padded], np.uint32),
-            np.asarray([m.member for m in padded], np.uint32),
-            hp,
-            data,
-        )
-        initial = jax.device_get(state.init_eval)
-        for k, member in enumerate(ids):
-            out.initial[int(member)] = {name: float(v[k]) for name, v in initial.items()}
+        size = compiled.slots_for(len(part), config.engine.chunk_size, budget, timings)
+        slot, done, queued = np.full(size, -1), np.zeros(len(part), bool), 0
     else:
         slot, done = np.asarray(resumed.host["slot"]), np.asarray(resumed.host["done"], bool)
-        hp = compiled.encode(part, slot, task)
-        state = resumed.state
-    timings["init_s"] += time.perf_counter() - t0  # includes its compile on first use
-    while not done.all():
-        segment = compiled.segment_executable(state, hp, data, timings)
+        queued, state = int(resumed.host["queued"]), resumed.state
+    timings["slots"] = max(timings.get("slots", 0), len(slot))
+    while True:
+        free = np.nonzero((slot < 0) | done[np.maximum(slot, 0)])[0]
+        if queued < len(part) and len(free):
+            t = time.perf_counter()
+            fill = free[: len(part) - queued]
+            slot[fill] = np.arange(queued, queued + len(fill))
+            queued += len(fill)
+            timings["refills"] += state is not None
+            state, hp = _start(config, compiled, part, slot, fill, state, data, out.initial)
+            timings["init_s"] += time.perf_counter() - t  # includes its compile on first use
+        elif hp is None:
+            hp = compiled.encode(part, slot)
+        if done.all():
+            break
+        segment = compiled.segment_executable(len(slot), timings)
         t = time.perf_counter()
         state, m = segment(state, hp, data)
         m = jax.device_get(m)  # the one host sync per segment
@@ -365,11 +479,11 @@ def _run_chunk(
         block["diverged"] = m["diverged"][mi, ei]
         out.history.append(pd.DataFrame(block))
         if program.group_metric_names:
-            g = len(task.group_names)
+            g = len(compiled.task.group_names)
             gblock = {
                 "member": np.repeat(block["member"], g),
                 "epoch": np.repeat(block["epoch"], g),
-                "group": np.tile(np.asarray(task.group_names), len(mi)),
+                "group": np.tile(np.asarray(compiled.task.group_names), len(mi)),
             }
             for name in program.group_metric_names:
                 gblock[name] = m[f"group_{name}"][mi, ei].reshape(-1).astype(np.float64)
@@ -388,7 +502,7 @@ def _run_chunk(
             i, j = np.unravel_index(np.argmin(vals), vals.shape)
             best = (float(m[config.metric][i, j]), int(ids[who[i]]))
         meter.update(
-            where,
+            f"{where} slots {len(slot)} queued {len(part) - queued}",
             int(epoch_now.max()),
             max_epoch,
             int(active.sum()),
@@ -401,8 +515,10 @@ def _run_chunk(
         size = compiled.size_class(len(alive)) if len(alive) else len(slot)
         per_slot_epoch = seg_wall / (len(slot) * active.shape[1])
         left = epochs[who] - epoch_now
-        if size < len(slot) and _compaction_pays(
-            config.engine.compact, compiled, size, len(slot), per_slot_epoch, left, finished
+        if (
+            queued == len(part)
+            and size < len(slot)
+            and _compaction_pays(config.engine.compact, compiled, size, len(slot), per_slot_epoch, left, finished)
         ):
             keep = np.concatenate([alive, np.full(size - len(alive), alive[0])])
             state, hp = compiled.take((state, hp), keep)
@@ -411,13 +527,19 @@ def _run_chunk(
         if ckpt is not None:
             saver, position, arch, stop = ckpt
             t = time.perf_counter()
-            in_chunk = not done.all()
-            position = {**position, "in_chunk": in_chunk, "slot": slot.tolist(), "done": done.tolist()}
-            saver.save(state if in_chunk else None, out, position, arch, None if best is None else best[0])
+            in_bucket = not done.all()
+            position = {
+                **position,
+                "in_bucket": in_bucket,
+                "slot": slot.tolist(),
+                "done": done.tolist(),
+                "queued": queued,
+            }
+            saver.save(state if in_bucket else None, out, position, arch, None if best is None else best[0])
             timings["checkpoint_s"] += time.perf_counter() - t
             if stop["signal"] is not None:
                 raise _Stop(stop["signal"])
-    timings["chunk_s"] += time.perf_counter() - t0
+    timings["bucket_s"] += time.perf_counter() - t0
 
 
 def _compaction_pays(mode, compiled, size: int, current: int, per_slot_epoch: float, left, finished) -> bool:
@@ -476,6 +598,7 @@ def run_members(
     reproduces that member.
     """
     cfgmod.validate_top(config)
+    memory_budget(config.engine.memory_budget, devices(config.engine.num_devices))
     members = population.resolve(config, table)
     for bucket in population.buckets(members):  # bad data fails before anything is written
         cfg = bucket.members[0].config

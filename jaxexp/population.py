@@ -1,4 +1,4 @@
-"""The members table: expansion of a sweep, bucketing by static key, chunking.
+"""The members table: expansion of a sweep, bucketing by static key, slot counts.
 
 A member is one row: (member id, configuration id, seed, parameter values).
 Padding members (to fill a chunk up to a multiple of the device count) are
@@ -148,27 +148,15 @@ def buckets(members: list[Member]) -> list[Bucket]:
 def chunk_layout(n: int, chunk_size: int, n_devices: int) -> tuple[int, int]:
     """(number of chunks, members per chunk incl. padding) for ``n`` members.
 
-    All chunks of a bucket get the same size, a multiple of ``n_devices``, so a
-    bucket compiles once whatever its size.
+    Chunks of equal size, a multiple of ``n_devices`` and at most
+    ``chunk_size`` (rounded down to a multiple of ``n_devices``): the engine runs
+    a bucket in that many resident slots, refilled from a queue.
     """
     cap = max(n_devices, (chunk_size // n_devices) * n_devices)
     n_chunks = math.ceil(n / cap)
     per = math.ceil(n / n_chunks)
     per = math.ceil(per / n_devices) * n_devices
     return n_chunks, per
-
-
-def chunks(members: list[Member], chunk_size: int, n_devices: int) -> list[tuple[list[Member], int]]:
-    """Splits members into equal chunks; returns (chunk members, number of pads)."""
-    n_chunks, per = chunk_layout(len(members), chunk_size, n_devices)
-    base, extra = divmod(len(members), n_chunks)
-    out, start = [], 0
-    for i in range(n_chunks):
-        size = base + (i < extra)
-        part = members[start : start + size]
-        start += size
-        out.append((part, per - len(part)))
-    return out
 
 
 def segment_length(max_epochs: int, requested: int) -> int:

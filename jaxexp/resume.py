@@ -1,7 +1,7 @@
 """Per-segment sweep checkpoints and resuming from them (host side).
 
 A sweep with a workdir saves one checkpoint per segment (``jaxexp.checkpoint``):
-the running chunk's population state, and everything finished so far (history,
+the running bucket's population state, and everything finished so far (history,
 per-group history, each finished member's best parameters, initial metrics).
 Re-running the same command on that workdir continues from the latest complete
 step; the results equal an uninterrupted run's.
@@ -37,10 +37,11 @@ IGNORED = {
     "engine.max_to_keep",
     "engine.keep_best",
     "engine.allow_resume_changes",
+    "engine.compile_cache",
 }
 # Fields that change only how the work is cut (not any result): allowed with
 # engine.allow_resume_changes=True.
-SAFE = {"engine.segment_epochs", "engine.group_size"}
+SAFE = {"engine.segment_epochs", "engine.group_size", "engine.memory_budget", "engine.chunk_size"}
 
 
 def config_json(config: ml_collections.ConfigDict) -> dict:
@@ -116,7 +117,7 @@ def prepare(workdir: str, config: ml_collections.ConfigDict) -> bool:
 class Resumed(NamedTuple):
     step: int
     host: dict
-    state: Any  # the running chunk's TrainState, or None between chunks
+    state: Any  # the running bucket's TrainState, or None between buckets
     results: dict  # packed results (see ``pack``)
 
 
@@ -190,7 +191,7 @@ class Saver:
     def load(self, requested_arch, abstract_state, warn) -> Resumed | None:
         """The latest readable step, verified; None when there is none.
 
-        requested_arch(bucket, chunk) -> the architecture record the run needs;
+        requested_arch(bucket) -> the architecture record the run needs;
         abstract_state(bucket, size) -> the TrainState target. A config or
         architecture mismatch raises; an unreadable step is skipped with a
         warning (the previous good step is used).
@@ -211,8 +212,8 @@ class Saver:
             check_config(host["config"], self.config)
             where = f"{self.ckpt.directory} step {step}"
             target = None
-            if host.get("in_chunk"):
-                checkpoint.verify(arch, requested_arch(host["bucket"], host["chunk"]), where)
+            if host.get("in_bucket"):
+                checkpoint.verify(arch, requested_arch(host["bucket"]), where)
                 target = abstract_state(host["bucket"], len(host["slot"]))
                 try:
                     stored = self.ckpt.stored_state_spec(step)

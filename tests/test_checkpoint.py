@@ -242,7 +242,7 @@ def test_sigkill_and_sigterm_then_resume_loses_nothing(tmp_path):
     assert _run_until(CLI, wd, 3, signal.SIGTERM) == 143
     assert (pd.read_csv(wd / "members.csv")["status"] == "stopped").any()
     host = json.loads(open(os.path.join(_latest_step(str(wd)), "host", "metadata")).read())
-    assert host["in_chunk"] and not host.get("complete")
+    assert host["in_bucket"] and not host.get("complete")
     p = _popen(CLI, wd)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err

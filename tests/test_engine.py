@@ -261,7 +261,7 @@ def test_interrupt_before_the_first_segment_writes_empty_typed_results(tiny, tmp
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "_run_chunk", interrupted)
+    monkeypatch.setattr(engine, "_run_bucket", interrupted)
     res = jaxexp.sweep(tiny(), str(tmp_path / "wd"))
     assert res.interrupted and (res.members["status"] == "stopped").all()
     assert (res.members["epochs_run"] == 0).all() and res.history.empty
@@ -306,3 +306,84 @@ def test_compile_cache_setting_resolves_off_auto_and_paths(monkeypatch, tmp_path
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert compile_cache.resolve("auto") == str(tmp_path / "x" / "jaxexp" / "xla")
     assert compile_cache.resolve(str(tmp_path / "mine")) == str(tmp_path / "mine")
+
+
+def _queue_table(n: int = 12):
+    """Members of one bucket that end at different epochs (epochs 1-5, early stops)."""
+    rng = np.random.default_rng(3)
+    return _table(
+        np.arange(200, 200 + n),
+        rng.integers(0, 5, n),
+        **{
+            "train.lr": rng.uniform(3e-3, 5e-2, n),
+            "train.epochs": rng.integers(1, 6, n),
+            "train.early_stop_patience": rng.choice([0, 1], n),
+            "train.min_delta": np.full(n, 0.05),
+        },
+    )
+
+
+def test_freed_slots_are_refilled_from_the_queue_without_recompiling(tiny):
+    c = tiny()
+    c.task.seed = 103  # a static key no other test compiled
+    c.engine.compact = "never"
+    c.engine.num_devices = 2
+    table = _queue_table()
+    all_at_once = jaxexp.run_members(c, table)
+    c.engine.chunk_size = 2  # 2 resident slots for 12 members
+    before = dict(engine.TRACE_COUNTS)
+    queue = jaxexp.run_members(c, table)
+    assert queue.timings["slots"] == 2 and queue.timings["refills"] >= 5
+    assert engine.TRACE_COUNTS["run_segment"] - before["run_segment"] == 1  # one size: one compile
+    assert engine.TRACE_COUNTS["refill"] - before.get("refill", 0) == 1
+    # fewer member-epochs than 12 members x 5 epochs: a finished member's slot went to the next one
+    assert queue.timings["member_epochs_computed"] < all_at_once.timings["member_epochs_computed"]
+    reordered = jaxexp.run_members(c, table.iloc[::-1])  # the queue in the other order
+    a, b, r = (x.members.set_index("member").sort_index() for x in (all_at_once, queue, reordered))
+    assert (a["stop_epoch"] > 0).any() and a["epochs_run"].nunique() > 2  # members end at different times
+    for other in (b, r):
+        assert (other["epochs_run"] == a["epochs_run"]).all()
+        np.testing.assert_allclose(other[METRIC_COLS].astype(float), a[METRIC_COLS].astype(float), rtol=RTOL, atol=ATOL)
+    h = all_at_once.history.set_index(["member", "epoch"]).sort_index()
+    for other in (queue, reordered):
+        g = other.history.set_index(["member", "epoch"]).sort_index()
+        assert g.index.equals(h.index)
+        np.testing.assert_allclose(g["val_mse"], h["val_mse"], rtol=RTOL, atol=ATOL)
+    assert queue.members.set_index("member").sort_index()["init_val_mse"].equals(a["init_val_mse"])
+
+
+def test_memory_budget_sizes_the_resident_population_from_the_compiled_program(tiny):
+    c = tiny()
+    c.task.seed = 104
+    c.model.hidden = (64, 64)
+    c.engine.num_devices = 2
+    table = _queue_table(16)
+    full = jaxexp.run_members(c, table)
+    assert full.timings["slots"] == 16
+    per_device = full.timings["segment_memory_mb"] * 2**20  # measured, 8 slots per device
+    budget = int(per_device * 0.5)
+    c.engine.memory_budget = f"{budget}B"
+    small = jaxexp.run_members(c, table)
+    assert 2 <= small.timings["slots"] < 16
+    assert small.timings["segment_memory_mb"] * 2**20 <= budget  # every program it ran fits
+    a, b = (x.members.set_index("member").sort_index() for x in (full, small))
+    np.testing.assert_allclose(b[METRIC_COLS].astype(float), a[METRIC_COLS].astype(float), rtol=RTOL, atol=ATOL)
+    c.engine.memory_budget = "1KiB"
+    with pytest.raises(jaxexp.ConfigError, match=r"engine.memory_budget: one member per device needs .* MiB"):
+        jaxexp.run_members(c, table)
+
+
+@pytest.mark.parametrize("setting", ["lots", "-1", "3 parsecs", "0"])
+def test_bad_memory_budget_is_a_config_error(tiny, setting):
+    c = tiny()
+    c.engine.memory_budget = setting
+    with pytest.raises(jaxexp.ConfigError, match="engine.memory_budget: cannot read"):
+        jaxexp.sweep(c)
+
+
+def test_memory_budget_units():
+    devs = engine.devices(1)
+    assert engine.memory_budget("off", devs) is None
+    assert engine.memory_budget("512MiB", devs) == 512 * 2**20
+    assert engine.memory_budget("2e9", devs) == 2 * 10**9
+    assert 0 < engine.memory_budget("0.5", devs) < engine.memory_budget("1", devs)
