@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxexp import checkpoint, compile_cache, population, results, resume, train
+from jaxexp import checkpoint, compile_cache, distributed, population, results, resume, train
 from jaxexp import config as cfgmod
 from jaxexp.errors import ConfigError
 from jaxexp.tasks import METRICS, kind_of, load_task
@@ -39,7 +39,14 @@ _GROUP_CACHE_BYTES = 4 << 20
 
 
 def devices(num_devices: int = 0) -> list:
-    """The local devices a population is sharded over (0 = all)."""
+    """The devices a population is sharded over: the first ``num_devices`` local
+    ones (0 = all); in a multi-process run every process's devices."""
+    if distributed.multiprocess():
+        if num_devices:
+            raise ConfigError(
+                f"engine.num_devices: {num_devices} in a multi-process run; use 0 (every device of every process)"
+            )
+        return jax.devices()
     local = jax.local_devices()
     if num_devices > len(local):
         raise ConfigError(
@@ -85,7 +92,7 @@ def memory_budget(setting: str, devs: list) -> int | None:
     if unit not in _UNITS or value <= 0:
         raise ConfigError(f"engine.memory_budget: cannot read {setting!r}; {fix}")
     if unit == "" and value <= 1:
-        memory = device_memory(devs[0])
+        memory = device_memory(next(d for d in devs if d.process_index == jax.process_index()))
         return None if memory is None else int(value * memory)
     return int(value * _UNITS[unit])
 
@@ -121,7 +128,10 @@ class _Compiled:
         self.init = jax.jit(init, out_shardings=self.pop)
         self.refill = jax.jit(refill, out_shardings=self.pop, donate_argnums=0)
         # rows of a population by slot index (compaction); one tiny compile per size pair
-        self.take = jax.jit(lambda tree, idx: jax.tree.map(lambda a: a[idx], tree), out_shardings=self.pop)
+        rows = lambda tree, idx: jax.tree.map(lambda a: a[idx], tree)  # noqa: E731
+        self.take = jax.jit(rows, out_shardings=self.pop)
+        # finished members' rows, replicated: readable by every process
+        self.gather = jax.jit(rows, out_shardings=self.replicated)
         self._executables: dict[int, jax.stages.Compiled] = {}
         self.compile_s: dict[int, float] = {}  # measured segment compile time per population size
         self.memory: dict[int, int] = {}  # measured peak bytes per device of the segment, per size
@@ -130,7 +140,7 @@ class _Compiled:
         """Per-slot traced hyperparameters, sharded; a padding slot (-1) gets the
         values of the first member (its results are never read)."""
         cfgs = [part[s].config for s in np.maximum(slot, 0)]
-        return jax.device_put(train.encode_hparams(cfgs, self.task.n_groups), self.pop)
+        return distributed.put(train.encode_hparams(cfgs, self.task.n_groups), self.pop)
 
     def _abstract(self, size: int):
         """(state, hparams) of ``size`` slots as ShapeDtypeStructs with the population
@@ -317,7 +327,12 @@ def run(
     groups = population.buckets(members)
     total_work = sum(m.config.train.epochs for m in members)  # member-epochs (early stops subtract theirs)
     meter = _Progress(
-        config.name, len(members), total_work, config.metric, config.goal, progress if config.engine.progress else None
+        config.name,
+        len(members),
+        total_work,
+        config.metric,
+        config.goal,
+        progress if config.engine.progress and distributed.is_primary() else None,
     )
     out = RunOutput([], [], {}, {}, collections.defaultdict(float))
     monitor = (config.metric, config.goal)
@@ -358,7 +373,7 @@ def run(
                         continue  # finished before the checkpoint
                     here = resumed if b_idx == pos else None
                 compiled = bucket_program(b_idx)
-                data = jax.device_put(train.data_of(compiled.task), compiled.replicated)
+                data = distributed.put(train.data_of(compiled.task), compiled.replicated)
                 ckpt = None
                 if saver is not None:
                     ckpt = (saver, {"bucket": b_idx}, bucket_arch(b_idx), stop)
@@ -408,8 +423,9 @@ def _start(config, compiled: _Compiled, part, slot, fill, state, data, initial: 
     else:
         mask = np.zeros(len(slot), bool)
         mask[fill] = True
-        state = compiled.refill(state, jax.device_put(mask, compiled.pop), np.uint32(config.seed), seeds, ids, hp, data)
-    evals = jax.device_get(state.init_eval)
+        mask = distributed.put(mask, compiled.pop)
+        state = compiled.refill(state, mask, np.uint32(config.seed), seeds, ids, hp, data)
+    evals = distributed.to_host(state.init_eval)
     for s in fill:
         initial[part[slot[s]].member] = {name: float(v[s]) for name, v in evals.items()}
     return state, hp
@@ -464,7 +480,7 @@ def _run_bucket(
         segment = compiled.segment_executable(len(slot), timings)
         t = time.perf_counter()
         state, m = segment(state, hp, data)
-        m = jax.device_get(m)  # the one host sync per segment
+        m = distributed.to_host(m)  # the one host sync per segment
         seg_wall = time.perf_counter() - t
         timings["segments_s"] += seg_wall
         timings["member_epochs_computed"] += len(slot) * m["active"].shape[1]
@@ -493,7 +509,7 @@ def _run_bucket(
         finished = m["diverged"][:, -1] | m["stopped"][:, -1] | (epoch_now >= epochs[who])
         newly = finished & ~done[who]
         if newly.any():
-            _collect_finals(state, real[newly], ids[who[newly]], out.finals)
+            _collect_finals(compiled, state, real[newly], ids[who[newly]], out.finals)
             meter.total -= int((epochs[who[newly]] - epoch_now[newly]).sum())  # early stops shorten the sweep
         done[who[finished]] = True
         vals = np.where(active & ~m["diverged"], sign * m[config.metric], np.inf)
@@ -537,8 +553,8 @@ def _run_bucket(
             }
             saver.save(state if in_bucket else None, out, position, arch, None if best is None else best[0])
             timings["checkpoint_s"] += time.perf_counter() - t
-            if stop["signal"] is not None:
-                raise _Stop(stop["signal"])
+            if distributed.any_process(stop["signal"] is not None):  # all processes stop together
+                raise _Stop(stop["signal"] or 15)
     timings["bucket_s"] += time.perf_counter() - t0
 
 
@@ -558,10 +574,10 @@ def _compaction_pays(mode, compiled, size: int, current: int, per_slot_epoch: fl
     return saved > max(compiled.compile_s.values(), default=0.0)
 
 
-def _collect_finals(state: train.TrainState, slots, member_ids, finals: dict) -> None:
-    """Copies the best parameters and stop epoch of finished members to the host."""
-    idx = np.asarray(slots)
-    params, stop = jax.device_get(jax.tree.map(lambda a: a[idx], (state.best_params, state.monitor.stop_epoch)))
+def _collect_finals(compiled: _Compiled, state: train.TrainState, slots, member_ids, finals: dict) -> None:
+    """Copies the best parameters and stop epoch of finished members to the host
+    (of every process)."""
+    params, stop = jax.device_get(compiled.gather((state.best_params, state.monitor.stop_epoch), np.asarray(slots)))
     for k, member in enumerate(member_ids):
         finals[int(member)] = {
             "best_params": jax.tree.map(lambda a, k=k: np.array(a[k]), params),
@@ -616,6 +632,7 @@ def run_members(
     output = run(config, members, progress, workdir)
     output.timings["total_s"] = time.perf_counter() - t0
     out = results.assemble(config, table, members, output)
-    if workdir is not None:
+    if workdir is not None and distributed.is_primary():  # every process holds the same results
         results.write(out, workdir)
+    distributed.barrier("jaxexp results written")
     return out

@@ -36,6 +36,12 @@ def _define_flags() -> None:
     flags.DEFINE_string("workdir", None, "Directory for config.json, members.csv, history.csv, report.md.")
     flags.DEFINE_integer("member", None, "export: the member id whose best parameters are exported.")
     flags.DEFINE_string("out", None, "export: path of the member checkpoint to write (must not exist).")
+    flags.DEFINE_bool("distributed", False, "sweep/train: join a multi-process run (jax.distributed.initialize).")
+    flags.DEFINE_string(
+        "coordinator_address", "", "--distributed: host:port of process 0 (default: JAX_COORDINATOR_ADDRESS/SLURM)."
+    )
+    flags.DEFINE_integer("num_processes", 0, "--distributed: number of processes (default: from SLURM/Open MPI).")
+    flags.DEFINE_integer("process_id", -1, "--distributed: this process's index (default: from SLURM/Open MPI).")
     _define_blend_flags()
 
 
@@ -77,6 +83,8 @@ def _fail(message: str) -> None:
 
 def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    import jax
+
     from jaxexp import engine
     from jaxexp.errors import ConfigError
 
@@ -96,12 +104,27 @@ def main(argv: list[str]) -> None:
         _blend(workdir)
         return
     run = engine.sweep if args[0] == "sweep" else engine.train_config
+    F = flags.FLAGS
     try:
+        if F.distributed:
+            from jaxexp import distributed
+
+            distributed.initialize(F.coordinator_address, F.num_processes, F.process_id)
+            if distributed.is_primary():
+                print(
+                    f"jaxexp: {len(jax.devices())} devices in {jax.process_count()} processes",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        elif F.coordinator_address or F.num_processes or F.process_id >= 0:
+            _fail("--coordinator_address/--num_processes/--process_id: need --distributed")
         res = run(flags.FLAGS.config, workdir)
     except ConfigError as e:
         _fail(str(e))
     except KeyboardInterrupt:  # before training started (training itself returns partial results)
         _fail("interrupted before training started; nothing was written")
+    if jax.process_index() != 0:  # process 0 reports
+        return
     if res.interrupted:
         n = int((res.members["status"] == "stopped").sum())
         resumable = " (the same command resumes)" if flags.FLAGS.config.engine.checkpoint else ""

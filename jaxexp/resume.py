@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from jaxexp import checkpoint
+from jaxexp import checkpoint, distributed
 from jaxexp import config as cfgmod
 from jaxexp.errors import ConfigError
 
@@ -87,8 +87,9 @@ def prepare(workdir: str, config: ml_collections.ConfigDict) -> bool:
     directory = checkpoint.sweep_dir(workdir)
     has_ckpt = os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
     if config.engine.overwrite:
-        if has_ckpt:
+        if has_ckpt and distributed.is_primary():
             shutil.rmtree(directory)
+        distributed.barrier("jaxexp overwrite")
         return False
     if not has_ckpt or not config.engine.checkpoint:
         existing = _existing_results(workdir)
