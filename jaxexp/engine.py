@@ -208,31 +208,46 @@ class _Compiled:
                     - mem.alias_size_in_bytes
                     + mem.temp_size_in_bytes
                 )
-                timings["segment_memory_mb"] = max(timings.get("segment_memory_mb", 0.0), self.memory[size] / 2**20)
             self._executables[size] = exe
         return self._executables[size]
+
+    def _fits(self, size: int, budget: int | None, timings: dict) -> bool:
+        self.segment_executable(size, timings)
+        need = self.memory.get(size)
+        return budget is None or need is None or need <= budget
 
     def slots_for(self, n_members: int, chunk_size: int, budget: int | None, timings: dict) -> int:
         """Resident slots for a bucket of ``n_members``: at most ``chunk_size``
         (a multiple of the device count), and at most what the compiled segment's
         measured memory fits into ``budget`` bytes per device. The rest of the
-        bucket waits in the queue."""
-        size = population.chunk_layout(n_members, chunk_size, self.n_devices)[1]
+        bucket waits in the queue.
+
+        Over budget, the count drops to a size class (devices x a power of 2:
+        groups divide evenly, and compaction reuses the compile): a first guess
+        from the per-slot share of the measured memory, then a binary search over
+        the powers of 2, each candidate compiled and measured.
+        """
+        n = self.n_devices
+        size = population.chunk_layout(n_members, chunk_size, n)[1]
+        if self._fits(size, budget, timings):
+            return size
         data_bytes = sum(a.nbytes for a in train.data_of(self.task))
-        while True:
-            self.segment_executable(size, timings)
-            need = self.memory.get(size)
-            if budget is None or need is None or need <= budget:
-                return size
-            if size == self.n_devices:
-                raise ConfigError(
-                    f"engine.memory_budget: one member per device needs {need / 2**20:.1f} MiB of device memory, "
-                    f"over the budget of {budget / 2**20:.1f} MiB; raise the budget or shrink the model/batch"
-                )
-            # Memory is the shared data plus a per-slot share: extrapolate, then measure again.
-            per_slot = max(need - data_bytes, 1) / (size // self.n_devices)
-            fit = int(max(budget - data_bytes, 0) // per_slot) * self.n_devices
-            size = max(self.n_devices, min(fit, size - self.n_devices))
+        per_slot = max(self.memory[size] - data_bytes, 1) / (size // n)
+        guess = max(1, int(max(budget - data_bytes, 0) // per_slot))
+        lo, hi = -1, (size // n - 1).bit_length()  # exponents: 2**lo fits, 2**hi does not (or >= size)
+        e = min(guess.bit_length() - 1, hi - 1)
+        while lo + 1 < hi:
+            if self._fits(n << e, budget, timings):
+                lo = e
+            else:
+                hi = e
+            e = (lo + hi) // 2
+        if lo < 0:
+            raise ConfigError(
+                f"engine.memory_budget: one member per device needs {self.memory[n] / 2**20:.1f} MiB of device "
+                f"memory, over the budget of {budget / 2**20:.1f} MiB; raise the budget or shrink the model/batch"
+            )
+        return n << lo
 
 
 def _compiled(
@@ -463,6 +478,10 @@ def _run_bucket(
         slot, done = np.asarray(resumed.host["slot"]), np.asarray(resumed.host["done"], bool)
         queued, state = int(resumed.host["queued"]), resumed.state
     timings["slots"] = max(timings.get("slots", 0), len(slot))
+    compiled.segment_executable(len(slot), timings)
+    if len(slot) in compiled.memory:  # of the size that runs (not of sizes measured over budget)
+        mb = compiled.memory[len(slot)] / 2**20
+        timings["segment_memory_mb"] = max(timings.get("segment_memory_mb", 0.0), mb)
     while True:
         free = np.nonzero((slot < 0) | done[np.maximum(slot, 0)])[0]
         if queued < len(part) and len(free):
