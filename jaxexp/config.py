@@ -142,6 +142,11 @@ def default_config() -> ml_collections.ConfigDict:
     # Recipes run in name order (ConfigDict sorts its keys).
     c.sweep.recipes = ml_collections.ConfigDict()
     c.sweep.baseline = ""  # recipe the others are compared with ("" = the first by name)
+    # Successive halving: at each rung epoch keep the top 1/eta of the members that
+    # reached it (by the monitored metric); the others are pruned and their slots
+    # refilled from the queue (see jaxexp.strategies). () = off.
+    c.sweep.halving_rungs = ()
+    c.sweep.halving_eta = 3.0
 
     c.engine = ml_collections.ConfigDict()
     c.engine.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
@@ -321,6 +326,9 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"task.seed: must be in [0, 2**32) (got {c.task.seed})")
     if c.sweep.seeds < 1:
         raise ConfigError(f"sweep.seeds: must be >= 1 (got {c.sweep.seeds})")
+    from jaxexp import strategies
+
+    strategies.check_halving(c.sweep.halving_rungs, c.sweep.halving_eta)
     if c.engine.segment_epochs < 1:
         raise ConfigError(f"engine.segment_epochs: must be >= 1 (got {c.engine.segment_epochs})")
     if c.engine.chunk_size < 1:
