@@ -147,6 +147,16 @@ def default_config() -> ml_collections.ConfigDict:
     # refilled from the queue (see jaxexp.strategies). () = off.
     c.sweep.halving_rungs = ()
     c.sweep.halving_eta = 3.0
+    # "sweep": the space's grid/random configurations; "mutation": a mutation tree
+    # (jaxexp.mutation): generation 0 is the base config, each later generation
+    # mutates one parameter of sweep.space in each of `slots` nodes.
+    c.sweep.strategy = "sweep"
+    c.sweep.generations = 3  # mutation: generations after the base config
+    c.sweep.slots = 4  # mutation: nodes per generation
+    c.sweep.parent_pool = 2  # mutation: parents are the best `parent_pool` nodes so far
+    c.sweep.parent_ids = ()  # mutation: parents of the next generation this command runs (node ids)
+    c.sweep.hypothesis = ""  # mutation: recorded in lineage.csv for the generations this command runs
+    c.sweep.mutation_scale = 2.0  # mutation: log ranges move by x or / this; linear ones by a quarter range
 
     c.engine = ml_collections.ConfigDict()
     c.engine.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
@@ -329,6 +339,8 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
     from jaxexp import strategies
 
     strategies.check_halving(c.sweep.halving_rungs, c.sweep.halving_eta)
+    if c.sweep.strategy not in ("sweep", "mutation"):
+        raise ConfigError(f"sweep.strategy: must be 'sweep' or 'mutation' (got {c.sweep.strategy!r})")
     if c.engine.segment_epochs < 1:
         raise ConfigError(f"engine.segment_epochs: must be >= 1 (got {c.engine.segment_epochs})")
     if c.engine.chunk_size < 1:

@@ -118,6 +118,9 @@ def main(argv: list[str]) -> None:
                 )
         elif F.coordinator_address or F.num_processes or F.process_id >= 0:
             _fail("--coordinator_address/--num_processes/--process_id: need --distributed")
+        if F.config.sweep.strategy == "mutation":
+            _mutation_tree(F.config, workdir)
+            return
         res = run(flags.FLAGS.config, workdir)
     except ConfigError as e:
         _fail(str(e))
@@ -141,6 +144,25 @@ def main(argv: list[str]) -> None:
     print(
         f"wrote {workdir}/report.md; best member {int(best['member'])}: "
         f"best {res.metric} = {best['best_' + res.metric]:.5g} at epoch {best['best_epoch']}"
+    )
+
+
+def _mutation_tree(config, workdir: str) -> None:
+    import jax
+
+    from jaxexp import mutation
+
+    lineage = mutation.run(config, workdir)
+    if jax.process_index() != 0 or lineage.empty:
+        return
+    ok = lineage[lineage["status"] == "ok"]
+    if ok.empty:
+        print(f"wrote {workdir}/lineage.md; every node failed")
+        return
+    best = ok.loc[ok["metric"].idxmin() if config.goal == "min" else ok["metric"].idxmax()]
+    print(
+        f"wrote {workdir}/lineage.md; {len(lineage)} nodes; best node {int(best['node'])}: "
+        f"{config.metric} {best['metric']:.5g} ({best['mutation'] or 'base config'})"
     )
 
 

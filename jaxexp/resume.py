@@ -38,6 +38,11 @@ IGNORED = {
     "engine.keep_best",
     "engine.allow_resume_changes",
     "engine.compile_cache",
+    # a mutation tree's generations are separate sweeps: these steer the next ones
+    "sweep.generations",
+    "sweep.parent_ids",
+    "sweep.parent_pool",
+    "sweep.hypothesis",
 }
 # Fields that change only how the work is cut (not any result): allowed with
 # engine.allow_resume_changes=True.
