@@ -147,6 +147,14 @@ def default_config() -> ml_collections.ConfigDict:
     # refilled from the queue (see jaxexp.strategies). () = off.
     c.sweep.halving_rungs = ()
     c.sweep.halving_eta = 3.0
+    # Population-based training: every pbt_interval epochs the worst pbt_fraction of
+    # the running members copy the parameters and optimizer state of a random one of
+    # the best pbt_fraction, take its pbt_params and multiply each by a random one of
+    # pbt_perturb (see jaxexp.strategies). 0 = off.
+    c.sweep.pbt_interval = 0
+    c.sweep.pbt_fraction = 0.25
+    c.sweep.pbt_perturb = (0.8, 1.25)
+    c.sweep.pbt_params = ("train.lr",)
     # "sweep": the space's grid/random configurations; "mutation": a mutation tree
     # (jaxexp.mutation): generation 0 is the base config, each later generation
     # mutates one parameter of sweep.space in each of `slots` nodes.
@@ -339,6 +347,7 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
     from jaxexp import strategies
 
     strategies.check_halving(c.sweep.halving_rungs, c.sweep.halving_eta)
+    strategies.check_pbt(c)
     if c.sweep.strategy not in ("sweep", "mutation"):
         raise ConfigError(f"sweep.strategy: must be 'sweep' or 'mutation' (got {c.sweep.strategy!r})")
     if c.engine.segment_epochs < 1:

@@ -35,6 +35,13 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 def _halving_line(res) -> str:
     cfg = res.config
+    if cfg.sweep.pbt_interval and not res.pbt.empty:
+        copies = res.pbt.drop_duplicates(["wave", "member"])
+        return (
+            f"Population-based training every {cfg.sweep.pbt_interval} epoch(s): {len(copies)} copies of a better "
+            f"member's parameters, each with perturbed {', '.join(cfg.sweep.pbt_params)} (pbt.csv); a copied member "
+            "is not reproducible from its members.csv row alone. "
+        )
     if not cfg.sweep.halving_rungs:
         return ""
     pruned = res.members["pruned_epoch"].dropna().astype(int)

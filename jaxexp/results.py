@@ -39,6 +39,7 @@ RESULT_FILES = (
     "groups.csv",
     "group_history.csv",
     "rungs.csv",
+    "pbt.csv",
     "report.md",
 )
 _ID_COLUMNS = population.ID_COLUMNS
@@ -60,6 +61,7 @@ class Results:
     best_params: dict = dataclasses.field(default_factory=dict)  # member id -> params (numpy) of its best epoch
     plots: list = dataclasses.field(default_factory=list)  # file names written next to report.md
     rungs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # successive halving decisions
+    pbt: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # population-based training copies
 
     @property
     def interrupted(self) -> bool:
@@ -220,6 +222,7 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
         group_history=output.group_history,
         best_params={k: v["best_params"] for k, v in finals.items()},
         rungs=output.rungs,
+        pbt=output.pbt,
     )
 
 
@@ -292,6 +295,8 @@ def write(res: Results, workdir: str) -> None:
     }
     if not res.rungs.empty:
         texts["rungs.csv"] = res.rungs.to_csv(index=False)
+    if not res.pbt.empty:
+        texts["pbt.csv"] = res.pbt.to_csv(index=False)
     if not res.groups.empty:
         texts["groups.csv"] = res.groups.to_csv(index=False)
         texts["group_history.csv"] = res.group_history.to_csv(index=False)

@@ -127,14 +127,14 @@ class Resumed(NamedTuple):
     results: dict  # packed results (see ``pack``)
 
 
-def pack(history: list, group_history: list, rungs: list, finals: dict, initial: dict) -> tuple[dict, dict]:
+def pack(history: list, group_history: list, rungs: list, pbt: list, finals: dict, initial: dict) -> tuple[dict, dict]:
     """(arrays for orbax, JSON column info) of everything finished so far.
 
     Orbax refuses zero-size arrays, so empty tables are left out.
     """
     arrays: dict = {"finals": {}, "initial": {}}
     info: dict = {}
-    for name, frames in (("history", history), ("group_history", group_history), ("rungs", rungs)):
+    for name, frames in (("history", history), ("group_history", group_history), ("rungs", rungs), ("pbt", pbt)):
         if not frames:
             continue
         df = pd.concat(frames, ignore_index=True)
@@ -161,10 +161,10 @@ def pack(history: list, group_history: list, rungs: list, finals: dict, initial:
     return arrays, info
 
 
-def unpack(arrays: dict, info: dict) -> tuple[list, list, list, dict, dict]:
-    """Inverse of ``pack``: (history frames, group frames, rung frames, finals, initial)."""
+def unpack(arrays: dict, info: dict) -> tuple[list, list, list, list, dict, dict]:
+    """Inverse of ``pack``: (history frames, group frames, rung frames, PBT frames, finals, initial)."""
     out = []
-    for name in ("history", "group_history", "rungs"):
+    for name in ("history", "group_history", "rungs", "pbt"):
         cols = arrays.get(name)
         if not cols:
             out.append([])
@@ -182,7 +182,7 @@ def unpack(arrays: dict, info: dict) -> tuple[list, list, list, dict, dict]:
         for k, v in (arrays.get("finals") or {}).items()
     }
     initial = {int(k): {n: float(x) for n, x in v.items()} for k, v in (arrays.get("initial") or {}).items()}
-    return out[0], out[1], out[2], finals, initial
+    return out[0], out[1], out[2], out[3], finals, initial
 
 
 class Saver:
@@ -197,7 +197,7 @@ class Saver:
         self.step = steps[-1] + 1 if steps else 0
 
     def save(self, state, out, position: dict, arch: dict, best: float | None) -> None:
-        arrays, info = pack(out.history, out.group_history, out.rungs, out.finals, out.initial)
+        arrays, info = pack(out.history, out.group_history, out.rungs, out.pbt, out.finals, out.initial)
         host = {"config": config_json(self.config), **position, **info}
         self.ckpt.save(self.step, state, arrays, host, arch, best)
         self.step += 1

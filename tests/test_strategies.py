@@ -132,3 +132,67 @@ def test_a_halving_sweep_resumes_with_its_rung_records(tiny, tmp_path):
         full.rungs[["rung", "member", "kept", "wave"]], reference.rungs[["rung", "member", "kept", "wave"]]
     )
     assert os.path.exists(os.path.join(wd, "rungs.csv"))
+
+
+def test_exploit_copies_parameters_and_optimizer_state_between_slots(tiny):
+    import jax
+
+    from jaxexp import population, train
+    from jaxexp.tasks import load_task
+
+    c = tiny()
+    members = population.resolve(c, population.members_table(c))
+    task = load_task(c.task)
+    compiled = engine._compiled(population.buckets(members)[0], task, 2, engine.devices(2), 0, ("val_mse", "min"))
+    n = 4
+    hp = train.encode_hparams([c] * n)
+    hp["train.lr"] = np.asarray([1e-3, 2e-3, 3e-3, 4e-3], np.float32)
+    data = train.data_of(task)
+    ids = np.arange(n, dtype=np.uint32)
+    state = compiled.init(np.uint32(0), ids, ids, jax.device_put(hp, compiled.pop), data)
+    before = jax.device_get(state)
+    after = jax.device_get(compiled.exploit(state, np.asarray([0, 0, 2, 1])))
+    for copied, kept in ((after.params, before.params), (after.opt_state, before.opt_state)):
+        for x, y in zip(jax.tree.leaves(copied), jax.tree.leaves(kept)):
+            np.testing.assert_array_equal(x[[0, 1, 2, 3]], y[[0, 0, 2, 1]])
+    for x, y in zip(
+        jax.tree.leaves((after.best_params, after.dropout_seed, after.monitor)),
+        jax.tree.leaves((before.best_params, before.dropout_seed, before.monitor)),
+    ):
+        np.testing.assert_array_equal(x, y)  # the member's own records and random streams stay
+
+
+def test_population_based_training_exploits_and_explores(tiny, tmp_path):
+    c = tiny()
+    c.task.seed = 106
+    c.train.epochs = 6
+    c.engine.num_devices = 2
+    c.engine.compact = "never"
+    c.sweep.pbt_interval, c.sweep.pbt_fraction, c.sweep.pbt_perturb = 2, 0.25, (0.5, 2.0)
+    n = 8
+    table = pd.DataFrame(
+        {
+            "member": np.arange(n),
+            "config_id": np.arange(n),
+            "seed": np.zeros(n, int),
+            "train.lr": np.geomspace(1e-3, 0.1, n),
+        }
+    )
+    before = engine.TRACE_COUNTS["run_segment"]
+    res = jaxexp.run_members(c, table, str(tmp_path / "wd"))
+    assert engine.TRACE_COUNTS["run_segment"] - before == 1  # PBT changes traced values only
+    log = res.pbt
+    assert list(log["epoch"].unique()) == [2, 4] and len(log) == 2 * 2  # 2 of 8 replaced at epochs 2 and 4
+    h = res.history.set_index(["member", "epoch"])
+    lr_now = dict(zip(table["member"], table["train.lr"]))
+    for epoch, step in log.groupby("epoch", sort=True):
+        ranked = h.xs(epoch, level="epoch")["val_mse"].sort_values()
+        assert set(step["member"]) == set(ranked.index[-2:]) and set(step["source"]) <= set(ranked.index[:2])
+        for row in step.itertuples():
+            assert np.isclose(row.old, lr_now[row.member]) and any(
+                np.isclose(row.new, lr_now[row.source] * f) for f in (0.5, 2.0)
+            )
+            assert np.isclose(h.loc[(row.member, epoch + 1), "lr"], row.new, rtol=1e-6)  # trains on with it
+        for row in step.itertuples():
+            lr_now[row.member] = row.new
+    assert (tmp_path / "wd" / "pbt.csv").exists()
