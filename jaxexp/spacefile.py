@@ -64,12 +64,12 @@ def check(path: str) -> tuple[SpaceFile | None, list[str]]:
         ]
     try:
         with open(path) as f:
-            doc = yaml.safe_load(f)
+            doc = yaml.load(f, Loader=_unique_key_loader())  # yaml.safe_load, refusing repeated keys
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        return None, [f"{path}: not valid YAML ({problem}{where}); fix the syntax"]
+        return None, [f"{path}: not valid YAML ({problem}{where}); fix the file there"]
     if not isinstance(doc, dict):
         return None, [f"{path}: expected a mapping with 'parameters' (and optional method, metric, num_samples)"]
     errors = [
@@ -104,6 +104,26 @@ def check(path: str) -> tuple[SpaceFile | None, list[str]]:
     if errors:
         return None, errors
     return SpaceFile(method, metric, goal, num_samples, _nested(raw), path), []
+
+
+def _unique_key_loader():
+    """PyYAML's SafeLoader, but a key repeated in a mapping is an error (safe_load keeps the
+    last one silently: a parameter written twice would lose its first spec)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, (str, int, float, bool)):
+                    continue  # unhashable keys: left to the checks that follow
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return Loader
 
 
 def _metric(path: str, metric: Any, errors: list[str]) -> tuple[str | None, str | None]:

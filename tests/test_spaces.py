@@ -91,6 +91,7 @@ def test_each_error_class_is_one_line_naming_the_parameter(tmp_path, spec, fragm
         ("parameters:\n  train.lr: {distribution: normal, mu: 0.01, min: 0.0}", "normal takes 'mu' and 'sigma'"),
         ("method: grid\nparameters: {train.lr: {distribution: normal, mu: 0.01, sigma: 0.001}}", "cannot be gridded"),
         ("parameters: {train.lr: [unclosed", "not valid YAML"),
+        ("parameters:\n  train.lr: {value: 0.1}\n  train.lr: {value: 0.2}", "(key 'train.lr' given twice at line 3"),
         (
             "parameters:\n  train.optimizer: {values: [adam, sgd], when: {train.b1: 0.9}}\n"
             "  train.b1: {values: [0.9], when: {train.optimizer: adam}}",
