@@ -132,10 +132,14 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.group_multipliers = ()
 
     c.sweep = ml_collections.ConfigDict()
-    c.sweep.method = "grid"  # grid | random
-    c.sweep.num_samples = 0  # random: number of configurations
+    c.sweep.method = "grid"  # grid | random | sobol (scrambled Sobol points through each parameter's inverse CDF)
+    c.sweep.num_samples = 0  # random/sobol: number of configurations
     c.sweep.seeds = 1  # seeds per configuration: member seeds 0..seeds-1
     c.sweep.space = ml_collections.ConfigDict()  # see jaxexp.space
+    # A W&B-style YAML space file (see jaxexp.spacefile; relative to the current
+    # directory). When set, it replaces sweep.space, and its method, num_samples and
+    # metric {name, goal} replace the config's; config.json then holds the space itself.
+    c.sweep.space_file = ""
     c.sweep.top_k = 5  # configurations in report.md
     # Named recipes: {name: {section: {field: value}}}; each recipe is crossed with
     # the space and the seeds, and report.md compares every recipe with ``baseline``.

@@ -22,7 +22,18 @@ import numpy as np
 import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxexp import checkpoint, compile_cache, distributed, population, results, resume, space, strategies, train
+from jaxexp import (
+    checkpoint,
+    compile_cache,
+    distributed,
+    population,
+    results,
+    resume,
+    space,
+    spacefile,
+    strategies,
+    train,
+)
 from jaxexp import config as cfgmod
 from jaxexp.errors import ConfigError
 from jaxexp.tasks import METRICS, kind_of, load_task
@@ -723,8 +734,10 @@ def sweep(config: ml_collections.ConfigDict, workdir: str | None = None, progres
     """Runs the whole sweep ``config.sweep`` and returns its Results.
 
     With ``workdir`` the results are also written there (config.json,
-    members.csv, history.csv, report.md).
+    members.csv, history.csv, report.md). ``sweep.space_file``, when set, gives
+    the space (and method, num_samples, metric).
     """
+    config = spacefile.resolve(config)
     table = population.members_table(config)
     return run_members(config, table, workdir, progress)
 
@@ -735,6 +748,7 @@ def train_config(
     """Trains the base config (``sweep.space`` ignored) for ``sweep.seeds`` seeds."""
     config = ml_collections.ConfigDict(config.to_dict())
     config.sweep.space = ml_collections.ConfigDict()
+    config.sweep.space_file = ""
     config.sweep.method = "grid"
     return sweep(config, workdir, progress)
 
@@ -745,8 +759,9 @@ def run_members(
     """Trains the members of ``table`` (columns member, config_id, seed, params...).
 
     Re-running a single row of a sweep's ``members.csv`` with the sweep's config
-    reproduces that member.
+    reproduces that member (inactive conditional parameters: empty cells).
     """
+    config = spacefile.resolve(config)  # its metric/goal apply to these members too
     cfgmod.validate_top(config)
     memory_budget(config.engine.memory_budget, devices(config.engine.num_devices))
     members = population.resolve(config, table)

@@ -108,8 +108,9 @@ def _write_lineage(lineage: pd.DataFrame, workdir: str, markdown: str) -> None:
 
 def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=None) -> pd.DataFrame:
     """Runs (or continues) the mutation tree; returns the lineage table."""
-    from jaxexp import engine
+    from jaxexp import engine, spacefile
 
+    config = spacefile.resolve(config)
     cfgmod.validate_top(config)
     sw = config.sweep
     if sw.generations < 1 or sw.slots < 1 or sw.parent_pool < 1:

@@ -84,7 +84,8 @@ class Results:
         return shown_params(self.config, self.params)
 
     def label(self, config_id: int) -> str:
-        """A short name of a configuration: its recipe and swept values."""
+        """A short name of a configuration: its recipe and swept values (inactive
+        conditional parameters left out)."""
         row = self.summary[self.summary["config_id"] == config_id].iloc[0]
         shown = [
             str(row[p])
@@ -93,6 +94,7 @@ class Results:
             if isinstance(row[p], float)
             else f"{p.split('.')[-1]}={row[p]}"
             for p in self.shown_params
+            if not population._missing(row[p])
         ]
         return ", ".join(shown) or f"config {config_id}"
 
