@@ -159,12 +159,13 @@ def default_config() -> ml_collections.ConfigDict:
     c.sweep.pbt_fraction = 0.25
     c.sweep.pbt_perturb = (0.8, 1.25)
     c.sweep.pbt_params = ("train.lr",)
-    # "sweep": the space's grid/random configurations; "mutation": a mutation tree
+    # "sweep": the space's grid/random/sobol configurations; "tpe": Optuna's TPE
+    # sampler, ask/tell in batches (jaxexp.tpe; the optional extra jaxexp[tpe]); "mutation": a mutation tree
     # (jaxexp.mutation): generation 0 is the base config, each later generation
     # mutates one parameter of sweep.space in each of `slots` nodes.
     c.sweep.strategy = "sweep"
-    c.sweep.generations = 3  # mutation: generations after the base config
-    c.sweep.slots = 4  # mutation: nodes per generation
+    c.sweep.generations = 3  # mutation: generations after the base config; tpe: ask batches
+    c.sweep.slots = 4  # mutation: nodes per generation; tpe: trials per batch
     c.sweep.parent_pool = 2  # mutation: parents are the best `parent_pool` nodes so far
     c.sweep.parent_ids = ()  # mutation: parents of the next generation this command runs (node ids)
     c.sweep.hypothesis = ""  # mutation: recorded in lineage.csv for the generations this command runs
@@ -352,8 +353,8 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
 
     strategies.check_halving(c.sweep.halving_rungs, c.sweep.halving_eta)
     strategies.check_pbt(c)
-    if c.sweep.strategy not in ("sweep", "mutation"):
-        raise ConfigError(f"sweep.strategy: must be 'sweep' or 'mutation' (got {c.sweep.strategy!r})")
+    if c.sweep.strategy not in ("sweep", "mutation", "tpe"):
+        raise ConfigError(f"sweep.strategy: must be 'sweep', 'mutation' or 'tpe' (got {c.sweep.strategy!r})")
     if c.engine.segment_epochs < 1:
         raise ConfigError(f"engine.segment_epochs: must be >= 1 (got {c.engine.segment_epochs})")
     if c.engine.chunk_size < 1:

@@ -127,6 +127,9 @@ def main(argv: list[str]) -> None:
         if F.config.sweep.strategy == "mutation":
             _mutation_tree(F.config, workdir)
             return
+        if F.config.sweep.strategy == "tpe":
+            _tpe(F.config, workdir)
+            return
         res = run(flags.FLAGS.config, workdir)
     except ConfigError as e:
         _fail(str(e))
@@ -170,6 +173,19 @@ def _mutation_tree(config, workdir: str) -> None:
         f"wrote {workdir}/lineage.md; {len(lineage)} nodes; best node {int(best['node'])}: "
         f"{config.metric} {best['metric']:.5g} ({best['mutation'] or 'base config'})"
     )
+
+
+def _tpe(config, workdir: str) -> None:
+    import jax
+
+    from jaxexp import tpe
+
+    trials = tpe.run(config, workdir)
+    done = trials[trials["state"] == "COMPLETE"] if len(trials) else trials
+    if jax.process_index() != 0 or done.empty:
+        return
+    best = done.loc[done["value"].idxmin() if config.goal == "min" else done["value"].idxmax()]
+    print(f"wrote {workdir}/trials.csv; {len(done)} trial(s); best trial {int(best['number'])}: {best['value']:.5g}")
 
 
 def _checkpoint_command(args: list[str]) -> None:

@@ -1,0 +1,249 @@
+"""TPE search with Optuna's sampler through its ask/tell interface.
+
+``sweep.strategy = "tpe"``: ``sweep.generations`` batches of ``sweep.slots``
+trials. Each batch asks Optuna's ``TPESampler`` (seeded by ``config.seed``) for
+``slots`` trials, runs them as one population (each trial = one configuration x
+``sweep.seeds`` seeds; its value is the mean over seeds of every member's best
+metric) and tells the values back; a trial whose members all diverged is told
+as failed. Optuna is an optional extra (``pip install 'jaxexp[tpe]'``): the
+sampler is Optuna's, not a re-implementation.
+
+The space is ``sweep.space`` (or ``sweep.space_file``): ranges become Optuna
+distributions (log ranges ``log=True``, ``q_uniform`` a ``step``), choices
+categorical ones (by index when a value is not a plain scalar, e.g. a tuple),
+and a parameter with a ``when`` condition is only suggested when its parents
+take the listed values (define-by-run). ``normal`` and ``q_log_uniform`` have no
+Optuna equivalent and are refused.
+
+With a workdir every batch is a checkpointed sweep workdir ``batch_<k>/`` and
+``trials.csv`` (Optuna's ``trials_dataframe()`` layout: number, value,
+params_<name>, state, batch) is rewritten after each batch, so
+``jaxexp analyze --table=trials.csv`` reads it; running the command again
+rebuilds the study from ``trials.csv`` and continues (a batch cut short runs
+again with the trials it was asked for).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import ml_collections
+import numpy as np
+import pandas as pd
+
+from jaxexp import config as cfgmod
+from jaxexp import space as spacemod
+from jaxexp.errors import ConfigError
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("sweep.strategy: 'tpe' needs Optuna; pip install 'jaxexp[tpe]' (or optuna)") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _plain(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def distribution(optuna, p: spacemod.Param):
+    """The Optuna distribution of one parameter (None for a fixed value)."""
+    d = optuna.distributions
+    if p.kind == "fixed":
+        return None
+    if p.kind == "choice":
+        plain = all(_plain(v) for v in p.values)
+        return d.CategoricalDistribution(list(p.values) if plain else list(range(len(p.values))))
+    if p.kind in ("uniform", "log_uniform"):
+        return d.FloatDistribution(p.low, p.high, log=p.kind == "log_uniform")
+    if p.kind in ("int_uniform", "int_log_uniform"):
+        return d.IntDistribution(int(p.low), int(p.high), log=p.kind == "int_log_uniform")
+    if p.kind == "q_uniform":
+        return d.FloatDistribution(p.low, p.low + math.floor((p.high - p.low) / p.q + 1e-9) * p.q, step=p.q)
+    raise ConfigError(
+        f"sweep.space.{p.name}: {p.kind} has no Optuna equivalent for TPE; use uniform/log_uniform/int/q_uniform"
+    )
+
+
+def _value(p: spacemod.Param, dist, raw):
+    """A suggested (or stored) Optuna value -> the parameter's config value."""
+    if p.kind == "choice" and not all(_plain(v) for v in p.values):
+        return p.values[int(raw)]
+    if p.kind.startswith("int"):
+        return int(raw)
+    return raw.item() if hasattr(raw, "item") else raw
+
+
+def _ask_one(trial, name: str, dist):
+    """One value from Optuna's public suggest API."""
+    kind = type(dist).__name__
+    if kind == "CategoricalDistribution":
+        return trial.suggest_categorical(name, dist.choices)
+    if kind == "IntDistribution":
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def _suggest(trial, params: list[spacemod.Param], dists: dict) -> dict:
+    """Define-by-run: parents first; a conditional parameter only when active."""
+    values: dict = {}
+    for p in spacemod.topological(params):
+        if not spacemod.is_active(p, values):
+            values[p.name] = None
+        elif p.kind == "fixed":
+            values[p.name] = p.values[0]
+        else:
+            values[p.name] = _value(p, dists[p.name], _ask_one(trial, p.name, dists[p.name]))
+    return values
+
+
+def _optuna_params(values: dict, params: list[spacemod.Param]) -> dict:
+    """Config values -> the values Optuna stores (choice indices where needed)."""
+    out = {}
+    for p in params:
+        v = values.get(p.name)
+        if v is None or p.kind == "fixed":
+            continue
+        if p.kind == "choice" and not all(_plain(x) for x in p.values):
+            v = next(i for i, x in enumerate(p.values) if spacemod._takes((x,), v))
+        out[p.name] = v
+    return out
+
+
+def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=None) -> pd.DataFrame:
+    """Runs (or continues) the TPE search; returns the trials table."""
+    from jaxexp import engine, spacefile
+
+    optuna = _optuna()
+    config = spacefile.resolve(config)
+    cfgmod.validate_top(config)
+    sw = config.sweep
+    if sw.generations < 1 or sw.slots < 1:
+        raise ConfigError("sweep.generations (batches), sweep.slots (trials per batch): must be >= 1")
+    params = spacemod.parse(sw.space)
+    if not params:
+        raise ConfigError("sweep.space: TPE needs a space to search")
+    cfgmod.check_param_names(config, [p.name for p in params])
+    dists = {p.name: distribution(optuna, p) for p in params}
+    names = [p.name for p in params]
+    progress = progress if progress is not None else engine._print_progress
+    direction = "minimize" if config.goal == "min" else "maximize"
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=config.seed))
+
+    trials = pd.DataFrame()
+    path = None if workdir is None else os.path.join(workdir, "trials.csv")
+    if path and os.path.exists(path):
+        trials = pd.read_csv(path)
+        for row in trials[trials["state"].isin(["COMPLETE", "FAIL"])].to_dict("records"):
+            raw = _optuna_params(_cells(row, params), params)
+            complete = row["state"] == "COMPLETE"
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=raw,
+                    distributions={n: dists[n] for n in raw},
+                    value=float(row["value"]) if complete else None,
+                    state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.FAIL,
+                )
+            )
+    batch = int(trials["batch"].max()) + 1 if len(trials) and (trials["state"] != "RUNNING").all() else 0
+    if len(trials) and (trials["state"] == "RUNNING").any():
+        batch = int(trials.loc[trials["state"] == "RUNNING", "batch"].min())
+    while batch < sw.generations:
+        pending = trials[(trials["batch"] == batch) & (trials["state"] == "RUNNING")] if len(trials) else trials
+        if len(pending):  # cut short before: the same trials again
+            asked = [_cells(r, params) for r in pending.to_dict("records")]
+            numbers = list(pending["number"])
+        else:
+            live = [study.ask() for _ in range(sw.slots)]
+            asked = [_suggest(t, params, dists) for t in live]
+            numbers = [t.number for t in live]
+            trials = _record(trials, batch, numbers, asked, names, None, "RUNNING")
+            if path:
+                os.makedirs(workdir, exist_ok=True)
+                _write(trials, path)
+        table = pd.DataFrame.from_records(
+            [
+                {"member": num * sw.seeds + s, "config_id": num, "seed": s, **values}
+                for num, values in zip(numbers, asked)
+                for s in range(sw.seeds)
+            ],
+            columns=["member", "config_id", "seed", *names],
+        )
+        if progress:
+            progress(f"[{config.name}] TPE batch {batch + 1}/{sw.generations}: {len(asked)} trial(s)")
+        batch_dir = None if workdir is None else os.path.join(workdir, f"batch_{batch}")
+        res = engine.run_members(config, table, batch_dir, progress)
+        if res.interrupted:
+            print("jaxexp: interrupted: the same command continues the search", file=sys.stderr)
+            return trials
+        scores = {}
+        for num, part in res.members.groupby("config_id"):
+            ok = part[part["status"] == "ok"][f"best_{config.metric}"].dropna()
+            scores[int(num)] = float(ok.mean()) if len(ok) else math.nan
+        for num, values in zip(numbers, asked):
+            value = scores.get(num, math.nan)
+            state = optuna.trial.TrialState.COMPLETE if np.isfinite(value) else optuna.trial.TrialState.FAIL
+            raw = _optuna_params(values, params)
+            if len(pending):
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        params=raw,
+                        distributions={n: dists[n] for n in raw},
+                        value=value if np.isfinite(value) else None,
+                        state=state,
+                    )
+                )
+            else:
+                study.tell(num, value if np.isfinite(value) else None, state=state)
+            trials.loc[trials["number"] == num, "value"] = value
+            trials.loc[trials["number"] == num, "state"] = state.name
+        if path:
+            _write(trials, path)
+        batch += 1
+    return trials
+
+
+def _cells(row: dict, params: list[spacemod.Param]) -> dict:
+    """A trials.csv row -> {parameter: config value} (empty cells: inactive)."""
+    out = {}
+    for p in params:
+        v = row.get(f"params_{p.name}")
+        out[p.name] = None if v is None or (isinstance(v, float) and math.isnan(v)) else _from_cell(p, v)
+    return out
+
+
+def _from_cell(p: spacemod.Param, v):
+    """A trials.csv cell -> the parameter's config value."""
+    if v is None:
+        return None
+    if p.kind == "choice":
+        return next((x for x in p.values if str(x) == str(v) or spacemod._takes((x,), v)), v)
+    if p.kind.startswith("int"):
+        return int(v)
+    return v.item() if hasattr(v, "item") else v
+
+
+def _record(trials: pd.DataFrame, batch: int, numbers, asked, names, value, state) -> pd.DataFrame:
+    rows = [
+        {
+            "number": num,
+            "value": math.nan if value is None else float(value),
+            **{f"params_{n}": (str(v) if isinstance(v, tuple) else v) for n, v in values.items()},
+            "state": state,
+            "batch": batch,
+        }
+        for num, values in zip(numbers, asked)
+    ]
+    new = pd.DataFrame(rows, columns=["number", "value", *[f"params_{n}" for n in names], "state", "batch"])
+    return pd.concat([trials, new], ignore_index=True) if len(trials) else new
+
+
+def _write(trials: pd.DataFrame, path: str) -> None:
+    tmp = path + ".tmp"
+    trials.to_csv(tmp, index=False)
+    os.replace(tmp, path)
