@@ -490,7 +490,9 @@ def _run_bucket(
     member); ``queued`` is the index of the first member not started yet. A slot
     whose member has finished takes the next queued member before the next
     segment; with the queue empty, finished members' slots are dropped into a
-    smaller padded size class (``engine.compact``).
+    smaller padded size class (``engine.compact``). Successive halving prunes
+    members at rungs (``_halving``) and population-based training copies
+    members into others (``_pbt``) between segments.
     ckpt: None, or (saver, position, architecture record, stop flag): a
     checkpoint is saved after every segment. resumed: a ``resume.Resumed`` of
     this bucket to continue from.
@@ -514,15 +516,7 @@ def _run_bucket(
         slot, done = np.asarray(resumed.host["slot"]), np.asarray(resumed.host["done"], bool)
         queued, state = int(resumed.host["queued"]), resumed.state
         limit, wave = np.asarray(resumed.host["limit"], epochs.dtype), int(resumed.host["wave"])
-    # signed metric values recorded at each rung, in arrival order (from the log on resume)
-    mine = [f[f["member"].isin(ids)] for f in out.rungs]
-    seen = {r: [sign * v for f in mine for v in f.loc[f["rung"] == r, "value"]] for r in rungs}
-    # hyperparameters population-based training gave members (the latest, from its log)
-    index = {int(mid): i for i, mid in enumerate(ids)}
-    overrides: dict[int, dict] = {}
-    for f in out.pbt:
-        for row in f[f["member"].isin(ids)].itertuples():
-            overrides.setdefault(index[int(row.member)], {})[row.field] = row.new
+    seen, overrides = _strategy_records(out, ids, rungs, sign)
     timings["slots"] = max(timings.get("slots", 0), len(slot))
     compiled.segment_executable(len(slot), timings)
     if len(slot) in compiled.memory:  # of the size that runs (not of sizes measured over budget)
@@ -646,6 +640,21 @@ def _run_bucket(
             if distributed.any_process(stop["signal"] is not None):  # all processes stop together
                 raise _Stop(stop["signal"] or 15)
     timings["bucket_s"] += time.perf_counter() - t0
+
+
+def _strategy_records(out: RunOutput, ids, rungs, sign: float) -> tuple[dict, dict]:
+    """This bucket's strategy state, rebuilt from the logs (empty on a fresh run):
+    the signed metric values recorded at each rung in arrival order, and the
+    hyperparameters population-based training gave members ({index into the
+    bucket: {field: latest value}})."""
+    mine = [f[f["member"].isin(ids)] for f in out.rungs]
+    seen = {r: [sign * v for f in mine for v in f.loc[f["rung"] == r, "value"]] for r in rungs}
+    index = {int(mid): i for i, mid in enumerate(ids)}
+    overrides: dict[int, dict] = {}
+    for f in out.pbt:
+        for row in f[f["member"].isin(ids)].itertuples():
+            overrides.setdefault(index[int(row.member)], {})[row.field] = row.new
+    return seen, overrides
 
 
 def _halving(rungs, eta, seen: dict, epoch_now, active, signed, finished, member_ids) -> tuple[np.ndarray, list]:
