@@ -132,16 +132,43 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.group_multipliers = ()
 
     c.sweep = ml_collections.ConfigDict()
-    c.sweep.method = "grid"  # grid | random
-    c.sweep.num_samples = 0  # random: number of configurations
+    c.sweep.method = "grid"  # grid | random | sobol (scrambled Sobol points through each parameter's inverse CDF)
+    c.sweep.num_samples = 0  # random/sobol: number of configurations
     c.sweep.seeds = 1  # seeds per configuration: member seeds 0..seeds-1
     c.sweep.space = ml_collections.ConfigDict()  # see jaxexp.space
+    # A W&B-style YAML space file (see jaxexp.spacefile; relative to the current
+    # directory). When set, it replaces sweep.space, and its method, num_samples and
+    # metric {name, goal} replace the config's; config.json then holds the space itself.
+    c.sweep.space_file = ""
     c.sweep.top_k = 5  # configurations in report.md
     # Named recipes: {name: {section: {field: value}}}; each recipe is crossed with
     # the space and the seeds, and report.md compares every recipe with ``baseline``.
     # Recipes run in name order (ConfigDict sorts its keys).
     c.sweep.recipes = ml_collections.ConfigDict()
     c.sweep.baseline = ""  # recipe the others are compared with ("" = the first by name)
+    # Successive halving: at each rung epoch keep the top 1/eta of the members that
+    # reached it (by the monitored metric); the others are pruned and their slots
+    # refilled from the queue (see jaxexp.strategies). () = off.
+    c.sweep.halving_rungs = ()
+    c.sweep.halving_eta = 3.0
+    # Population-based training: every pbt_interval epochs the worst pbt_fraction of
+    # the running members copy the parameters and optimizer state of a random one of
+    # the best pbt_fraction, take its pbt_params and multiply each by a random one of
+    # pbt_perturb (see jaxexp.strategies). 0 = off.
+    c.sweep.pbt_interval = 0
+    c.sweep.pbt_fraction = 0.25
+    c.sweep.pbt_perturb = (0.8, 1.25)
+    c.sweep.pbt_params = ("train.lr",)
+    # "sweep": the space's grid/random configurations; "mutation": a mutation tree
+    # (jaxexp.mutation): generation 0 is the base config, each later generation
+    # mutates one parameter of sweep.space in each of `slots` nodes.
+    c.sweep.strategy = "sweep"
+    c.sweep.generations = 3  # mutation: generations after the base config
+    c.sweep.slots = 4  # mutation: nodes per generation
+    c.sweep.parent_pool = 2  # mutation: parents are the best `parent_pool` nodes so far
+    c.sweep.parent_ids = ()  # mutation: parents of the next generation this command runs (node ids)
+    c.sweep.hypothesis = ""  # mutation: recorded in lineage.csv for the generations this command runs
+    c.sweep.mutation_scale = 2.0  # mutation: log ranges move by x or / this; linear ones by a quarter range
 
     c.engine = ml_collections.ConfigDict()
     c.engine.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
@@ -321,6 +348,12 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"task.seed: must be in [0, 2**32) (got {c.task.seed})")
     if c.sweep.seeds < 1:
         raise ConfigError(f"sweep.seeds: must be >= 1 (got {c.sweep.seeds})")
+    from jaxexp import strategies
+
+    strategies.check_halving(c.sweep.halving_rungs, c.sweep.halving_eta)
+    strategies.check_pbt(c)
+    if c.sweep.strategy not in ("sweep", "mutation"):
+        raise ConfigError(f"sweep.strategy: must be 'sweep' or 'mutation' (got {c.sweep.strategy!r})")
     if c.engine.segment_epochs < 1:
         raise ConfigError(f"engine.segment_epochs: must be >= 1 (got {c.engine.segment_epochs})")
     if c.engine.chunk_size < 1:

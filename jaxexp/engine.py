@@ -22,7 +22,18 @@ import numpy as np
 import pandas as pd
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxexp import checkpoint, compile_cache, distributed, population, results, resume, train
+from jaxexp import (
+    checkpoint,
+    compile_cache,
+    distributed,
+    population,
+    results,
+    resume,
+    space,
+    spacefile,
+    strategies,
+    train,
+)
 from jaxexp import config as cfgmod
 from jaxexp.errors import ConfigError
 from jaxexp.tasks import METRICS, kind_of, load_task
@@ -132,15 +143,31 @@ class _Compiled:
         self.take = jax.jit(rows, out_shardings=self.pop)
         # finished members' rows, replicated: readable by every process
         self.gather = jax.jit(rows, out_shardings=self.replicated)
+
+        def exploit(state, src):
+            # slot i takes the parameters and optimizer state of slot src[i] (PBT)
+            TRACE_COUNTS["exploit"] += 1
+            return state._replace(params=rows(state.params, src), opt_state=rows(state.opt_state, src))
+
+        self.exploit = jax.jit(exploit, out_shardings=self.pop, donate_argnums=0)
         self._executables: dict[int, jax.stages.Compiled] = {}
         self.compile_s: dict[int, float] = {}  # measured segment compile time per population size
         self.memory: dict[int, int] = {}  # measured peak bytes per device of the segment, per size
 
-    def encode(self, part: list, slot: np.ndarray) -> dict:
+    def encode(self, part: list, slot: np.ndarray, limit: np.ndarray, overrides: dict) -> dict:
         """Per-slot traced hyperparameters, sharded; a padding slot (-1) gets the
-        values of the first member (its results are never read)."""
-        cfgs = [part[s].config for s in np.maximum(slot, 0)]
-        return distributed.put(train.encode_hparams(cfgs, self.task.n_groups), self.pop)
+        values of the first member (its results are never read). ``limit``: the
+        epoch each member of ``part`` may train to (below ``train.epochs`` once
+        pruned); it caps ``train.epochs``, which only a pruned member's own,
+        unused, schedule sees. ``overrides``: {index into part: {field: value}}
+        set by population-based training."""
+        idx = np.maximum(slot, 0)
+        hp = train.encode_hparams([part[s].config for s in idx], self.task.n_groups)
+        hp["train.epochs"] = np.minimum(hp["train.epochs"], limit[idx]).astype(hp["train.epochs"].dtype)
+        for k, s in enumerate(idx):
+            for field, value in overrides.get(int(s), {}).items():
+                hp[field][k] = value
+        return distributed.put(hp, self.pop)
 
     def _abstract(self, size: int):
         """(state, hparams) of ``size`` slots as ShapeDtypeStructs with the population
@@ -311,6 +338,8 @@ class RunOutput(NamedTuple):
     finals: dict  # member id -> {"best_params": pytree of numpy, "stop_epoch": int (0 = not early-stopped)}
     initial: dict  # member id -> {val metric: value of the initial parameters}
     timings: dict
+    rungs: pd.DataFrame  # successive halving decisions: rung, wave, member, value, kept (else empty)
+    pbt: pd.DataFrame  # population-based training copies: wave, epoch, member, source, field, old, new
 
 
 def run(
@@ -349,7 +378,7 @@ def run(
         config.goal,
         progress if config.engine.progress and distributed.is_primary() else None,
     )
-    out = RunOutput([], [], {}, {}, collections.defaultdict(float))
+    out = RunOutput([], [], {}, {}, collections.defaultdict(float), [], [])
     monitor = (config.metric, config.goal)
 
     def bucket_program(b_idx: int) -> _Compiled:
@@ -357,6 +386,7 @@ def run(
         task = load_task(bucket.members[0].config.task)
         max_epochs = max(m.config.train.epochs for m in bucket.members)
         seg = population.segment_length(max_epochs, config.engine.segment_epochs)
+        seg = math.gcd(seg, *config.sweep.halving_rungs, config.sweep.pbt_interval)  # on segment boundaries
         return _compiled(bucket, task, seg, devs, config.engine.group_size, monitor)
 
     def bucket_arch(b_idx: int) -> dict:
@@ -373,7 +403,9 @@ def run(
             lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr),
         )
     if resumed is not None:
-        out.history[:], out.group_history[:], finals, initial = resume.unpack(resumed.results, resumed.host)
+        out.history[:], out.group_history[:], out.rungs[:], out.pbt[:], finals, initial = resume.unpack(
+            resumed.results, resumed.host
+        )
         out.finals.update(finals)
         out.initial.update(initial)
         out.timings["resumed_from_step"] = resumed.step
@@ -415,7 +447,9 @@ def run(
     )
     history = pd.concat(out.history, ignore_index=True) if out.history else empty
     group_history = pd.concat(out.group_history, ignore_index=True) if out.group_history else pd.DataFrame()
-    return RunOutput(history, group_history, out.finals, out.initial, dict(out.timings))
+    rungs = pd.concat(out.rungs, ignore_index=True) if out.rungs else pd.DataFrame()
+    pbt = pd.concat(out.pbt, ignore_index=True) if out.pbt else pd.DataFrame()
+    return RunOutput(history, group_history, out.finals, out.initial, dict(out.timings), rungs, pbt)
 
 
 class _Stop(Exception):
@@ -426,10 +460,10 @@ class _Stop(Exception):
         self.signum = signum
 
 
-def _start(config, compiled: _Compiled, part, slot, fill, state, data, initial: dict):
+def _start(config, compiled: _Compiled, part, slot, limit, overrides, fill, state, data, initial: dict):
     """Starts the members now in slots ``fill`` (every slot when ``state`` is
     None); records their initial metrics. Returns (state, hparams)."""
-    hp = compiled.encode(part, slot)
+    hp = compiled.encode(part, slot, limit, overrides)
     padded = [part[s] for s in np.maximum(slot, 0)]
     seeds = np.asarray([m.seed for m in padded], np.uint32)
     ids = np.asarray([m.member for m in padded], np.uint32)
@@ -469,14 +503,26 @@ def _run_bucket(
     metric_names = program.metric_names
     sign = cfgmod.goal_sign(config.goal)
 
+    rungs, eta = tuple(config.sweep.halving_rungs), config.sweep.halving_eta
     t0 = time.perf_counter()
     state = hp = None
     if resumed is None:
         size = compiled.slots_for(len(part), config.engine.chunk_size, budget, timings)
         slot, done, queued = np.full(size, -1), np.zeros(len(part), bool), 0
+        limit, wave = epochs.copy(), 0  # epoch each member may train to (its rung once pruned); segments run
     else:
         slot, done = np.asarray(resumed.host["slot"]), np.asarray(resumed.host["done"], bool)
         queued, state = int(resumed.host["queued"]), resumed.state
+        limit, wave = np.asarray(resumed.host["limit"], epochs.dtype), int(resumed.host["wave"])
+    # signed metric values recorded at each rung, in arrival order (from the log on resume)
+    mine = [f[f["member"].isin(ids)] for f in out.rungs]
+    seen = {r: [sign * v for f in mine for v in f.loc[f["rung"] == r, "value"]] for r in rungs}
+    # hyperparameters population-based training gave members (the latest, from its log)
+    index = {int(mid): i for i, mid in enumerate(ids)}
+    overrides: dict[int, dict] = {}
+    for f in out.pbt:
+        for row in f[f["member"].isin(ids)].itertuples():
+            overrides.setdefault(index[int(row.member)], {})[row.field] = row.new
     timings["slots"] = max(timings.get("slots", 0), len(slot))
     compiled.segment_executable(len(slot), timings)
     if len(slot) in compiled.memory:  # of the size that runs (not of sizes measured over budget)
@@ -490,10 +536,10 @@ def _run_bucket(
             slot[fill] = np.arange(queued, queued + len(fill))
             queued += len(fill)
             timings["refills"] += state is not None
-            state, hp = _start(config, compiled, part, slot, fill, state, data, out.initial)
+            state, hp = _start(config, compiled, part, slot, limit, overrides, fill, state, data, out.initial)
             timings["init_s"] += time.perf_counter() - t  # includes its compile on first use
         elif hp is None:
-            hp = compiled.encode(part, slot)
+            hp = compiled.encode(part, slot, limit, overrides)
         if done.all():
             break
         segment = compiled.segment_executable(len(slot), timings)
@@ -525,10 +571,30 @@ def _run_bucket(
             out.group_history.append(pd.DataFrame(gblock))
 
         epoch_now = m["epoch"][:, -1] + active[:, -1]
-        finished = m["diverged"][:, -1] | m["stopped"][:, -1] | (epoch_now >= epochs[who])
+        finished = m["diverged"][:, -1] | m["stopped"][:, -1] | (epoch_now >= limit[who])
+        wave += 1
+        signed = sign * m[config.metric]
+        pruned, log = _halving(rungs, eta, seen, epoch_now, active, signed, finished, ids[who])
+        if log:
+            out.rungs.append(pd.DataFrame(log).assign(wave=wave, value=lambda d: sign * d["value"]))
+        if pruned.any():
+            limit[who[pruned]] = epoch_now[pruned]
+            finished |= pruned
+            hp = None  # re-encoded below: a pruned member still in its slot stops training
+        if config.sweep.pbt_interval:
+            src, log = _pbt(
+                config, part, real, who, ids, overrides, len(slot), epoch_now, active, signed, finished, wave
+            )
+            if log:
+                state = compiled.exploit(state, src)
+                out.pbt.append(pd.DataFrame(log))
+                hp = None
         newly = finished & ~done[who]
         if newly.any():
             _collect_finals(compiled, state, real[newly], ids[who[newly]], out.finals)
+            for k in np.nonzero(newly & pruned)[0]:
+                out.finals[int(ids[who[k]])]["pruned_epoch"] = int(epoch_now[k])
+            timings["pruned"] += int((newly & pruned).sum())
             meter.total -= int((epochs[who[newly]] - epoch_now[newly]).sum())  # early stops shorten the sweep
         done[who[finished]] = True
         vals = np.where(active & ~m["diverged"], sign * m[config.metric], np.inf)
@@ -556,9 +622,12 @@ def _run_bucket(
             and _compaction_pays(config.engine.compact, compiled, size, len(slot), per_slot_epoch, left, finished)
         ):
             keep = np.concatenate([alive, np.full(size - len(alive), alive[0])])
-            state, hp = compiled.take((state, hp), keep)
+            state = compiled.take(state, keep)
+            hp = None if hp is None else compiled.take(hp, keep)
             slot = np.concatenate([slot[alive], np.full(size - len(alive), -1)])
             timings["compactions"] += 1
+        if hp is None and queued == len(part):  # pruned or PBT: no refill to re-encode them
+            hp = compiled.encode(part, slot, limit, overrides)
         if ckpt is not None:
             saver, position, arch, stop = ckpt
             t = time.perf_counter()
@@ -569,12 +638,69 @@ def _run_bucket(
                 "slot": slot.tolist(),
                 "done": done.tolist(),
                 "queued": queued,
+                "limit": limit.tolist(),
+                "wave": wave,
             }
             saver.save(state if in_bucket else None, out, position, arch, None if best is None else best[0])
             timings["checkpoint_s"] += time.perf_counter() - t
             if distributed.any_process(stop["signal"] is not None):  # all processes stop together
                 raise _Stop(stop["signal"] or 15)
     timings["bucket_s"] += time.perf_counter() - t0
+
+
+def _halving(rungs, eta, seen: dict, epoch_now, active, signed, finished, member_ids) -> tuple[np.ndarray, list]:
+    """Members (rows of this segment's outputs) pruned at a rung they reached in
+    this segment (``jaxexp.strategies.rung_cut``), and the decisions as log rows
+    (rung, member, signed value, kept); records the values in ``seen``."""
+    pruned, log = np.zeros(len(epoch_now), bool), []
+    for r in rungs:
+        # reached r at this segment's last active epoch, and still running
+        rows = np.nonzero(active[:, -1] & (epoch_now == r) & ~finished)[0]
+        if not len(rows):
+            continue
+        arriving = {int(member_ids[k]): float(signed[k, -1]) for k in rows}
+        keep = strategies.rung_cut(seen[r], arriving, eta)
+        seen[r].extend(arriving.values())
+        pruned[[k for k in rows if int(member_ids[k]) not in keep]] = True
+        log += [{"rung": r, "member": mid, "value": v, "kept": mid in keep} for mid, v in arriving.items()]
+    return pruned, log
+
+
+def _pbt(config, part, real, who, ids, overrides, n_slots, epoch_now, active, signed, finished, wave):
+    """One exploit/explore step of population-based training at this segment's end.
+
+    Candidates: running members (rows of this segment's outputs; ``real[k]`` is
+    row k's slot, ``who[k]`` its index into ``part``) at a multiple of
+    ``sweep.pbt_interval``. Returns (src, log): ``src[slot]`` is the slot whose
+    parameters and optimizer state ``slot`` takes (itself if none) and the log
+    rows; ``overrides`` gets the losers' new hyperparameters.
+    """
+    sw = config.sweep
+    bounds = {p.name: (p.low, p.high) for p in space.parse(sw.space) if p.kind not in ("fixed", "choice")}
+    rows = np.nonzero(active[:, -1] & ~finished & (epoch_now % sw.pbt_interval == 0))[0]
+    rng = np.random.default_rng([config.seed, wave, 0x9B7])
+    pairs = strategies.pbt_pairs({int(k): float(signed[k, -1]) for k in rows}, sw.pbt_fraction, rng)
+    src, log = np.arange(n_slots), []
+    for loser, winner in sorted(pairs.items()):
+        src[real[loser]] = real[winner]
+        li, wi = int(who[loser]), int(who[winner])
+        for field in sw.pbt_params:
+            old = overrides.get(li, {}).get(field, cfgmod.get_path(part[li].config, field))
+            base = overrides.get(wi, {}).get(field, cfgmod.get_path(part[wi].config, field))
+            new = strategies.pbt_explore(base, sw.pbt_perturb, rng, bounds.get(field), "dropout" in field)
+            overrides.setdefault(li, {})[field] = new
+            log.append(
+                {
+                    "wave": wave,
+                    "epoch": int(epoch_now[loser]),
+                    "member": int(ids[li]),
+                    "source": int(ids[wi]),
+                    "field": field,
+                    "old": float(old),
+                    "new": new,
+                }
+            )
+    return src, log
 
 
 def _compaction_pays(mode, compiled, size: int, current: int, per_slot_epoch: float, left, finished) -> bool:
@@ -608,8 +734,10 @@ def sweep(config: ml_collections.ConfigDict, workdir: str | None = None, progres
     """Runs the whole sweep ``config.sweep`` and returns its Results.
 
     With ``workdir`` the results are also written there (config.json,
-    members.csv, history.csv, report.md).
+    members.csv, history.csv, report.md). ``sweep.space_file``, when set, gives
+    the space (and method, num_samples, metric).
     """
+    config = spacefile.resolve(config)
     table = population.members_table(config)
     return run_members(config, table, workdir, progress)
 
@@ -620,6 +748,7 @@ def train_config(
     """Trains the base config (``sweep.space`` ignored) for ``sweep.seeds`` seeds."""
     config = ml_collections.ConfigDict(config.to_dict())
     config.sweep.space = ml_collections.ConfigDict()
+    config.sweep.space_file = ""
     config.sweep.method = "grid"
     return sweep(config, workdir, progress)
 
@@ -630,11 +759,15 @@ def run_members(
     """Trains the members of ``table`` (columns member, config_id, seed, params...).
 
     Re-running a single row of a sweep's ``members.csv`` with the sweep's config
-    reproduces that member.
+    reproduces that member (inactive conditional parameters: empty cells).
     """
+    config = spacefile.resolve(config)  # its metric/goal apply to these members too
     cfgmod.validate_top(config)
     memory_budget(config.engine.memory_budget, devices(config.engine.num_devices))
     members = population.resolve(config, table)
+    strategies.check_halving(
+        config.sweep.halving_rungs, config.sweep.halving_eta, max(m.config.train.epochs for m in members)
+    )
     for bucket in population.buckets(members):  # bad data fails before anything is written
         cfg = bucket.members[0].config
         task = load_task(cfg.task)

@@ -8,6 +8,8 @@ and ``jaxexp blend --preds=FILE --metric=mae --step=0.01 --workdir=DIR``.
   jaxexp blend --demo --workdir=/tmp/demo        # the three-model plateau story of issue #6
   jaxexp analyze --workdir=/tmp/qs                # statistics, elites, boundary hits, next_space.yaml
   jaxexp analyze --table=trials.csv --metric=value --goal=min [--space=space.yaml]
+  jaxexp validate configs/space_v3.yaml           # a space file (on --config, default the quickstart)
+  jaxexp validate configs/quickstart.py --config.sweep.method=random  # a config file's sweep
 
 Config files define ``get_config()`` (ml-collections); ``--config.a.b=value``
 overrides a field, and a misspelt field is an error (the config is locked).
@@ -23,7 +25,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-COMMANDS = ("sweep", "train", "export", "inspect", "blend", "analyze")
+COMMANDS = ("sweep", "train", "export", "inspect", "blend", "validate", "analyze")
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "quickstart.py")
 
 
@@ -106,11 +108,15 @@ def main(argv: list[str]) -> None:
     from jaxexp.errors import ConfigError
 
     args = argv[1:]
-    if not args or args[0] not in COMMANDS or len(args) != (2 if args[0] == "inspect" else 1):
+    if not args or args[0] not in COMMANDS or len(args) != (2 if args[0] in ("inspect", "validate") else 1):
         _fail(
             f"expected one command, {', '.join(COMMANDS)}, got {' '.join(args) or 'none'}; "
-            "e.g. jaxexp sweep --config=configs/quickstart.py --workdir=DIR, jaxexp inspect PATH"
+            "e.g. jaxexp sweep --config=configs/quickstart.py --workdir=DIR, jaxexp inspect PATH, "
+            "jaxexp validate FILE"
         )
+    if args[0] == "validate":
+        _validate(args[1])
+        return
     if args[0] in ("export", "inspect"):
         _checkpoint_command(args)
         return
@@ -138,6 +144,9 @@ def main(argv: list[str]) -> None:
                 )
         elif F.coordinator_address or F.num_processes or F.process_id >= 0:
             _fail("--coordinator_address/--num_processes/--process_id: need --distributed")
+        if F.config.sweep.strategy == "mutation":
+            _mutation_tree(F.config, workdir)
+            return
         res = run(flags.FLAGS.config, workdir)
     except ConfigError as e:
         _fail(str(e))
@@ -161,6 +170,25 @@ def main(argv: list[str]) -> None:
     print(
         f"wrote {workdir}/report.md; best member {int(best['member'])}: "
         f"best {res.metric} = {best['best_' + res.metric]:.5g} at epoch {best['best_epoch']}"
+    )
+
+
+def _mutation_tree(config, workdir: str) -> None:
+    import jax
+
+    from jaxexp import mutation
+
+    lineage = mutation.run(config, workdir)
+    if jax.process_index() != 0 or lineage.empty:
+        return
+    ok = lineage[lineage["status"] == "ok"]
+    if ok.empty:
+        print(f"wrote {workdir}/lineage.md; every node failed")
+        return
+    best = ok.loc[ok["metric"].idxmin() if config.goal == "min" else ok["metric"].idxmax()]
+    print(
+        f"wrote {workdir}/lineage.md; {len(lineage)} nodes; best node {int(best['node'])}: "
+        f"{config.metric} {best['metric']:.5g} ({best['mutation'] or 'base config'})"
     )
 
 
@@ -283,8 +311,45 @@ def _analyze() -> None:
     )
 
 
+def _validate(path: str) -> None:
+    """``jaxexp validate FILE``: prints the sweep's space, configurations and static
+    buckets (exit 0), or one ``jaxexp: error:`` line per error found (exit 2).
+
+    FILE is a .yaml space file (applied to --config, by default the packaged
+    quickstart, as ``--config.sweep.space_file=FILE`` would be) or a .py config
+    file (loaded as ``--config=FILE`` by ``_parse_flags``, so overrides apply).
+    """
+    from jaxexp import spacefile
+
+    config = flags.FLAGS.config
+    source = flags.FLAGS["config"].config_filename
+    if path.endswith((".yaml", ".yml")):
+        config.sweep.space_file = path
+    elif not path.endswith(".py"):
+        _fail(f"validate: {path} is neither a .yaml space file nor a .py config file")
+    lines, errors = spacefile.describe(config, os.path.relpath(source) if os.path.isabs(source) else source)
+    for message in errors:
+        print(f"jaxexp: error: {message}", file=sys.stderr)
+    if errors:
+        sys.exit(2)
+    print("\n".join(lines))
+
+
+def _validate_argv(argv: list[str]) -> list[str]:
+    """``validate FILE.py`` loads FILE.py as --config (so --config.x=y overrides apply to it)."""
+    positional = [a for a in argv[1:] if not a.startswith("-")]
+    if positional[:1] != ["validate"] or len(positional) != 2 or not positional[1].endswith(".py"):
+        return argv
+    if any(a == "--config" or a.startswith("--config=") for a in argv):
+        _fail("validate: give the .py config as FILE or as --config=FILE, not both")
+    return [argv[0], f"--config={positional[1]}", *argv[1:]]
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing, but config errors become one line and exit code 2."""
+    rewritten = _validate_argv(argv)
+    if rewritten is not argv:
+        sys.argv[:] = argv = rewritten  # config_flags reads its overrides from sys.argv
     try:
         _define_flags()
         rest = flags.FLAGS(argv)

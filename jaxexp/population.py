@@ -16,6 +16,7 @@ import pandas as pd
 
 from jaxexp import config as cfgmod
 from jaxexp import space as spacemod
+from jaxexp import spacefile
 from jaxexp.errors import ConfigError
 from jaxexp.tasks import METRICS, kind_of
 
@@ -58,8 +59,11 @@ def members_table(config: ml_collections.ConfigDict) -> pd.DataFrame:
 
     Columns: member, config_id, seed, then ``recipe`` (with ``sweep.recipes``),
     then one column per recipe field and swept parameter (a recipe that does
-    not set a field gets the base config's value).
+    not set a field gets the base config's value). A conditional parameter
+    that is inactive in a row is None there (NaN in a numeric column; empty in
+    members.csv). ``sweep.space_file``, when set, gives the space.
     """
+    config = spacefile.resolve(config)
     cfgmod.validate_top(config)
     params = spacemod.parse(config.sweep.space)
     cfgmod.check_param_names(config, [p.name for p in params])
@@ -96,9 +100,10 @@ def resolve(config: ml_collections.ConfigDict, table: pd.DataFrame) -> list[Memb
     cfgmod.check_param_names(config, params)
     resolved: dict[tuple, ml_collections.ConfigDict] = {}
     out = []
-    tuple_fields = {p for p in params if isinstance(cfgmod.get_path(config, p), tuple)}
+    defaults = {p: cfgmod.get_path(config, p) for p in params}
     for row in table.to_dict("records"):
-        values = {p: _py(row[p], p in tuple_fields) for p in params}
+        # An empty cell (None/NaN: a conditional parameter that is inactive) keeps the base value.
+        values = {p: _py(row[p], defaults[p]) for p in params if not _missing(row[p])}
         key = tuple(sorted((k, repr(v)) for k, v in values.items()))
         if key not in resolved:
             member_cfg = cfgmod.with_values(config, values)
@@ -124,16 +129,24 @@ def config_rows(config: ml_collections.ConfigDict, table: pd.DataFrame) -> pd.Da
     return table[[c for c in table.columns if c in fields]]
 
 
-def _py(v, is_tuple: bool = False):
+def _missing(v) -> bool:
+    """True for an empty members-table cell: None, NaN or pandas NA."""
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
+def _py(v, default=None):
     """numpy/pandas scalars -> plain Python (for ConfigDict type checks); a tuple
-    field read back from members.csv ("(64, 64)") -> a tuple."""
+    field read back from members.csv ("(64, 64)") -> a tuple; a whole float in an
+    int field (a numeric column with empty cells is float) -> an int."""
     if hasattr(v, "item"):
-        return v.item()
-    if is_tuple and isinstance(v, str):
+        v = v.item()
+    if isinstance(default, tuple) and isinstance(v, str):
         try:
             return tuple(ast.literal_eval(v))
         except (ValueError, SyntaxError, TypeError):
             return v  # with_values names the field and the problem
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(v, float) and v.is_integer():
+        return int(v)
     return v
 
 

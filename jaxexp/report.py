@@ -33,6 +33,25 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _halving_line(res) -> str:
+    cfg = res.config
+    if cfg.sweep.pbt_interval and not res.pbt.empty:
+        copies = res.pbt.drop_duplicates(["wave", "member"])
+        return (
+            f"Population-based training every {cfg.sweep.pbt_interval} epoch(s): {len(copies)} copies of a better "
+            f"member's parameters, each with perturbed {', '.join(cfg.sweep.pbt_params)} (pbt.csv); a copied member "
+            "is not reproducible from its members.csv row alone. "
+        )
+    if not cfg.sweep.halving_rungs:
+        return ""
+    pruned = res.members["pruned_epoch"].dropna().astype(int)
+    at = ", ".join(f"{int((pruned == r).sum())} at epoch {r}" for r in cfg.sweep.halving_rungs)
+    return (
+        f"Successive halving (rungs {tuple(cfg.sweep.halving_rungs)}, eta {cfg.sweep.halving_eta:g}): "
+        f"{len(pruned)} member(s) pruned ({at}); pruned members are left out of the configuration statistics. "
+    )
+
+
 def markdown(res) -> str:
     """The report of a Results object."""
     cfg, m, s = res.config, res.metric, res.summary
@@ -44,6 +63,7 @@ def markdown(res) -> str:
         "",
         f"Selection metric: `{m}` ({cfg.goal}). Diverged members: {n_div}. "
         + (f"**Interrupted**: {n_stop} member(s) stopped before their last epoch. " if res.interrupted else "")
+        + _halving_line(res)
         + f"Wall time {t.get('total_s', float('nan')):.1f} s: compile {t.get('compile_s', 0.0):.1f} s"
         + (
             f" ({int(t['compile_cache_hits'])} program(s) loaded from the compilation cache)"

@@ -38,6 +38,8 @@ RESULT_FILES = (
     "comparison.csv",
     "groups.csv",
     "group_history.csv",
+    "rungs.csv",
+    "pbt.csv",
     "report.md",
 )
 _ID_COLUMNS = population.ID_COLUMNS
@@ -58,6 +60,8 @@ class Results:
     group_history: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     best_params: dict = dataclasses.field(default_factory=dict)  # member id -> params (numpy) of its best epoch
     plots: list = dataclasses.field(default_factory=list)  # file names written next to report.md
+    rungs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # successive halving decisions
+    pbt: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # population-based training copies
 
     @property
     def interrupted(self) -> bool:
@@ -80,7 +84,8 @@ class Results:
         return shown_params(self.config, self.params)
 
     def label(self, config_id: int) -> str:
-        """A short name of a configuration: its recipe and swept values."""
+        """A short name of a configuration: its recipe and swept values (inactive
+        conditional parameters left out)."""
         row = self.summary[self.summary["config_id"] == config_id].iloc[0]
         shown = [
             str(row[p])
@@ -89,6 +94,7 @@ class Results:
             if isinstance(row[p], float)
             else f"{p.split('.')[-1]}={row[p]}"
             for p in self.shown_params
+            if not population._missing(row[p])
         ]
         return ", ".join(shown) or f"config {config_id}"
 
@@ -117,9 +123,10 @@ class Results:
         return np.asarray(y), np.asarray(out)
 
     def best_member(self) -> pd.Series:
-        """The non-diverged member with the best ``best_<metric>``."""
+        """The member with the best ``best_<metric>`` among those neither diverged
+        nor pruned (a pruned member's metric comes from fewer epochs)."""
         col = f"best_{self.metric}"
-        ok = self.members[self.members["status"] != "diverged"].dropna(subset=[col])
+        ok = self.members[~self.members["status"].isin(["diverged", "pruned"])].dropna(subset=[col])
         if ok.empty:
             raise ValueError("no member finished an epoch without diverging")
         idx = ok[col].idxmin() if self.config.goal == "min" else ok[col].idxmax()
@@ -167,10 +174,17 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
     rows["epochs_run"] = ids.map(g["epoch"].max()).fillna(0).astype(int)
     stop = pd.Series({k: v["stop_epoch"] for k, v in finals.items()}, dtype="Int64")
     rows["stop_epoch"] = ids.map(stop[stop > 0] if len(stop) else stop).astype("Int64")
-    # stopped: did not finish (the sweep was interrupted); early stopping is "ok"
+    pruned = pd.Series({k: v.get("pruned_epoch", 0) for k, v in finals.items()}, dtype="Int64")
+    rows["pruned_epoch"] = ids.map(pruned[pruned > 0] if len(pruned) else pruned).astype("Int64")
+    # stopped: did not finish (the sweep was interrupted); early stopping is "ok";
+    # pruned: stopped at a successive-halving rung
     rows["status"] = np.select(
-        [ids.isin(diverged_any.index[diverged_any]).to_numpy(), ~ids.isin(list(finals)).to_numpy()],
-        ["diverged", "stopped"],
+        [
+            ids.isin(diverged_any.index[diverged_any]).to_numpy(),
+            ~ids.isin(list(finals)).to_numpy(),
+            rows["pruned_epoch"].notna().to_numpy(),
+        ],
+        ["diverged", "stopped", "pruned"],
         "ok",
     )
     rows["diverged_epoch"] = ids.map(first_div).astype("Int64")
@@ -209,6 +223,8 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
         groups=groups,
         group_history=output.group_history,
         best_params={k: v["best_params"] for k, v in finals.items()},
+        rungs=output.rungs,
+        pbt=output.pbt,
     )
 
 
@@ -235,13 +251,16 @@ def summarize(rows: pd.DataFrame, params: list[str], metric: str, goal: str) -> 
     std is the sample std over seeds (ddof=1; NaN for one seed); ci95 is the
     Student-t interval of the mean; init_vs_best_* is the correlation over
     seeds between the initial parameters' metric and the best one (NaN below 3
-    seeds, or when the metric is not a validation metric).
+    seeds, or when the metric is not a validation metric). Members pruned by
+    successive halving are counted but left out of the statistics (their
+    metrics come from fewer epochs).
     """
     out = []
     for config_id, part in rows.groupby("config_id", sort=True):
-        ok = part[part["status"] != "diverged"]
+        ok = part[~part["status"].isin(["diverged", "pruned"])]
         row = {"config_id": config_id, **{p: part[p].iloc[0] for p in params}}
         row.update(seeds=len(part), diverged=int((part["status"] == "diverged").sum()))
+        row["pruned"] = int((part["status"] == "pruned").sum())
         best = stats.interval(ok[f"best_{metric}"])
         for k in ("mean", "std", "min", "max", "ci_low", "ci_high"):
             row[f"best_{metric}_{k}"] = best[k]
@@ -276,6 +295,10 @@ def write(res: Results, workdir: str) -> None:
         "summary.csv": res.summary.to_csv(index=False),
         "comparison.csv": res.comparison.to_csv(index=False),
     }
+    if not res.rungs.empty:
+        texts["rungs.csv"] = res.rungs.to_csv(index=False)
+    if not res.pbt.empty:
+        texts["pbt.csv"] = res.pbt.to_csv(index=False)
     if not res.groups.empty:
         texts["groups.csv"] = res.groups.to_csv(index=False)
         texts["group_history.csv"] = res.group_history.to_csv(index=False)

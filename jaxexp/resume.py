@@ -38,6 +38,11 @@ IGNORED = {
     "engine.keep_best",
     "engine.allow_resume_changes",
     "engine.compile_cache",
+    # a mutation tree's generations are separate sweeps: these steer the next ones
+    "sweep.generations",
+    "sweep.parent_ids",
+    "sweep.parent_pool",
+    "sweep.hypothesis",
 }
 # Fields that change only how the work is cut (not any result): allowed with
 # engine.allow_resume_changes=True.
@@ -122,14 +127,14 @@ class Resumed(NamedTuple):
     results: dict  # packed results (see ``pack``)
 
 
-def pack(history: list, group_history: list, finals: dict, initial: dict) -> tuple[dict, dict]:
+def pack(history: list, group_history: list, rungs: list, pbt: list, finals: dict, initial: dict) -> tuple[dict, dict]:
     """(arrays for orbax, JSON column info) of everything finished so far.
 
     Orbax refuses zero-size arrays, so empty tables are left out.
     """
     arrays: dict = {"finals": {}, "initial": {}}
     info: dict = {}
-    for name, frames in (("history", history), ("group_history", group_history)):
+    for name, frames in (("history", history), ("group_history", group_history), ("rungs", rungs), ("pbt", pbt)):
         if not frames:
             continue
         df = pd.concat(frames, ignore_index=True)
@@ -146,16 +151,20 @@ def pack(history: list, group_history: list, finals: dict, initial: dict) -> tup
         arrays[name] = cols
         info[f"{name}_columns"] = list(df.columns)
     for member, v in finals.items():
-        arrays["finals"][str(member)] = {"best_params": v["best_params"], "stop_epoch": np.int32(v["stop_epoch"])}
+        arrays["finals"][str(member)] = {
+            "best_params": v["best_params"],
+            "stop_epoch": np.int32(v["stop_epoch"]),
+            "pruned_epoch": np.int32(v.get("pruned_epoch", 0)),
+        }
     for member, v in initial.items():
         arrays["initial"][str(member)] = {k: np.float64(x) for k, x in v.items()}
     return arrays, info
 
 
-def unpack(arrays: dict, info: dict) -> tuple[list, list, dict, dict]:
-    """Inverse of ``pack``: (history frames, group frames, finals, initial)."""
+def unpack(arrays: dict, info: dict) -> tuple[list, list, list, list, dict, dict]:
+    """Inverse of ``pack``: (history frames, group frames, rung frames, PBT frames, finals, initial)."""
     out = []
-    for name in ("history", "group_history"):
+    for name in ("history", "group_history", "rungs", "pbt"):
         cols = arrays.get(name)
         if not cols:
             out.append([])
@@ -165,11 +174,15 @@ def unpack(arrays: dict, info: dict) -> tuple[list, list, dict, dict]:
             df["group"] = np.asarray(info["group_names"])[df["group"].to_numpy()]
         out.append([df])
     finals = {
-        int(k): {"best_params": v["best_params"], "stop_epoch": int(v["stop_epoch"])}
+        int(k): {
+            "best_params": v["best_params"],
+            "stop_epoch": int(v["stop_epoch"]),
+            "pruned_epoch": int(v.get("pruned_epoch", 0)),
+        }
         for k, v in (arrays.get("finals") or {}).items()
     }
     initial = {int(k): {n: float(x) for n, x in v.items()} for k, v in (arrays.get("initial") or {}).items()}
-    return out[0], out[1], finals, initial
+    return out[0], out[1], out[2], out[3], finals, initial
 
 
 class Saver:
@@ -184,7 +197,7 @@ class Saver:
         self.step = steps[-1] + 1 if steps else 0
 
     def save(self, state, out, position: dict, arch: dict, best: float | None) -> None:
-        arrays, info = pack(out.history, out.group_history, out.finals, out.initial)
+        arrays, info = pack(out.history, out.group_history, out.rungs, out.pbt, out.finals, out.initial)
         host = {"config": config_json(self.config), **position, **info}
         self.ckpt.save(self.step, state, arrays, host, arch, best)
         self.step += 1

@@ -182,7 +182,12 @@ def make_program(
         grads = jax.tree.map(lambda g: g * scale, grads)
         opt_state = state.opt_state
         lr = lr_at(hp, state.step, state.monitor.lr_scale)
-        opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": lr})
+        # every injected hyperparameter from hp (equal to the init values unless
+        # population-based training changed this member's hp since)
+        injected = {"learning_rate": lr, "b1": hp["train.b1"], "b2": hp["train.b2"]}
+        injected["weight_decay"] = hp["train.weight_decay"]
+        injected = {k: jnp.asarray(v, opt_state.hyperparams[k].dtype) for k, v in injected.items()}
+        opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, **injected})
         updates, opt_state = tx_update(grads, opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # the update too: finite gradients can still overflow parameters

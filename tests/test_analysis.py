@@ -13,7 +13,8 @@ import yaml
 from scipy import stats as sps
 
 import jaxexp
-from jaxexp import analysis, space
+from jaxexp import analysis, mutation, space, spacefile
+from jaxexp.analysis import output
 from jaxexp.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,14 +47,18 @@ def _cli(*args):
 
 
 def _parses(next_space: dict) -> list:
-    """The proposed parameters through jaxexp.space.parse (without the keys this
-    branch's parser does not know yet: ``when`` and W&B's ``normal``)."""
-    params = {
-        name: {k: v for k, v in spec.items() if k != "when"}
-        for name, spec in next_space["parameters"].items()
-        if spec.get("distribution") != "normal"
-    }
-    return space.parse(params)
+    """The proposed parameters through jaxexp.space.parse (conditions and W&B's
+    normal included); for a space of real config fields ``_loads`` checks the file."""
+    return space.parse(next_space["parameters"])
+
+
+def _loads(path) -> spacefile.SpaceFile:
+    """next_space.yaml through the space-file loader ``--config.sweep.space_file`` uses."""
+    return spacefile.load(str(path))
+
+
+def spacemod_parse(nested: dict) -> list:
+    return space.parse(nested)
 
 
 def _table(n=40, seed=0):
@@ -248,7 +253,7 @@ def test_fix_rule_fires_only_when_all_conditions_hold(gelu, relu, action, why):
         assert a.next_space["parameters"]["act"] == FIX_SPACE["parameters"]["act"]
 
 
-def test_conditional_parameters_are_analysed_only_where_active():
+def test_conditional_parameters_are_analysed_only_where_active(tmp_path):
     rng = np.random.default_rng(5)
     n = 40
     opt = rng.choice(["adam", "sgd"], n)
@@ -269,7 +274,11 @@ def test_conditional_parameters_are_analysed_only_where_active():
     assert row["n"] == len(adam) and row["when"] == "train.optimizer in ['adam']"
     assert row["p"] == pytest.approx(sps.spearmanr(adam["train.b1"], adam["loss"]).pvalue)
     assert a.importance.set_index("parameter").loc["train.b1", "n"] == len(adam)
-    assert a.next_space["parameters"]["train.b1"]["when"] == {"train.optimizer": "adam"}
+    assert a.next_space["parameters"]["train.b1"]["when"] == {"train.optimizer": ["adam"]}
+    path = tmp_path / "next_space.yaml"
+    path.write_text(output.next_space_yaml(a))
+    b1 = next(p for p in spacemod_parse(_loads(path).space) if p.name == "train.b1")
+    assert b1.when == (("train.optimizer", ("adam",)),) and (b1.low, b1.high) == (0.8, 0.95)
     assert a.ranges.set_index("parameter").loc["train.b1", "n"] == len(adam)
 
 
@@ -379,7 +388,9 @@ def test_cli_analyses_a_real_sweep_workdir_end_to_end(tiny, tmp_path):
     assert cont.loc["train.lr", "n"] == 8 and cont.loc["train.lr", "members"] == 16
     nxt = yaml.safe_load((out / "next_space.yaml").read_text())
     assert nxt["metric"] == {"name": "val_mse", "goal": "minimize"} and nxt["num_samples"] == 8
-    assert {q.name for q in _parses(nxt)} == {"train.lr", "train.weight_decay"}
+    loaded = _loads(out / "next_space.yaml")
+    assert (loaded.method, loaded.metric, loaded.goal, loaded.num_samples) == ("random", "val_mse", "min", 8)
+    assert {q.name for q in space.parse(loaded.space)} == {"train.lr", "train.weight_decay"}
     report = (out / "report.md").read_text()
     assert "Configurations: 8** (2 member(s) each)" in report and "### Rules used" in report
     assert "wrote" in p.stdout
@@ -415,3 +426,17 @@ def test_tuple_levels_read_back_from_csv_match_the_declared_ones():
     a = jaxexp.analyze(df, metric="loss", goal="min", space={"model": {"hidden": {"values": [[8], [16, 16]]}}})
     assert list(a.categorical["level"]) == ["(8,)", "(16, 16)"]
     assert a.changes.iloc[0]["action"] == "fix" and a.next_space["parameters"]["model.hidden"] == {"value": [8]}
+
+
+def test_a_mutation_tree_workdir_is_read_with_its_lineage(tiny, tmp_path):
+    c = tiny(train={"lr": space.log_uniform(1e-3, 1e-1)}, model={"dropout": space.uniform(0.0, 0.4)})
+    c.train.epochs, c.engine.plots = 2, False
+    c.sweep.strategy, c.sweep.generations, c.sweep.slots = "mutation", 2, 3
+    wd = tmp_path / "tree"
+    lineage = mutation.run(c, str(wd), progress=False)
+    a = jaxexp.analyze(str(wd), out=str(tmp_path / "out"))
+    assert a.counts["configurations"] == (lineage["status"] == "ok").sum() == 7  # one per node
+    assert {d.name for d in a.dims} == {"train.lr", "model.dropout"} and a.metric == "metric"
+    assert a.lineage is not None and len(a.lineage) == 7 and (tmp_path / "out" / "lineage.png").exists()
+    assert "mutation tree" in (tmp_path / "out" / "report.md").read_text()
+    _loads(tmp_path / "out" / "next_space.yaml")

@@ -16,7 +16,9 @@ from jaxexp.analysis.dims import Dim
 from jaxexp.errors import ConfigError
 
 # Columns that identify or describe a row, never parameters.
-RESERVED = {"member", "config_id", "seed", "status", "number", "node_id", "parent_id", "metric_std", "n_seeds"}
+RESERVED = {"member", "config_id", "seed", "status", "number", "metric_std", "n_seeds"}
+LINEAGE = (("node_id", "parent_id"), ("node", "parent"))  # column pairs that make a lineage tree
+RESERVED |= {c for pair in LINEAGE for c in pair} | {"generation", "mutation", "hypothesis"}
 TOP_PAIRS = 3  # contour tables/plots for the pairs among the 3 most important parameters
 
 
@@ -156,10 +158,13 @@ def analyze(
         goal,
         method or "random",
         num_samples if declared else (num_samples or n),
+        notes,
+        n_configs=n,
     )
     lineage = None
-    if {"node_id", "parent_id"} <= set(table.columns):
-        lineage = rows[["node_id", "parent_id", metric]].reset_index(drop=True)
+    pair = next((pair for pair in LINEAGE if set(pair) <= set(table.columns)), None)
+    if pair is not None:
+        lineage = rows[[*pair, metric]].set_axis(["node_id", "parent_id", metric], axis=1).reset_index(drop=True)
     return Analysis(
         metric=metric,
         goal=goal,

@@ -127,40 +127,9 @@ def flatten_space(space: Mapping | None, where: str = "space") -> dict[str, dict
     return out
 
 
-def _when(name: str, spec: Mapping, names: set, where: str) -> dict:
-    cond = spec.get("when")
-    if cond is None:
-        return {}
-    if not isinstance(cond, Mapping) or not cond:
-        raise ConfigError(f"{where}.{name}: 'when' must map a parent parameter to a value or a list of values")
-    out = {}
-    for parent, values in cond.items():
-        if parent not in names:
-            raise ConfigError(f"{where}.{name}: 'when' names {parent!r}, which is not a parameter of this space")
-        out[str(parent)] = list(values) if isinstance(values, (list, tuple)) else [values]
-    return out
-
-
-def _number(where: str, field: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-        raise ConfigError(f"{where}: '{field}' must be a finite number, got {v!r}")
-    return float(v)
-
-
-def dim_from_spec(name: str, spec: Mapping, when: dict, where: str = "space") -> Dim | None:
-    """The Dim of one declared spec; None for a fixed parameter (nothing to analyse)."""
-    body = {k: v for k, v in spec.items() if k not in _EXTRA_KEYS}
-    if body.get("distribution") == "normal":  # W&B's normal: mu, sigma; unbounded
-        for k in ("mu", "sigma"):
-            _number(f"{where}.{name}", k, body.get(k))
-        return Dim(name, "numeric", declared=True, spec=body, when=when, distribution="normal")
-    (p,) = spacemod.parse({name: body}, prefix=where)
-    return dim_from_param(p, spec=body, when=when)
-
-
 def dim_from_param(p, spec: dict | None = None, when: dict | None = None) -> Dim | None:
     """The Dim of a ``jaxexp.space.Param`` (None for a fixed one)."""
-    when = dict(when if when is not None else (getattr(p, "when", None) or {}))
+    when = dict(when if when is not None else _when_dict(p))
     if p.kind == "fixed":
         return None
     if spec is None:
@@ -201,6 +170,11 @@ def dim_from_param(p, spec: dict | None = None, when: dict | None = None) -> Dim
     )
 
 
+def _when_dict(p) -> dict:
+    """{parent: [values]} of a Param's ``when`` ((parent, values) pairs)."""
+    return {parent: list(values) for parent, values in dict(getattr(p, "when", None) or {}).items()}
+
+
 def param_spec(p) -> dict:
     """The spec dict of a ``jaxexp.space.Param`` (for writing the next space)."""
     if p.kind == "fixed":
@@ -223,24 +197,26 @@ def param_spec(p) -> dict:
 
 
 def dims_from_space(space, where: str = "space") -> tuple[list[Dim], dict[str, dict]]:
-    """(analysed dims, every declared spec incl. fixed ones, with ``when``) of a
-    declared space: a mapping (space file or ``config.sweep.space``) or a list of
-    ``jaxexp.space.Param``."""
+    """(analysed dims, every declared spec incl. fixed ones, ``when`` as
+    {parent: [values]}) of a declared space: a mapping (a space file's, or
+    ``config.sweep.space``) or a list of ``jaxexp.space.Param``.
+
+    Specs are validated by ``jaxexp.space.parse``; the specs written back keep
+    the user's spelling (``log_uniform_values``, ``q``, ``num``).
+    """
     if isinstance(space, (list, tuple)):
-        dims, specs = [], {}
-        for p in space:
-            spec = param_spec(p)
-            when = dict(getattr(p, "when", None) or {})
-            specs[p.name] = {**spec, **({"when": when} if when else {})}
-            d = dim_from_param(p, spec=spec, when=when)
-            if d is not None:
-                dims.append(d)
-        return dims, specs
-    specs = flatten_space(space, where)
-    names = set(specs)
-    dims = []
-    for name, spec in specs.items():
-        d = dim_from_spec(name, spec, _when(name, spec, names, where), where)
+        params, raw = list(space), {p.name: param_spec(p) for p in space}
+    else:
+        raw = flatten_space(space, where)
+        params = spacemod.parse(raw, prefix=where)
+    dims, specs = [], {}
+    for p in params:
+        spec = {k: v for k, v in raw.get(p.name, param_spec(p)).items() if k not in _EXTRA_KEYS}
+        if spec.get("num") == 0:
+            spec.pop("num")  # the default, written by config.json
+        when = _when_dict(p)
+        specs[p.name] = {**spec, **({"when": when} if when else {})}
+        d = dim_from_param(p, spec=spec, when=when)
         if d is not None:
             dims.append(d)
     return dims, specs

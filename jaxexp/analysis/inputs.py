@@ -21,6 +21,8 @@ from jaxexp.errors import ConfigError
 # Columns of members.csv that are results, not parameters.
 _MEMBER_RESULTS = {"epochs_run", "stop_epoch", "diverged_epoch", "best_epoch", "degradation", "finished"}
 _RESULT_PREFIXES = ("best_", "final_", "init_")
+# Mutation trees (lineage.csv) and other lineage tables.
+_LINEAGE = {"node_id", "parent_id", "node", "parent", "generation", "mutation", "hypothesis"}
 # Optuna / W&B bookkeeping columns.
 _META = {
     "number",
@@ -146,7 +148,7 @@ def _guess_params(df: pd.DataFrame, metric: str, notes: list) -> list[str]:
         low = c.lower()
         if c == metric or low in ("member", "config_id", "seed", "status"):
             continue
-        if c in ("node_id", "parent_id") or c in _MEMBER_RESULTS or c.startswith(_RESULT_PREFIXES):
+        if c in _LINEAGE or c in _MEMBER_RESULTS or c.startswith(_RESULT_PREFIXES):
             continue
         if low in _META or low.startswith(_META_PREFIXES) or low == "value":
             continue
@@ -238,6 +240,8 @@ def load_workdir(workdir: str) -> Source:
         raise ConfigError(f"--workdir: {workdir} is not a directory; pass the workdir of a jaxexp sweep")
     members = os.path.join(workdir, "members.csv")
     notes: list[str] = []
+    if not os.path.isfile(members) and os.path.isfile(os.path.join(workdir, "lineage.csv")):
+        return _mutation_tree(workdir)
     if os.path.isfile(members):
         cfg_path = os.path.join(workdir, "config.json")
         if not os.path.isfile(cfg_path):
@@ -274,6 +278,46 @@ def load_workdir(workdir: str) -> Source:
     )
 
 
+def _mutation_tree(workdir: str) -> Source:
+    """A mutation tree's workdir (``sweep.strategy=mutation``): lineage.csv, one
+    row per node (a configuration; its metric is already the mean over seeds),
+    with the space and metric of its generations' config.json."""
+    import glob
+
+    configs = sorted(glob.glob(os.path.join(workdir, "gen_*", "config.json")))
+    if not configs:
+        raise ConfigError(
+            f"--workdir: {workdir} has lineage.csv but no gen_*/config.json; is the tree's first generation done?"
+        )
+    with open(configs[0]) as f:
+        cfg = _config_from(json.load(f), configs[0])
+    path = os.path.join(workdir, "lineage.csv")
+    try:
+        table = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001
+        raise ConfigError(f"--workdir: cannot read {path} ({_first_line(e)})") from None
+    check_metric(table, "metric", path)
+    table = table.rename(columns={"node": "node_id", "parent": "parent_id"})
+    table["config_id"] = table["node_id"]  # one node = one configuration
+    note = (
+        f"mutation tree: lineage.csv holds one row per node, whose metric is the mean over its seeds of each "
+        f"member's best {cfg.metric}; n = nodes"
+    )
+    return Source(
+        table=table,
+        metric="metric",
+        goal=cfg.goal,
+        space=cfg.sweep.space.to_dict(),
+        params=[],
+        method="random",  # a tree's sweep.method is unused; its space holds ranges to sample
+        num_samples=len(table),
+        space_metric=cfg.metric,
+        source=f"{workdir} (mutation tree: lineage.csv)",
+        notes=[note],
+        default_out=os.path.join(workdir, "analysis"),
+    )
+
+
 def _from_checkpoint(workdir: str):
     """(config, members table with best-so-far metrics, note) from the latest
     readable checkpoint step."""
@@ -301,7 +345,8 @@ def _from_checkpoint(workdir: str):
     if host is None:
         raise ConfigError(f"--workdir: no readable checkpoint in {directory} ({'; '.join(errors)})")
     cfg = _config_from(host["config"], f"checkpoint step {step}")
-    history, _, finals, _ = resume.unpack(results, host)
+    parts = resume.unpack(results, host)  # (history, group history, ..., finals, initial)
+    history, finals = parts[0], parts[-2]
     table = population.members_table(cfg)
     hist = pd.concat(history, ignore_index=True) if history else pd.DataFrame(columns=["member", "epoch", "diverged"])
     metric, sign = cfg.metric, core.goal_sign(cfg.goal)

@@ -307,6 +307,18 @@ def spec_text(spec: dict) -> str:
     return f"{spec.get('distribution')} [{_g(spec.get('min'))}, {_g(spec.get('max'))}]"
 
 
+def _griddable(params: dict) -> bool:
+    from jaxexp import space as spacemod
+    from jaxexp.errors import ConfigError
+
+    try:
+        for p in spacemod.parse(params):
+            spacemod.grid_values(p)
+    except ConfigError:
+        return False
+    return True
+
+
 def propose(
     dims: list[Dim],
     specs: dict[str, dict],
@@ -316,6 +328,8 @@ def propose(
     goal: str,
     method: str,
     num_samples: int,
+    notes: list | None = None,
+    n_configs: int = 0,
 ) -> tuple[pd.DataFrame, dict]:
     """(changes table, next space as a YAML-ready dict in the shared schema).
 
@@ -323,6 +337,7 @@ def propose(
     the table, carried over unchanged); without a declared space, the analysed
     parameters' observed ranges are the old specs.
     """
+    notes = notes if notes is not None else []
     declared = bool(specs)
     by_name = {d.name: d for d in dims}
     order = list(specs) if declared else [d.name for d in dims]
@@ -341,6 +356,10 @@ def propose(
         rows.append(
             {"parameter": name, "action": action, "old": spec_text(old), "new": spec_text(new), "evidence": evidence}
         )
+    if method == "grid" and not _griddable(params):
+        method = "random"
+        num_samples = num_samples or n_configs
+        notes.append("method grid -> random in next_space.yaml: a proposed range has no grid points ('num')")
     out = {
         "method": method,
         "metric": {"name": metric, "goal": "minimize" if goal == "min" else "maximize"},

@@ -1,0 +1,314 @@
+"""Space files: W&B-sweep-style YAML search spaces.
+
+::
+
+    method: random            # grid | random | sobol (optional: the config's sweep.method stays)
+    metric: {name: val_mse, goal: minimize}   # optional: sets config.metric / config.goal
+    num_samples: 50           # optional: sets sweep.num_samples (random/sobol)
+    parameters:
+      train.lr: {distribution: log_uniform_values, min: 5.0e-05, max: 3.0e-04}
+      model.activation: {values: [relu, gelu], probabilities: [0.75, 0.25]}
+      train.b1: {distribution: uniform, min: 0.8, max: 0.95, when: {train.optimizer: [adam, adamw]}}
+      train:                  # a nested group: names become train.<key>
+        parameters:
+          epochs: {value: 20}
+
+Parameter specs are those of ``jaxexp.space``. ``load`` checks the file
+(every error is one line naming the key or parameter and the fix; ``check``
+collects them all); ``apply`` puts it into a config; ``resolve`` applies
+``config.sweep.space_file`` when it is set.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import ml_collections
+
+from jaxexp import config as cfgmod
+from jaxexp import space as spacemod
+from jaxexp.errors import ConfigError
+
+TOP_KEYS = ("description", "method", "metric", "num_samples", "parameters")  # description: free text, ignored
+GOALS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
+
+
+class SpaceFile(NamedTuple):
+    """A checked space file; None where the file leaves the config's value."""
+
+    method: str | None
+    metric: str | None
+    goal: str | None  # "min" or "max"
+    num_samples: int | None
+    space: dict  # nested {section: {field: spec}} (dotted names split; ConfigDict-safe)
+    path: str = ""
+
+
+def load(path: str) -> SpaceFile:
+    """Reads and checks a space file; raises ConfigError with the first error."""
+    spacefile, errors = check(path)
+    if errors:
+        raise ConfigError(errors[0])
+    return spacefile
+
+
+def check(path: str) -> tuple[SpaceFile | None, list[str]]:
+    """(the space file or None, every error found as one line each)."""
+    import yaml
+
+    if not os.path.isfile(path):
+        return None, [
+            f"sweep.space_file: no such file {path!r}; give the path of a .yaml space file "
+            "(relative paths resolve against the current directory)"
+        ]
+    try:
+        with open(path) as f:
+            doc = yaml.load(f, Loader=_unique_key_loader())  # yaml.safe_load, refusing repeated keys
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        return None, [f"{path}: not valid YAML ({problem}{where}); fix the file there"]
+    if not isinstance(doc, dict):
+        return None, [f"{path}: expected a mapping with 'parameters' (and optional method, metric, num_samples)"]
+    errors = [
+        f"{path}: unknown top-level key {key!r}; allowed: {', '.join(TOP_KEYS)}" for key in doc if key not in TOP_KEYS
+    ]
+    method = doc.get("method")
+    if method is not None and method not in spacemod.METHODS:
+        errors.append(f"{path}: method: {method!r} is not supported; use one of {', '.join(spacemod.METHODS)}")
+    metric, goal = _metric(path, doc.get("metric"), errors)
+    num_samples = doc.get("num_samples")
+    if num_samples is not None and (
+        isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
+    ):
+        errors.append(f"{path}: num_samples: must be an integer >= 1, got {num_samples!r}")
+    raw = doc.get("parameters")
+    if raw is None:
+        errors.append(f"{path}: missing 'parameters'; add a mapping of dotted config fields to specs")
+        return None, errors
+    if not isinstance(raw, dict) or not raw:
+        errors.append(f"{path}: parameters: expected a non-empty mapping of dotted config fields to specs")
+        return None, errors
+    prefix = f"{path}: parameters"
+    params, param_errors = spacemod.parse_all(raw, prefix)
+    errors.extend(param_errors)
+    errors.extend(check_fields(params, prefix))
+    if method == "grid":
+        for p in params:
+            try:
+                spacemod.grid_values(p, prefix)
+            except ConfigError as e:
+                errors.append(str(e))
+    if errors:
+        return None, errors
+    return SpaceFile(method, metric, goal, num_samples, _nested(raw), path), []
+
+
+def _unique_key_loader():
+    """PyYAML's SafeLoader, but a key repeated in a mapping is an error (safe_load keeps the
+    last one silently: a parameter written twice would lose its first spec)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, (str, int, float, bool)):
+                    continue  # unhashable keys: left to the checks that follow
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return Loader
+
+
+def _metric(path: str, metric: Any, errors: list[str]) -> tuple[str | None, str | None]:
+    if metric is None:
+        return None, None
+    if not isinstance(metric, dict) or "name" not in metric or not isinstance(metric["name"], str):
+        errors.append(f"{path}: metric: expected {{name: METRIC, goal: minimize|maximize}}, got {metric!r}")
+        return None, None
+    extra = sorted(set(metric) - {"name", "goal"})
+    if extra:
+        errors.append(f"{path}: metric: unknown key(s) {extra}; give name and goal")
+    goal = metric.get("goal")
+    if goal is not None and goal not in GOALS:
+        errors.append(f"{path}: metric.goal: {goal!r} is not a goal; use minimize or maximize")
+        goal = None
+    return metric["name"], GOALS.get(goal) if goal is not None else None
+
+
+def check_fields(params: list[spacemod.Param], prefix: str) -> list[str]:
+    """Errors for names that are not sweepable config fields, and for values whose
+    type the field refuses (e.g. a YAML 1.1 float written '1e-5' reads as text)."""
+    base = cfgmod.default_config()
+    fields = set(cfgmod.program_fields(base))
+    errors = []
+    for p in params:
+        if p.name not in fields:
+            try:
+                cfgmod.check_param_names(base, [p.name], where=prefix)
+            except ConfigError as e:
+                errors.append(str(e))
+            continue
+        default = cfgmod.get_path(base, p.name)
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        texts = [v for v in p.values if isinstance(v, str)] if numeric else []
+        if texts:
+            fix = ", ".join(spacemod.yaml_float(v) if spacemod._is_float_text(v) else "a number" for v in texts)
+            errors.append(
+                f"{prefix}.{p.name}: {', '.join(repr(v) for v in texts)} read as text but {p.name} is a number; "
+                f"write {fix} (a YAML float needs a dot and a signed exponent)"
+            )
+    return errors
+
+
+def _nested(raw: dict) -> dict:
+    """The space as nested dicts: dotted names split, W&B groups unwrapped, ``when`` nested."""
+    flat = {}
+
+    def walk(node: dict, path: tuple[str, ...]):
+        for key, child in node.items():
+            sub = path + (str(key),)
+            if isinstance(child, dict) and spacemod._is_spec(child):
+                spec = dict(child)
+                if "when" in spec:
+                    spec["when"] = spacemod.nest(spec["when"])
+                flat[".".join(sub)] = spec
+            elif isinstance(child, dict) and set(child) == {"parameters"}:
+                walk(child["parameters"], sub)
+            else:
+                walk(child, sub)
+
+    walk(raw, ())
+    out: dict = {}
+    for name, spec in flat.items():
+        *parents, leaf = name.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = spec
+    return out
+
+
+def apply(config: ml_collections.ConfigDict, spacefile: SpaceFile) -> ml_collections.ConfigDict:
+    """A copy of ``config`` sweeping ``spacefile``: its space replaces ``sweep.space``;
+    method, num_samples and metric/goal replace the config's where the file gives them.
+    ``sweep.space_file`` is emptied: the copy holds the space itself (config.json,
+    resume and export do not need the file)."""
+    out = ml_collections.ConfigDict(config.to_dict())
+    out.sweep.space = spacefile.space
+    out.sweep.space_file = ""
+    if spacefile.method is not None:
+        out.sweep.method = spacefile.method
+    if spacefile.num_samples is not None:
+        out.sweep.num_samples = spacefile.num_samples
+    if spacefile.metric is not None:
+        out.metric = spacefile.metric
+    if spacefile.goal is not None:
+        out.goal = spacefile.goal
+    out.lock()
+    return out
+
+
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` with ``sweep.space_file`` applied (``config`` itself when it is empty)."""
+    path = config.sweep.space_file
+    if not path:
+        return config
+    return apply(config, load(path))
+
+
+MAX_COUNTED = 20_000  # configurations resolved (about 3 ms each) to count static buckets; more: not counted
+
+
+def describe(config: ml_collections.ConfigDict, source: str = "") -> tuple[list[str], list[str]]:
+    """(report lines, errors) of the sweep ``config`` would run (``jaxexp validate``).
+
+    The report: method, metric, one row per parameter (kind, values or range,
+    condition, how many configurations it is active in, traced or static), the
+    number of configurations and members, and the number of static buckets
+    (compiles), from the resolved member configs of the expansion. Errors: one
+    line each, as many as can be found (specs and conditions are all checked
+    before the space is expanded; each configuration is resolved separately).
+    """
+    from jaxexp import population
+
+    path = config.sweep.space_file
+    if path:
+        spacefile, errors = check(path)
+        if errors:
+            return [], errors
+        config = apply(config, spacefile)
+    params, errors = spacemod.parse_all(config.sweep.space)
+    errors.extend(check_fields(params, "sweep.space"))
+    method, n_samples = config.sweep.method, config.sweep.num_samples
+    n_grid = 1
+    if method not in spacemod.METHODS:
+        errors.append(f"sweep.method: unknown method {method!r}; use one of {', '.join(spacemod.METHODS)}")
+    elif method == "grid":
+        for p in params:
+            try:
+                n_grid *= len(spacemod.grid_values(p))
+            except ConfigError as e:
+                errors.append(str(e))
+    elif n_samples < 1:
+        errors.append(f"sweep.num_samples: method={method!r} needs num_samples >= 1 (got {n_samples})")
+    for check_top in (cfgmod.validate_top, population.recipes):
+        try:
+            check_top(config)
+        except ConfigError as e:
+            errors.append(str(e))
+    if errors:
+        return [], errors
+
+    seeds = config.sweep.seeds
+    head = [
+        f"config: {source or config.name}" + (f"; space file: {path}" if path else ""),
+        f"method: {method}"
+        + (f" ({n_samples} samples, seed {config.seed})" if method != "grid" else "")
+        + f"; metric: {config.metric} ({config.goal})",
+    ]
+    n_configs = n_grid if method == "grid" else n_samples
+    if n_configs > MAX_COUNTED:
+        rows = None
+    else:
+        rows = spacemod.expand(params, method, n_samples, config.seed)
+    table = [("parameter", "kind", "values / range", "condition", "active", "field")]
+    for p in params:
+        kind, shown, cond = spacemod.describe(p)
+        active = f"{sum(r[p.name] is not None for r in rows)}/{len(rows)}" if rows is not None else "?"
+        table.append((p.name, kind, shown, cond, active, "traced" if p.name in cfgmod.TRACED else "static"))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = head + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+    if not params:
+        lines[-1] = "no swept parameters (the base config only)"
+    if rows is None:
+        at_most = " at most (conditions remove some)" if method == "grid" else ""
+        lines.append(f"{n_configs} configurations{at_most}; over {MAX_COUNTED}: static buckets not counted")
+        return lines, []
+
+    one_seed = ml_collections.ConfigDict(config.to_dict())
+    one_seed.sweep.seeds = 1
+    configs = population.members_table(one_seed)
+    members = []
+    for i in range(len(configs)):
+        try:
+            members.extend(population.resolve(config, population.config_rows(config, configs.iloc[[i]])))
+        except ConfigError as e:
+            if str(e) not in errors:
+                errors.append(str(e))
+    if errors:
+        return [], errors
+    n_buckets = len(population.buckets(members))
+    recipes = len(population.recipes(config))
+    per = f" ({recipes} recipes x {len(rows)})" if recipes else ""
+    lines.append(
+        f"{len(configs)} configurations{per} x {seeds} seed(s) = {len(configs) * seeds} members in "
+        f"{n_buckets} static bucket(s) (one compile each: members of a bucket differ only in traced fields)"
+    )
+    return lines, []

@@ -1,0 +1,121 @@
+"""Sweep strategies that act while a sweep runs (host side, pure functions).
+
+Population-based training (``sweep.pbt_*``, Jaderberg et al. 2017): every
+``pbt_interval`` epochs the running members that reached such an epoch are
+ranked by the monitored metric; each of the worst ``floor(pbt_fraction * n)``
+(at least 1 when n >= 2) copies the parameters and optimizer state of a random
+one of the best as many (exploit, on device), takes that member's
+``pbt_params`` and multiplies each by a random factor of ``pbt_perturb``
+(explore; kept inside the parameter's ``sweep.space`` range when it is swept,
+rates below 1). Every copy is logged in ``pbt.csv``.
+
+Successive halving (``sweep.halving_rungs``, ``sweep.halving_eta``): at each
+rung epoch r, a member continues only if its monitored metric at epoch r ranks
+within the top ``max(1, floor(n / eta))`` of the ``n`` members that have
+reached rung r so far (itself included); otherwise it is pruned and its slot
+goes to the next queued member. When every member of a bucket runs at once
+(no queue) all of them reach a rung at the same segment boundary, so this is
+synchronous successive halving exactly (keep the top 1/eta at every rung);
+with a queue, members arriving later are held to the same cut against every
+value recorded so far (the ASHA promotion rule, decided once per arrival).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from jaxexp.errors import ConfigError
+
+
+def check_halving(rungs, eta: float, max_epochs: int | None = None) -> tuple[int, ...]:
+    """Validates ``sweep.halving_rungs`` / ``sweep.halving_eta``; returns the rungs."""
+    rungs = tuple(rungs)
+    if not rungs:
+        return ()
+    if any(isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 1 for r in rungs):
+        raise ConfigError(f"sweep.halving_rungs: epochs must be integers >= 1 (got {rungs})")
+    if any(b <= a for a, b in zip(rungs, rungs[1:])):
+        raise ConfigError(f"sweep.halving_rungs: must increase, e.g. (2, 6, 18) (got {rungs})")
+    if not eta > 1:
+        raise ConfigError(f"sweep.halving_eta: must be > 1, e.g. 3 keeps the top third (got {eta})")
+    if max_epochs is not None and rungs[-1] >= max_epochs:
+        raise ConfigError(
+            f"sweep.halving_rungs: the last rung ({rungs[-1]}) must be < train.epochs ({max_epochs}); "
+            "a rung at or after the last epoch prunes nothing"
+        )
+    return tuple(int(r) for r in rungs)
+
+
+def rung_cut(seen: list[float], arriving: dict[int, float], eta: float) -> set[int]:
+    """The arriving members that continue past a rung.
+
+    seen: values recorded at this rung before (smaller is better; signed by
+    the goal). arriving: {member id: value} reaching the rung now. A member
+    continues when its value is among the best ``max(1, floor(n / eta))`` of
+    all ``n = len(seen) + len(arriving)`` values (ties: lower member id first;
+    a non-finite value never continues).
+    """
+    n = len(seen) + len(arriving)
+    keep = max(1, math.floor(n / eta))
+    pool = [(v, 0, -1) for v in seen] + [(v, 1, m) for m, v in arriving.items()]
+    pool = [(v if np.isfinite(v) else math.inf, new, m) for v, new, m in pool]
+    pool.sort(key=lambda t: (t[0], t[2] if t[1] else -1))  # recorded values rank before equal new ones
+    return {m for v, new, m in pool[:keep] if new and np.isfinite(v)}
+
+
+# Fields population-based training may perturb: read from the traced hp at every step.
+PBT_FIELDS = (
+    "train.lr",
+    "train.weight_decay",
+    "train.b1",
+    "train.b2",
+    "train.grad_clip",
+    "model.dropout",
+    "model.final_dropout",
+    "model.input_dropout",
+)
+
+
+def check_pbt(c) -> None:
+    """Validates the ``sweep.pbt_*`` fields (nothing when pbt_interval is 0)."""
+    sw = c.sweep
+    if sw.pbt_interval == 0:
+        return
+    if sw.pbt_interval < 0:
+        raise ConfigError(f"sweep.pbt_interval: must be >= 0 epochs (got {sw.pbt_interval}); 0 = off")
+    if sw.halving_rungs:
+        raise ConfigError("sweep.pbt_interval: population-based training and sweep.halving_rungs are exclusive")
+    if not 0 < sw.pbt_fraction <= 0.5:
+        raise ConfigError(f"sweep.pbt_fraction: must be in (0, 0.5] (got {sw.pbt_fraction})")
+    if not sw.pbt_perturb or any(f <= 0 for f in sw.pbt_perturb):
+        raise ConfigError(f"sweep.pbt_perturb: give positive factors, e.g. (0.8, 1.25) (got {sw.pbt_perturb})")
+    bad = [f for f in sw.pbt_params if f not in PBT_FIELDS]
+    if bad or not sw.pbt_params:
+        raise ConfigError(f"sweep.pbt_params: {bad or '()'} cannot be perturbed; use some of {', '.join(PBT_FIELDS)}")
+
+
+def pbt_pairs(values: dict[int, float], fraction: float, rng: np.random.Generator) -> dict[int, int]:
+    """{loser: winner} among the members of ``values`` (member -> signed metric,
+    smaller is better; a non-finite value ranks last): each of the worst
+    ``max(1, floor(fraction * n))`` gets a random one of the best as many (n >= 2)."""
+    n = len(values)
+    if n < 2:
+        return {}
+    q = max(1, math.floor(fraction * n))
+    ranked = sorted(values, key=lambda m: (values[m] if np.isfinite(values[m]) else math.inf, m))
+    winners, losers = ranked[:q], ranked[-q:]
+    return {m: winners[int(rng.integers(q))] for m in losers}
+
+
+def pbt_explore(value: float, factors, rng: np.random.Generator, bounds: tuple[float, float] | None, rate: bool):
+    """``value`` times a random factor, kept in ``bounds`` (and below 1 for a rate;
+    a negative rate means "as model.dropout" and is kept)."""
+    factor = float(factors[int(rng.integers(len(factors)))])
+    if rate and value < 0:
+        return float(value)
+    new = float(value) * factor
+    if bounds is not None:
+        new = min(max(new, bounds[0]), bounds[1])
+    return min(new, 0.99) if rate else new
