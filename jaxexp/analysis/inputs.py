@@ -19,7 +19,15 @@ from jaxexp.analysis import core
 from jaxexp.errors import ConfigError
 
 # Columns of members.csv that are results, not parameters.
-_MEMBER_RESULTS = {"epochs_run", "stop_epoch", "diverged_epoch", "best_epoch", "degradation", "finished"}
+_MEMBER_RESULTS = {
+    "epochs_run",
+    "stop_epoch",
+    "diverged_epoch",
+    "pruned_epoch",
+    "best_epoch",
+    "degradation",
+    "finished",
+}
 _RESULT_PREFIXES = ("best_", "final_", "init_")
 # Mutation trees (lineage.csv) and other lineage tables.
 _LINEAGE = {"node_id", "parent_id", "node", "parent", "generation", "mutation", "hypothesis"}
