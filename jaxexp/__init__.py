@@ -30,6 +30,7 @@ def _split_cpu_into_devices() -> None:
 _split_cpu_into_devices()
 
 from jaxexp import space  # noqa: E402
+from jaxexp.analysis import analyze_sweep as analyze  # noqa: E402
 from jaxexp.blending import blend  # noqa: E402
 from jaxexp.checkpoint import ArchitectureMismatchError, load_member  # noqa: E402
 from jaxexp.config import TRACED, default_config  # noqa: E402
@@ -49,6 +50,7 @@ __all__ = [
     "DataError",
     "Results",
     "Task",
+    "analyze",
     "blend",
     "default_config",
     "load_member",

@@ -6,6 +6,8 @@ and ``jaxexp blend --preds=FILE --metric=mae --step=0.01 --workdir=DIR``.
   python -m jaxexp.main sweep --config=configs/quickstart.py --config.train.epochs=5 --workdir=/tmp/qs5
   jaxexp blend --preds=preds.csv --metric=mae --step=0.01 --weights=50/30/20,53/27/20 --workdir=/tmp/bl
   jaxexp blend --demo --workdir=/tmp/demo        # the three-model plateau story of issue #6
+  jaxexp analyze --workdir=/tmp/qs                # statistics, elites, boundary hits, next_space.yaml
+  jaxexp analyze --table=trials.csv --metric=value --goal=min [--space=space.yaml]
   jaxexp validate configs/space_v3.yaml           # a space file (on --config, default the quickstart)
   jaxexp validate configs/quickstart.py --config.sweep.method=random  # a config file's sweep
 
@@ -23,7 +25,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-COMMANDS = ("sweep", "train", "export", "inspect", "blend", "validate")
+COMMANDS = ("sweep", "train", "export", "inspect", "blend", "validate", "analyze")
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "quickstart.py")
 
 
@@ -37,7 +39,9 @@ def _define_flags() -> None:
     )
     flags.DEFINE_string("workdir", None, "Directory for config.json, members.csv, history.csv, report.md.")
     flags.DEFINE_integer("member", None, "export: the member id whose best parameters are exported.")
-    flags.DEFINE_string("out", None, "export: path of the member checkpoint to write (must not exist).")
+    flags.DEFINE_string(
+        "out", None, "export: path of the member checkpoint to write (must not exist); analyze: output folder."
+    )
     flags.DEFINE_bool("distributed", False, "sweep/train: join a multi-process run (jax.distributed.initialize).")
     flags.DEFINE_string(
         "coordinator_address", "", "--distributed: host:port of process 0 (default: JAX_COORDINATOR_ADDRESS/SLURM)."
@@ -45,6 +49,7 @@ def _define_flags() -> None:
     flags.DEFINE_integer("num_processes", 0, "--distributed: number of processes (default: from SLURM/Open MPI).")
     flags.DEFINE_integer("process_id", -1, "--distributed: this process's index (default: from SLURM/Open MPI).")
     _define_blend_flags()
+    _define_analyze_flags()
 
 
 def _define_blend_flags() -> None:
@@ -78,6 +83,18 @@ def _define_blend_flags() -> None:
     f.DEFINE_bool("overwrite", False, "blend: replace results already in --workdir.")
 
 
+def _define_analyze_flags() -> None:
+    """Flags of ``jaxexp analyze`` (it also reads --workdir, --metric, --out)."""
+    for name, help_ in (
+        ("table", "analyze: CSV with one row per trial (Optuna trials_dataframe(), W&B runs export, any table)."),
+        ("goal", "analyze --table: min or max (minimize/maximize accepted)."),
+        ("space", "analyze --table: optional W&B-style space YAML (kinds and declared ranges)."),
+    ):
+        if name not in flags.FLAGS:  # another command may define the same flag
+            flags.DEFINE_string(name, None, help_)
+    flags.DEFINE_float("elite_quantile", 0.2, "analyze: top share of configurations that are elites (at least 3).")
+
+
 def _fail(message: str) -> None:
     print(f"jaxexp: error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -102,6 +119,9 @@ def main(argv: list[str]) -> None:
         return
     if args[0] in ("export", "inspect"):
         _checkpoint_command(args)
+        return
+    if args[0] == "analyze":
+        _analyze()
         return
     workdir = flags.FLAGS.workdir
     if not workdir:
@@ -266,6 +286,45 @@ def _blend(workdir: str) -> None:
     if s.get("crossfit"):
         parts.append(s["crossfit"]["verdict"])
     print("; ".join(parts))
+
+
+def _analyze() -> None:
+    from jaxexp import analysis
+    from jaxexp.errors import ConfigError
+
+    F = flags.FLAGS
+    if bool(F.workdir) == bool(F.table):
+        _fail("analyze: pass one of --workdir=DIR (a jaxexp sweep) or --table=FILE.csv --metric=NAME --goal=min|max")
+    metric = F.metric if F["metric"].present else None  # its default belongs to blend
+    if F.workdir and (metric or F.goal or F.space):
+        _fail("--workdir: metric, goal and space come from the sweep's config; drop --metric/--goal/--space")
+    try:
+        if F.workdir:
+            src = analysis.load_workdir(F.workdir)
+        else:
+            src = analysis.load_table(F.table, metric, F.goal, F.space)
+        a = analysis.analyze(
+            src.table,
+            src.metric,
+            src.goal,
+            space=src.space,
+            params=src.params,
+            elite_quantile=F.elite_quantile,
+            method=src.method,
+            num_samples=src.num_samples,
+            space_metric=src.space_metric,
+            source=src.source,
+            notes=src.notes,
+        )
+        out = F.out or src.default_out
+        analysis.write(a, out)
+    except ConfigError as e:
+        _fail(str(e))
+    actions = a.changes["action"].value_counts().to_dict()
+    print(
+        f"wrote {out}/report.md and next_space.yaml: {a.counts['configurations']} configurations, "
+        f"{a.counts['elites']} elites; " + ", ".join(f"{n} {k}" for k, n in actions.items())
+    )
 
 
 def _validate(path: str) -> None:

@@ -1,0 +1,578 @@
+"""Per-parameter statistics of a sweep: pure functions over one table.
+
+Input: one row per trial/member with parameter columns and a metric column
+(optionally ``config_id``/``seed``/``status``). Rows whose status is not ok
+(diverged, failed, pruned) or whose metric is not finite are left out and
+counted. Members of one configuration (same ``config_id``, or, without that
+column, the same parameter values) are averaged first: seeds of one
+configuration are not independent samples of the parameters' effect, so every
+test below has n = configurations.
+
+Tests (two-sided): numeric parameters, Spearman's rho (``scipy.stats.spearmanr``
+via ``jaxexp.stats.correlation``); booleans, True minus False with Welch's
+t-test (unequal variances) and its 95% interval; levels (categorical and
+numeric choices), per-level mean with a 95% t-interval, best vs worst level
+(Welch) and Kruskal-Wallis across levels. Benjamini-Hochberg adjusted p-values
+(``p_bh``) are computed over all per-parameter tests together (Spearman,
+boolean Welch, Kruskal-Wallis). A conditional parameter is analysed only on
+rows where it is active (its cell is not NaN).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from jaxexp import stats
+from jaxexp.analysis.dims import Dim, as_bool_column, hashable, match_level, to_scale
+from jaxexp.errors import ConfigError
+
+OK_STATUS = {"ok", "complete", "finished"}  # jaxexp, Optuna (COMPLETE), W&B (finished)
+MIN_CONFIGS = 5  # fewer usable configurations: no analysis
+MIN_ELITES = 3
+# Outer share of a range that counts as "at the bound". Not 10%: elites are the top
+# 20%, so even a perfect monotone trend puts only half of them in the outer 10% of a
+# continuous range, and a 10% zone with a 50% share would be at chance on the
+# clearest trend. An optimum in the middle puts none there.
+ZONE = 0.20
+BOUNDARY_SHARE = 0.5  # elites' share in that zone needed for a boundary hit
+BOUNDARY_ALPHA = 0.05  # ... and its one-sided hypergeometric p below this
+
+
+def goal_sign(goal: str) -> float:
+    """+1 where smaller is better."""
+    return 1.0 if goal == "min" else -1.0
+
+
+def normalize_goal(goal: str | None, where: str = "--goal") -> str:
+    g = str(goal or "").strip().lower()
+    if g in ("min", "minimize", "minimise"):
+        return "min"
+    if g in ("max", "maximize", "maximise"):
+        return "max"
+    raise ConfigError(f"{where}: must be min or max (minimize/maximize accepted), got {goal!r}")
+
+
+def bh_adjust(p) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (NaN stays NaN and is not counted):
+    p_(i) * m / i, made monotone from the largest down, capped at 1."""
+    p = np.asarray(p, np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    ps = p[ok]
+    order = np.argsort(ps, kind="stable")
+    ranked = ps[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    adj = np.empty(m)
+    adj[order] = np.minimum(ranked, 1.0)
+    out[ok] = adj
+    return out
+
+
+# ----------------------------------------------------------------------------- trials -> configurations
+
+
+def normalize_column(d: Dim, col: pd.Series) -> pd.Series:
+    """The column as the analysis reads it: floats for numeric dims, True/False
+    for booleans, declared levels for categoricals; NaN where inactive."""
+    if d.kind == "numeric":
+        num = pd.to_numeric(col, errors="coerce")
+        bad = col.notna() & num.isna()
+        if bad.any():
+            raise ConfigError(
+                f"{d.name}: declared numeric but holds {col[bad].iloc[0]!r}; fix the column or the space's spec"
+            )
+        return num.astype(np.float64)
+    if d.kind == "boolean":
+        b = as_bool_column(col)
+        if b is None:
+            bad = col.dropna().iloc[0] if col.notna().any() else None
+            raise ConfigError(f"{d.name}: declared True/False but holds {bad!r}; fix the column or the space's spec")
+        return b
+    if d.declared:
+        return col.map(lambda v: match_level(v, d.levels), na_action="ignore").astype(object)
+    return col.map(str, na_action="ignore").astype(object)
+
+
+def usable_rows(table: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict]:
+    """(rows with status ok and a finite metric, counts of what was left out)."""
+    value = pd.to_numeric(table[metric], errors="coerce")
+    keep = np.ones(len(table), bool)
+    counts = {"rows": len(table), "excluded": {}}
+    if "status" in table.columns:
+        status = table["status"].astype(str).str.strip().str.lower()
+        bad = ~status.isin(OK_STATUS)
+        for s, n in status[bad].value_counts().items():
+            counts["excluded"][f"status {s}"] = int(n)
+        keep &= ~bad.to_numpy()
+    nonfinite = keep & ~np.isfinite(value.to_numpy(np.float64))
+    if nonfinite.any():
+        counts["excluded"]["metric not finite"] = int(nonfinite.sum())
+    keep &= ~nonfinite
+    out = table[keep].copy()
+    out[metric] = value[keep].astype(np.float64)
+    counts["usable"] = int(keep.sum())
+    return out, counts
+
+
+def aggregate_seeds(rows: pd.DataFrame, dims: list[Dim], metric: str) -> pd.DataFrame:
+    """One row per configuration: the parameters, the mean metric over its
+    members (``metric``), ``n_seeds`` and ``metric_std`` (sample std, NaN for one).
+
+    Configurations are ``config_id`` when present, else equal parameter values.
+    """
+    names = [d.name for d in dims]
+    keys = ["config_id"] if "config_id" in rows.columns else names
+    if not keys:
+        raise ConfigError("parameters: none to analyse; the table has no parameter column that varies")
+    # NaN keys (inactive conditional parameters) are real groups, not dropped rows
+    g = rows.groupby(keys, sort=False, dropna=False)
+    out = pd.DataFrame({metric: g[metric].mean(), "n_seeds": g[metric].size(), "metric_std": g[metric].std(ddof=1)})
+    others = [n for n in names if n not in keys]
+    if others:
+        out = g[others].first().join(out)  # first non-NaN: members of a configuration agree
+    out = out.reset_index()
+    cols = [*(["config_id"] if "config_id" in out.columns else []), *names, metric, "n_seeds", "metric_std"]
+    return out[cols]
+
+
+def sort_best_first(configs: pd.DataFrame, metric: str, goal: str) -> pd.DataFrame:
+    return configs.sort_values(metric, ascending=(goal == "min"), kind="stable").reset_index(drop=True)
+
+
+def n_elites(n: int, quantile: float) -> int:
+    """Top ``quantile`` of n configurations, at least MIN_ELITES (at most n)."""
+    return min(n, max(MIN_ELITES, math.ceil(quantile * n - 1e-9)))
+
+
+# ----------------------------------------------------------------------------- per-parameter tests
+
+
+def _better(sign: float, slope: float) -> str:
+    if not np.isfinite(slope) or slope == 0:
+        return ""
+    return "higher" if sign * slope < 0 else "lower"
+
+
+def continuous(configs: pd.DataFrame, dims: list[Dim], metric: str, goal: str) -> pd.DataFrame:
+    """Spearman rho and its p-value of every numeric parameter against the metric
+    (one row per parameter; n = configurations where it is active)."""
+    rows = []
+    for d in dims:
+        if d.kind != "numeric":
+            continue
+        act = configs[d.name].notna()
+        c = stats.correlation(configs.loc[act, d.name], configs.loc[act, metric])
+        rows.append(
+            {
+                "parameter": d.name,
+                "n": int(act.sum()),
+                "members": int(configs.loc[act, "n_seeds"].sum()),
+                "rho": c["spearman_rho"],
+                "p": c["spearman_p"],
+                "pearson_r": c["pearson_r"],
+                "better": _better(goal_sign(goal), c["spearman_rho"]),
+                "scale": "log" if d.log else "linear",
+                "when": _when_text(d),
+            }
+        )
+    return pd.DataFrame(rows, columns=_CONT_COLS)
+
+
+_CONT_COLS = ["parameter", "n", "members", "rho", "p", "pearson_r", "better", "scale", "when"]
+
+
+def _when_text(d: Dim) -> str:
+    return "; ".join(f"{k} in {v}" for k, v in d.when.items())
+
+
+def boolean(configs: pd.DataFrame, dims: list[Dim], metric: str, goal: str) -> pd.DataFrame:
+    """True vs False: per-level mean and 95% t-interval, the difference of means
+    (True - False) with its Welch interval and p-value, and the relative effect
+    |difference| / |mean(False)| in percent."""
+    rows = []
+    for d in dims:
+        if d.kind != "boolean":
+            continue
+        col = configs[d.name]
+        t = configs.loc[col.map(lambda v: v is True or v is np.True_, na_action="ignore").fillna(False), metric]
+        f = configs.loc[col.map(lambda v: v is False or v is np.False_, na_action="ignore").fillna(False), metric]
+        it, if_, w = stats.interval(t), stats.interval(f), stats.welch(t, f)
+        rows.append(
+            {
+                "parameter": d.name,
+                "n_true": it["n"],
+                "n_false": if_["n"],
+                "mean_true": it["mean"],
+                "ci_true_low": it["ci_low"],
+                "ci_true_high": it["ci_high"],
+                "mean_false": if_["mean"],
+                "ci_false_low": if_["ci_low"],
+                "ci_false_high": if_["ci_high"],
+                "diff": w["diff"],
+                "diff_ci_low": w["diff_ci_low"],
+                "diff_ci_high": w["diff_ci_high"],
+                "p": w["p_value"],
+                "effect_pct": _rel(w["diff"], if_["mean"]),
+                "better": "" if not np.isfinite(w["diff"]) or w["diff"] == 0 else str(goal_sign(goal) * w["diff"] < 0),
+                "when": _when_text(d),
+            }
+        )
+    return pd.DataFrame(rows, columns=_BOOL_COLS)
+
+
+_BOOL_COLS = [
+    "parameter",
+    "n_true",
+    "n_false",
+    "mean_true",
+    "ci_true_low",
+    "ci_true_high",
+    "mean_false",
+    "ci_false_low",
+    "ci_false_high",
+    "diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "p",
+    "effect_pct",
+    "better",
+    "when",
+]
+
+
+def _rel(diff: float, ref: float) -> float:
+    """100 * |diff| / |ref| (NaN when undefined)."""
+    if not (np.isfinite(diff) and np.isfinite(ref)) or ref == 0:
+        return np.nan
+    return 100.0 * abs(diff) / abs(ref)
+
+
+def level_key(v) -> str:
+    """A level's label in tables (and the key grouping a column's values)."""
+    v = hashable(v)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _levels(d: Dim, col: pd.Series) -> list:
+    """The levels present in a column, declared order first."""
+    present = col.dropna()
+    keys = present.map(level_key)
+    order = [lv for lv in d.levels if level_key(lv) in set(keys)] if d.levels else []
+    seen = {level_key(v) for v in order}
+    extra = sorted({k for k in keys if k not in seen})
+    return [level_key(v) for v in order] + extra
+
+
+def categorical(configs: pd.DataFrame, dims: list[Dim], metric: str, goal: str, elite_mask) -> pd.DataFrame:
+    """Per level (of categoricals and numeric choices): n, mean, 95% t-interval,
+    elites at that level; per parameter (repeated on its rows): best and worst
+    level by mean, best minus worst (Welch p) and Kruskal-Wallis across levels."""
+    sign = goal_sign(goal)
+    rows = []
+    for d in dims:
+        if not (d.kind == "categorical" or (d.kind == "numeric" and d.choice)):
+            continue
+        col = configs[d.name]
+        keys = col.map(level_key, na_action="ignore")
+        levels = _levels(d, col)
+        per = []
+        for lv in levels:
+            sel = (keys == lv).to_numpy()
+            iv = stats.interval(configs.loc[sel, metric])
+            per.append(
+                {"level": lv, **iv, "elites": int((sel & elite_mask).sum()), "_values": configs.loc[sel, metric]}
+            )
+        scored = [r for r in per if r["n"] > 0]
+        scored.sort(key=lambda r: sign * r["mean"])
+        best, worst = (scored[0], scored[-1]) if scored else (None, None)
+        w = stats.welch(best["_values"], worst["_values"]) if best is not None and len(scored) > 1 else {}
+        groups = [r["_values"].to_numpy() for r in scored if r["n"] > 0]
+        try:
+            kw_p = sps.kruskal(*groups).pvalue if len(groups) > 1 else np.nan
+        except ValueError:  # every value identical
+            kw_p = np.nan
+        for rank, r in enumerate(scored, 1):
+            r["rank"] = rank
+        for r in per:
+            rows.append(
+                {
+                    "parameter": d.name,
+                    "level": r["level"],
+                    "n": r["n"],
+                    "mean": r["mean"],
+                    "std": r["std"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                    "elites": r["elites"],
+                    "rank": r.get("rank", np.nan),
+                    "best_level": best["level"] if best else "",
+                    "worst_level": worst["level"] if worst else "",
+                    "best_vs_worst_diff": w.get("diff", np.nan),
+                    "best_vs_worst_p": w.get("p_value", np.nan),
+                    "best_vs_worst_effect_pct": _rel(w.get("diff", np.nan), worst["mean"]) if worst else np.nan,
+                    "kruskal_p": kw_p,
+                    "when": _when_text(d),
+                }
+            )
+    return pd.DataFrame(rows, columns=_CAT_COLS)
+
+
+_CAT_COLS = [
+    "parameter",
+    "level",
+    "n",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "elites",
+    "rank",
+    "best_level",
+    "worst_level",
+    "best_vs_worst_diff",
+    "best_vs_worst_p",
+    "best_vs_worst_effect_pct",
+    "kruskal_p",
+    "when",
+]
+
+
+def add_bh(cont: pd.DataFrame, boo: pd.DataFrame, cat: pd.DataFrame) -> int:
+    """Adds ``p_bh`` (continuous, boolean) and ``kruskal_p_bh`` (categorical):
+    one Benjamini-Hochberg family of every per-parameter test. Returns m."""
+    cat_p = cat.drop_duplicates("parameter")[["parameter", "kruskal_p"]]
+    ps = np.concatenate([cont["p"].to_numpy(float), boo["p"].to_numpy(float), cat_p["kruskal_p"].to_numpy(float)])
+    adj = bh_adjust(ps)
+    n1, n2 = len(cont), len(boo)
+    cont.insert(cont.columns.get_loc("p") + 1, "p_bh", adj[:n1])
+    boo.insert(boo.columns.get_loc("p") + 1, "p_bh", adj[n1 : n1 + n2])
+    cat["kruskal_p_bh"] = cat["parameter"].map(dict(zip(cat_p["parameter"], adj[n1 + n2 :])))
+    return int(np.isfinite(ps).sum())
+
+
+# ----------------------------------------------------------------------------- elites, ranges, boundaries
+
+
+def _share(d: Dim, x: np.ndarray) -> float:
+    """Fraction of the range [low, high] (on the parameter's scale) that x spans."""
+    if len(x) == 0 or not d.bounded or d.high == d.low:
+        return np.nan
+    if d.choice:  # levels: the span in level positions
+        idx = [_level_index(d, v) for v in x]
+        return (max(idx) - min(idx)) / max(1, len(d.levels) - 1) if None not in idx else np.nan
+    s = to_scale(d, x)
+    lo, hi = to_scale(d, [d.low, d.high])
+    return float((s.max() - s.min()) / (hi - lo))
+
+
+def _level_index(d: Dim, v) -> int | None:
+    nums = sorted(float(lv) for lv in d.levels)
+    try:
+        return nums.index(float(v))
+    except ValueError:
+        return None
+
+
+def _counts_text(values: pd.Series) -> str:
+    vc = values.map(level_key).value_counts()
+    return ", ".join(f"{k}:{n}" for k, n in vc.items())
+
+
+def ranges(configs: pd.DataFrame, dims: list[Dim], elite_mask: np.ndarray) -> pd.DataFrame:
+    """Empirical ranges of all configurations vs the elites (active rows only)."""
+    rows = []
+    for d in dims:
+        col = configs[d.name]
+        act = col.notna().to_numpy()
+        el = act & elite_mask
+        row = {
+            "parameter": d.name,
+            "kind": d.kind + (" (levels)" if d.kind == "numeric" and d.choice else ""),
+            "range_source": "declared" if d.declared else "observed",
+            "range_low": d.low if d.kind == "numeric" else np.nan,
+            "range_high": d.high if d.kind == "numeric" else np.nan,
+            "scale": "log" if d.log else "linear",
+            "n": int(act.sum()),
+            "elites": int(el.sum()),
+        }
+        if d.kind == "numeric":
+            x, xe = col[act].to_numpy(float), col[el].to_numpy(float)
+            row.update(
+                all_min=x.min() if len(x) else np.nan,
+                all_max=x.max() if len(x) else np.nan,
+                elite_min=xe.min() if len(xe) else np.nan,
+                elite_max=xe.max() if len(xe) else np.nan,
+                elite_median=float(np.median(xe)) if len(xe) else np.nan,
+                elite_span_pct=100 * _share(d, xe),
+            )
+        if d.choice or d.kind != "numeric":
+            row.update(all_levels=_counts_text(col[act]), elite_levels=_counts_text(col[el]))
+        rows.append(row)
+    cols = [
+        "parameter",
+        "kind",
+        "range_source",
+        "range_low",
+        "range_high",
+        "scale",
+        "n",
+        "elites",
+        "all_min",
+        "all_max",
+        "elite_min",
+        "elite_max",
+        "elite_median",
+        "elite_span_pct",
+        "all_levels",
+        "elite_levels",
+    ]
+    return pd.DataFrame(rows).reindex(columns=cols)
+
+
+def boundary_test(d: Dim, x_all: np.ndarray, x_elite: np.ndarray) -> list[dict]:
+    """Are the elites piled at a bound of the range? One row per side.
+
+    "At the bound" = in the outer ``ZONE`` (20%) of the range on the
+    parameter's scale (log for log distributions); for levels, the extreme level
+    (and any other in that zone). A hit needs both: at least ``BOUNDARY_SHARE``
+    (50%) of the elites there, and more than chance puts there: the one-sided
+    hypergeometric p (drawing that many elites from all configurations, given
+    how many of them are at the bound) below ``BOUNDARY_ALPHA`` (0.05). A sweep
+    that put many trials at the bound (a grid) therefore needs more elites
+    there, and an interior optimum (elites in the middle) never fires.
+    """
+    if not d.bounded or d.high <= d.low or len(x_elite) < MIN_ELITES:
+        return []
+    s_all, s_el = to_scale(d, x_all), to_scale(d, x_elite)
+    lo, hi = to_scale(d, [d.low, d.high])
+    width = ZONE * (hi - lo)
+    out = []
+    for side, bound, in_zone in (
+        ("low", d.low, lambda s: s <= lo + width),
+        ("high", d.high, lambda s: s >= hi - width),
+    ):
+        a, e = int(in_zone(s_all).sum()), int(in_zone(s_el).sum())
+        n, k = len(s_all), len(s_el)
+        p = float(sps.hypergeom.sf(e - 1, n, a, k)) if e > 0 else 1.0
+        edge = lo + width if side == "low" else hi - width
+        out.append(
+            {
+                "parameter": d.name,
+                "side": side,
+                "bound": bound,
+                "zone": f"{'<=' if side == 'low' else '>='} {float(np.exp(edge) if d.log else edge):.4g}",
+                "elites_at": e,
+                "elites": k,
+                "elite_share": e / k,
+                "all_at": a,
+                "all": n,
+                "all_share": a / n if n else np.nan,
+                "p": p,
+                "hit": bool(e / k >= BOUNDARY_SHARE and p < BOUNDARY_ALPHA),
+            }
+        )
+    return out
+
+
+def boundaries(configs: pd.DataFrame, dims: list[Dim], elite_mask: np.ndarray) -> pd.DataFrame:
+    rows = []
+    for d in dims:
+        if d.kind != "numeric":
+            continue
+        col = configs[d.name]
+        act = col.notna().to_numpy()
+        rows += boundary_test(d, col[act].to_numpy(float), col[act & elite_mask].to_numpy(float))
+    cols = ["parameter", "side", "bound", "zone", "elites_at", "elites", "elite_share", "all_at", "all", "all_share"]
+    return pd.DataFrame(rows, columns=[*cols, "p", "hit"])
+
+
+# ----------------------------------------------------------------------------- fix checks, contours
+
+
+def top_level_check(configs: pd.DataFrame, d: Dim, metric: str, goal: str, elite_mask) -> dict | None:
+    """When every active elite (>= MIN_ELITES) shares one level L: L vs the
+    other levels, mean metric, Welch p and the relative effect (positive: L is
+    better) used by the FIX rule. None otherwise."""
+    col = configs[d.name]
+    act = col.notna().to_numpy()
+    keys = col.map(level_key, na_action="ignore")
+    el = keys[act & elite_mask]
+    if len(el) < MIN_ELITES or el.nunique() != 1:
+        return {"shared": False, "elites": len(el), "level": None} if len(el) else None
+    level = el.iloc[0]
+    at = (keys == level).to_numpy() & act
+    rest = act & ~at
+    w = stats.welch(configs.loc[at, metric], configs.loc[rest, metric])
+    mean_rest = configs.loc[rest, metric].mean() if rest.any() else np.nan
+    gain = -goal_sign(goal) * w["diff"] / abs(mean_rest) if np.isfinite(mean_rest) and mean_rest != 0 else np.nan
+    value = next((lv for lv in d.levels if level_key(lv) == level), level) if d.levels else level
+    return {
+        "shared": True,
+        "elites": len(el),
+        "level": level,
+        "value": value,
+        "mean_at": configs.loc[at, metric].mean(),
+        "mean_rest": mean_rest,
+        "n_rest": int(rest.sum()),
+        "effect": gain,
+        "p": w["p_value"],
+    }
+
+
+def bins(d: Dim, col: pd.Series, n_bins: int = 5) -> tuple[pd.Series, list[tuple]]:
+    """(bin label per row, [(label, low, high)]) of a column: equal-width bins on
+    the parameter's scale over its range for continuous ranges, one bin per level
+    otherwise (and for numeric columns with few distinct values)."""
+    present = col.dropna()
+    if d.kind != "numeric" or d.choice or present.nunique() <= n_bins:
+        labels = _levels(d, col)
+        return col.map(level_key, na_action="ignore"), [(lv, np.nan, np.nan) for lv in labels]
+    lo, hi = (d.low, d.high) if d.bounded else (present.min(), present.max())
+    s_lo, s_hi = to_scale(d, [lo, hi])
+    edges = np.linspace(s_lo, s_hi, n_bins + 1)
+    s = pd.Series(np.nan, index=col.index)
+    s[present.index] = to_scale(d, present.to_numpy(float))
+    idx = np.clip(np.searchsorted(edges, s.to_numpy(), side="right") - 1, 0, n_bins - 1)
+    spec = []
+    for i in range(n_bins):
+        a, b = (float(np.exp(edges[i])), float(np.exp(edges[i + 1]))) if d.log else (edges[i], edges[i + 1])
+        spec.append((f"{a:.3g}-{b:.3g}", a, b))
+    labels = pd.Series([spec[i][0] for i in idx], index=col.index).where(col.notna())
+    return labels, spec
+
+
+def contour(configs: pd.DataFrame, a: Dim, b: Dim, metric: str, goal: str) -> pd.DataFrame:
+    """Binned mean metric over a pair of parameters (rows where both are active):
+    one row per (bin of a, bin of b) with n, mean, best and the bins' edges."""
+    both = configs[a.name].notna() & configs[b.name].notna()
+    part = configs[both]
+    la, spec_a = bins(a, part[a.name])
+    lb, spec_b = bins(b, part[b.name])
+    best = np.min if goal == "min" else np.max
+    rows = []
+    for ka, a_lo, a_hi in spec_a:
+        for kb, b_lo, b_hi in spec_b:
+            vals = part.loc[(la == ka) & (lb == kb), metric]
+            rows.append(
+                {
+                    f"{a.name}_bin": ka,
+                    f"{a.name}_low": a_lo,
+                    f"{a.name}_high": a_hi,
+                    f"{b.name}_bin": kb,
+                    f"{b.name}_low": b_lo,
+                    f"{b.name}_high": b_hi,
+                    "n": len(vals),
+                    f"mean_{metric}": vals.mean() if len(vals) else np.nan,
+                    f"best_{metric}": best(vals) if len(vals) else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)

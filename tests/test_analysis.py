@@ -1,0 +1,442 @@
+"""jaxexp analyze: statistics against scipy, seeds, boundaries, the next-space
+rules, table formats, and the CLI on a real tiny sweep."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats as sps
+
+import jaxexp
+from jaxexp import analysis, mutation, space, spacefile
+from jaxexp.analysis import output
+from jaxexp.errors import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FILES = (
+    "continuous.csv",
+    "boolean.csv",
+    "categorical.csv",
+    "elites.csv",
+    "ranges.csv",
+    "boundaries.csv",
+    "importance.csv",
+    "changes.csv",
+    "report.md",
+    "next_space.yaml",
+    "metric_vs_params.png",
+    "parallel.png",
+)
+
+
+def _cli(*args):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    return subprocess.run(
+        [sys.executable, "-m", "jaxexp.main", "analyze", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _parses(next_space: dict) -> list:
+    """The proposed parameters through jaxexp.space.parse (conditions and W&B's
+    normal included); for a space of real config fields ``_loads`` checks the file."""
+    return space.parse(next_space["parameters"])
+
+
+def _loads(path) -> spacefile.SpaceFile:
+    """next_space.yaml through the space-file loader ``--config.sweep.space_file`` uses."""
+    return spacefile.load(str(path))
+
+
+def spacemod_parse(nested: dict) -> list:
+    return space.parse(nested)
+
+
+def _table(n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    lr = np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), n))
+    depth = rng.integers(2, 7, n)
+    sched = rng.choice([True, False], n)
+    act = rng.choice(["relu", "gelu", "tanh"], n)
+    y = (np.log10(lr) + 2.5) ** 2 - 0.3 * depth + 0.5 * (~sched) + 0.2 * (act == "relu") + 0.3 * rng.normal(size=n)
+    return pd.DataFrame({"lr": lr, "depth": depth, "sched": sched, "act": act, "loss": y})
+
+
+# ----------------------------------------------------------------------------- statistics vs scipy
+
+
+def test_spearman_rho_and_p_equal_scipy_on_the_same_table():
+    df = _table()
+    a = jaxexp.analyze(df, metric="loss", goal="min")
+    cont = a.continuous.set_index("parameter")
+    for name in ("lr", "depth"):
+        rho, p = sps.spearmanr(df[name], df["loss"])
+        assert cont.loc[name, "rho"] == pytest.approx(rho, rel=1e-12)
+        assert cont.loc[name, "p"] == pytest.approx(p, rel=1e-12)
+        assert cont.loc[name, "n"] == len(df)
+    assert a.counts["configurations"] == len(df) and not a.declared
+
+
+def test_benjamini_hochberg_equals_a_hand_computation_and_scipy():
+    p = [0.01, 0.04, 0.03, 0.20]
+    # sorted 0.01, 0.03, 0.04, 0.20 -> x4/1, x4/2, x4/3, x4/4 = 0.04, 0.06, 0.0533, 0.20; monotone from the top
+    hand = [0.04, 0.16 / 3, 0.16 / 3, 0.20]
+    assert analysis.bh_adjust(p) == pytest.approx(hand)
+    assert analysis.bh_adjust(p) == pytest.approx(sps.false_discovery_control(p))
+    with_nan = analysis.bh_adjust([0.01, np.nan, 0.04, 0.03, 0.20])
+    assert np.isnan(with_nan[1]) and with_nan[[0, 2, 3, 4]] == pytest.approx(hand)
+    a = jaxexp.analyze(_table(), metric="loss", goal="min")  # one family over every per-parameter test
+    cat = a.categorical.drop_duplicates("parameter")
+    ps = [*a.continuous["p"], *a.boolean["p"], *cat["kruskal_p"]]
+    assert a.bh_tests == len(ps) == 5  # lr, depth (Spearman); sched (Welch); act, depth's levels (Kruskal)
+    adjusted = [*a.continuous["p_bh"], *a.boolean["p_bh"], *cat["kruskal_p_bh"]]
+    assert adjusted == pytest.approx(list(sps.false_discovery_control(ps)))
+
+
+def test_boolean_and_categorical_statistics_equal_scipy():
+    df = _table()
+    a = jaxexp.analyze(df, metric="loss", goal="min")
+    t, f = df.loc[df["sched"], "loss"], df.loc[~df["sched"], "loss"]
+    b = a.boolean.iloc[0]
+    assert b["parameter"] == "sched" and b["n_true"] == len(t) and b["n_false"] == len(f)
+    assert b["diff"] == pytest.approx(t.mean() - f.mean())
+    assert b["p"] == pytest.approx(sps.ttest_ind(t, f, equal_var=False).pvalue, rel=1e-10)
+    assert b["better"] == "True"  # the planted effect: sched=False adds 0.5 to the loss
+    cat = a.categorical[a.categorical["parameter"] == "act"].set_index("level")
+    groups = {lv: df.loc[df["act"] == lv, "loss"] for lv in ("relu", "gelu", "tanh")}
+    assert cat["kruskal_p"].iloc[0] == pytest.approx(sps.kruskal(*groups.values()).pvalue, rel=1e-10)
+    for lv, x in groups.items():
+        half = sps.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+        assert cat.loc[lv, "mean"] == pytest.approx(x.mean())
+        assert cat.loc[lv, "ci_low"] == pytest.approx(x.mean() - half)
+    best, worst = cat["best_level"].iloc[0], cat["worst_level"].iloc[0]
+    assert best == min(groups, key=lambda k: groups[k].mean()) and worst == max(groups, key=lambda k: groups[k].mean())
+    p = sps.ttest_ind(groups[best], groups[worst], equal_var=False).pvalue
+    assert cat["best_vs_worst_p"].iloc[0] == pytest.approx(p, rel=1e-10)
+
+
+def test_seeds_of_one_configuration_are_averaged_not_counted():
+    rng = np.random.default_rng(1)
+    configs = pd.DataFrame({"config_id": range(10), "lr": np.geomspace(1e-4, 1e-1, 10)})
+    members = configs.loc[np.repeat(np.arange(10), 3)].reset_index(drop=True)
+    members["seed"] = np.tile([0, 1, 2], 10)
+    members["loss"] = np.log10(members["lr"]) + rng.normal(0, 0.5, 30)
+    a = jaxexp.analyze(members, metric="loss", goal="min")
+    row = a.continuous.iloc[0]
+    assert row["n"] == 10 and row["members"] == 30  # n = configurations, not members
+    means = members.groupby("config_id")["loss"].mean()
+    assert row["p"] == pytest.approx(sps.spearmanr(configs["lr"], means).pvalue)
+    assert a.counts["seeds_min"] == a.counts["seeds_max"] == 3
+    # without config_id, rows with the same parameter values are one configuration too
+    b = jaxexp.analyze(members.drop(columns=["config_id", "seed"]), metric="loss", goal="min")
+    assert b.continuous.iloc[0]["n"] == 10 and b.continuous.iloc[0]["p"] == pytest.approx(row["p"])
+
+
+def test_diverged_and_non_finite_rows_are_left_out_and_counted():
+    df = _table()
+    df["status"] = "ok"
+    df.loc[[0, 1], "status"] = "diverged"
+    df.loc[2, "loss"] = np.inf
+    a = jaxexp.analyze(df, metric="loss", goal="min")
+    assert a.counts["excluded"] == {"status diverged": 2, "metric not finite": 1}
+    assert a.counts["configurations"] == len(df) - 3
+
+
+# ----------------------------------------------------------------------------- boundaries and the next space
+
+SPACE = {
+    "method": "random",
+    "metric": {"name": "loss", "goal": "minimize"},
+    "parameters": {
+        "train.lr": {"distribution": "log_uniform_values", "min": 1.0e-4, "max": 1.0e-2},
+        "model.depth": {"distribution": "int_uniform", "min": 2, "max": 6},
+        "train.batch_size": {"values": [16, 32, 64]},
+        "train.epochs": {"value": 20},
+    },
+}
+
+
+def _planted(trend: str, n=50, seed=3):
+    """lr (log range), depth (int range) and batch size (levels) drawn at random;
+    the metric improves monotonically toward one bound of ``trend``, or has an
+    interior optimum in all three (lr = 1e-3, the log-range's middle; depth 4; batch 32)."""
+    rng = np.random.default_rng(seed)
+    lr = np.exp(rng.uniform(np.log(1e-4), np.log(1e-2), n))
+    depth = rng.integers(2, 7, n)
+    bs = rng.choice([16, 32, 64], n)
+    y = {
+        "train.lr": -np.log10(lr),
+        "model.depth": -depth.astype(float),
+        "train.batch_size": bs / 16.0,
+        "interior": (np.log10(lr) + 3) ** 2 + 0.3 * (depth - 4) ** 2 + 0.3 * (bs != 32),
+    }[trend]
+    y = y + 0.1 * rng.normal(size=n)
+    return pd.DataFrame({"train.lr": lr, "model.depth": depth, "train.batch_size": bs, "loss": y})
+
+
+@pytest.mark.parametrize(
+    "trend, side, expected",
+    [
+        # half the log-range (a factor 10) past 1e-2
+        ("train.lr", "high", {"distribution": "log_uniform_values", "max": 0.1}),
+        # half the width (2) past 6
+        ("model.depth", "high", {"distribution": "int_uniform", "max": 8}),
+        # one level past 16 (16 / 2), not fixed at 16
+        ("train.batch_size", "low", {"values": [8, 16, 32]}),
+    ],
+)
+def test_a_planted_boundary_is_flagged_and_the_next_space_expands_it(trend, side, expected):
+    a = jaxexp.analyze(_planted(trend), metric="loss", goal="min", space=SPACE)
+    hits = a.boundaries[a.boundaries["hit"]]
+    assert list(zip(hits["parameter"], hits["side"])) == [(trend, side)]
+    new = a.next_space["parameters"][trend]
+    assert {k: new[k] for k in expected} == expected
+    row = a.changes.set_index("parameter").loc[trend]
+    assert "expand" in row["action"] and ("upper" if side == "high" else "low") in row["evidence"]
+    if trend == "model.depth":
+        assert "expand 6 -> 8" in row["evidence"]
+    assert a.next_space["parameters"]["train.epochs"] == {"value": 20}
+    assert a.next_space["metric"] == {"name": "loss", "goal": "minimize"} and a.next_space["method"] == "random"
+    assert {p.name for p in _parses(a.next_space)} == set(SPACE["parameters"])
+
+
+def test_a_planted_interior_optimum_is_not_flagged():
+    a = jaxexp.analyze(_planted("interior"), metric="loss", goal="min", space=SPACE)
+    assert not a.boundaries["hit"].any()
+    assert len(a.boundaries) == 6  # both sides of lr, depth and batch size were tested
+    assert not a.changes["action"].str.contains("expand").any()
+    lr = a.ranges.set_index("parameter").loc["train.lr"]
+    assert 2e-4 < lr["elite_min"] and lr["elite_max"] < 5e-3  # the elites sit around the optimum (1e-3)
+    nxt = a.next_space["parameters"]["train.lr"]
+    assert 1e-4 <= nxt["min"] and nxt["max"] <= 1e-2
+    _parses(a.next_space)
+
+
+def _fix_table(gelu, relu):
+    n = len(gelu) + len(relu)  # one configuration per row (equal parameter values would be one)
+    return pd.DataFrame(
+        {"config_id": range(n), "act": ["gelu"] * len(gelu) + ["relu"] * len(relu), "loss": [*gelu, *relu]}
+    )
+
+
+FIX_SPACE = {"parameters": {"act": {"values": ["gelu", "relu"], "probabilities": [0.5, 0.5]}}}
+
+
+@pytest.mark.parametrize(
+    "gelu, relu, action, why",
+    [
+        (0.80 + 0.01 * np.arange(10), 1.00 + 0.01 * np.arange(10), "fix", "fix to gelu"),
+        # an elite at relu (0.7): not 100% of the elites
+        (0.80 + 0.01 * np.arange(10), [0.7, *(1.01 + 0.01 * np.arange(9))], "keep", "elites at gelu:3, relu:1"),
+        # every elite at gelu, p tiny, but gelu is only ~1% better
+        (0.990 + 0.001 * np.arange(10), 1.00 + 0.001 * np.arange(10), "keep", "effect"),
+        # every elite at gelu, gelu 6% better on average, but noisy: p > 0.10
+        ([0.5, 0.55, 0.6, 0.65, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5], 1.00 + 0.01 * np.arange(10), "keep", "p="),
+    ],
+)
+def test_fix_rule_fires_only_when_all_conditions_hold(gelu, relu, action, why):
+    a = jaxexp.analyze(_fix_table(gelu, relu), metric="loss", goal="min", space=FIX_SPACE)
+    row = a.changes.iloc[0]
+    assert row["action"] == action and why in row["evidence"], row["evidence"]
+    if action == "fix":
+        assert a.next_space["parameters"]["act"] == {"value": "gelu"}
+    else:
+        assert a.next_space["parameters"]["act"] == FIX_SPACE["parameters"]["act"]
+
+
+def test_conditional_parameters_are_analysed_only_where_active(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 40
+    opt = rng.choice(["adam", "sgd"], n)
+    b1 = np.where(opt == "adam", rng.uniform(0.8, 0.95, n), np.nan)
+    lr = np.exp(rng.uniform(np.log(1e-4), np.log(1e-2), n))
+    loss = -np.log10(lr) + np.nan_to_num(5 * (b1 - 0.8)) + 0.1 * rng.normal(size=n)
+    df = pd.DataFrame({"train.optimizer": opt, "train.b1": b1, "train.lr": lr, "loss": loss})
+    sp = {
+        "parameters": {
+            "train.optimizer": {"values": ["adam", "sgd"]},
+            "train.b1": {"distribution": "uniform", "min": 0.8, "max": 0.95, "when": {"train.optimizer": "adam"}},
+            "train.lr": {"distribution": "log_uniform", "min": 1e-4, "max": 1e-2},
+        }
+    }
+    a = jaxexp.analyze(df, metric="loss", goal="min", space=sp)
+    row = a.continuous.set_index("parameter").loc["train.b1"]
+    adam = df[opt == "adam"]
+    assert row["n"] == len(adam) and row["when"] == "train.optimizer in ['adam']"
+    assert row["p"] == pytest.approx(sps.spearmanr(adam["train.b1"], adam["loss"]).pvalue)
+    assert a.importance.set_index("parameter").loc["train.b1", "n"] == len(adam)
+    assert a.next_space["parameters"]["train.b1"]["when"] == {"train.optimizer": ["adam"]}
+    path = tmp_path / "next_space.yaml"
+    path.write_text(output.next_space_yaml(a))
+    b1 = next(p for p in spacemod_parse(_loads(path).space) if p.name == "train.b1")
+    assert b1.when == (("train.optimizer", ("adam",)),) and (b1.low, b1.high) == (0.8, 0.95)
+    assert a.ranges.set_index("parameter").loc["train.b1", "n"] == len(adam)
+
+
+# ----------------------------------------------------------------------------- tables from elsewhere
+
+
+def test_an_optuna_trials_dataframe_is_read(tmp_path):
+    df = _table(30, seed=2).rename(columns={c: f"params_{c}" for c in ("lr", "depth", "sched", "act")})
+    df = df.rename(columns={"loss": "value"})
+    df.insert(0, "number", range(30))
+    df["datetime_start"] = "2025-10-31 10:00:00"
+    df["state"] = "COMPLETE"
+    df.loc[[3, 4], "state"] = ["PRUNED", "FAIL"]
+    df.loc[4, "value"] = np.nan
+    path = tmp_path / "optuna.csv"
+    df.to_csv(path, index=False)
+    a = jaxexp.analyze(str(path), metric="value", goal="minimize", out=str(tmp_path / "out"))
+    assert [d.name for d in a.dims] == ["lr", "depth", "sched", "act"]
+    assert a.counts["excluded"] == {"status pruned": 1, "status fail": 1} and a.counts["configurations"] == 28
+    assert "Optuna" in a.source
+    for name in FILES:
+        assert (tmp_path / "out" / name).exists(), name
+    nxt = yaml.safe_load((tmp_path / "out" / "next_space.yaml").read_text())
+    assert set(nxt["parameters"]) == {"lr", "depth", "sched", "act"}
+    _parses(nxt)
+
+
+def test_a_wandb_runs_export_is_read(tmp_path):
+    rng = np.random.default_rng(4)
+    n = 12
+    df = pd.DataFrame(
+        {
+            "Name": [f"run-{i}" for i in range(n)],
+            "State": ["finished"] * (n - 1) + ["crashed"],
+            "config.lr": np.exp(rng.uniform(np.log(1e-4), np.log(1e-2), n)),
+            "config/batch_size": rng.choice([16, 32], n),
+            "summary.val_loss": rng.normal(1, 0.1, n),
+            "summary/val_acc": rng.uniform(size=n),
+        }
+    )
+    df.to_csv(tmp_path / "wandb.csv", index=False)
+    a = jaxexp.analyze(str(tmp_path / "wandb.csv"), metric="val_loss", goal="min")
+    assert sorted(d.name for d in a.dims) == ["batch_size", "lr"]  # val_acc is a result, not a parameter
+    assert a.counts["excluded"] == {"status crashed": 1} and a.metric == "val_loss"
+
+
+def test_a_lineage_tree_is_drawn_for_mutation_runs(tmp_path):
+    df = _table(20)
+    df["node_id"] = range(20)
+    df["parent_id"] = [np.nan, np.nan, *[i // 2 for i in range(2, 20)]]
+    a = jaxexp.analyze(df, metric="loss", goal="min", out=str(tmp_path))
+    assert a.lineage is not None and (tmp_path / "lineage.png").exists()
+    assert "node_id" not in [d.name for d in a.dims]
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"metric": "nope", "goal": "min"}, "--metric: no column 'nope'"),
+        ({"metric": "act", "goal": "min"}, "--metric: column 'act' of"),
+        ({"metric": "loss", "goal": "sideways"}, "--goal: must be min or max"),
+        ({"metric": "loss", "goal": None}, "--goal: missing"),
+    ],
+)
+def test_bad_tables_raise_one_line_errors(tmp_path, kwargs, fragment):
+    path = tmp_path / "t.csv"
+    _table(10).to_csv(path, index=False)
+    with pytest.raises(ConfigError) as e:
+        jaxexp.analyze(str(path), **kwargs)
+    assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_too_few_usable_rows_is_an_error():
+    df = _table(8)
+    df["status"] = ["ok"] * 4 + ["diverged"] * 4
+    with pytest.raises(ConfigError, match=r"only 4 usable configuration\(s\).*at least 5"):
+        jaxexp.analyze(df, metric="loss", goal="min")
+
+
+# ----------------------------------------------------------------------------- the CLI on a real sweep
+
+
+def test_cli_analyses_a_real_sweep_workdir_end_to_end(tiny, tmp_path):
+    cfg = tiny(train={"lr": space.log_uniform(1e-3, 1e-1), "weight_decay": space.choice([0.0, 1e-3, 1e-2])})
+    cfg.sweep.method, cfg.sweep.num_samples, cfg.sweep.seeds = "random", 8, 2
+    cfg.engine.plots = False
+    cfg.engine.checkpoint, cfg.engine.max_to_keep, cfg.engine.segment_epochs = True, 10, 1
+    wd = tmp_path / "wd"
+    jaxexp.sweep(cfg, str(wd))
+    # mid-sweep copy: members.csv is not written yet; only the first checkpoint (after epoch 1) exists
+    mid = tmp_path / "mid"
+    shutil.copytree(wd, mid)
+    for name in ("members.csv", "config.json"):
+        os.remove(mid / name)
+    steps = sorted(int(s) for s in os.listdir(mid / "checkpoints") if s.isdigit())
+    for s in steps[1:]:
+        shutil.rmtree(mid / "checkpoints" / str(s))
+
+    p = _cli(f"--workdir={wd}")
+    assert p.returncode == 0, p.stderr
+    out = wd / "analysis"
+    for name in FILES:
+        assert (out / name).exists(), name
+    assert list(out.glob("contour_train.*__train.*.csv"))
+    cont = pd.read_csv(out / "continuous.csv").set_index("parameter")
+    assert set(cont.index) == {"train.lr", "train.weight_decay"}
+    assert cont.loc["train.lr", "n"] == 8 and cont.loc["train.lr", "members"] == 16
+    nxt = yaml.safe_load((out / "next_space.yaml").read_text())
+    assert nxt["metric"] == {"name": "val_mse", "goal": "minimize"} and nxt["num_samples"] == 8
+    loaded = _loads(out / "next_space.yaml")
+    assert (loaded.method, loaded.metric, loaded.goal, loaded.num_samples) == ("random", "val_mse", "min", 8)
+    assert {q.name for q in space.parse(loaded.space)} == {"train.lr", "train.weight_decay"}
+    report = (out / "report.md").read_text()
+    assert "Configurations: 8** (2 member(s) each)" in report and "### Rules used" in report
+    assert "wrote" in p.stdout
+
+    p = _cli(f"--workdir={mid}", f"--out={tmp_path / 'mid_out'}")
+    assert p.returncode == 0, p.stderr
+    report = (tmp_path / "mid_out" / "report.md").read_text()
+    assert f"checkpoint step {steps[0]} was read: 16 of 16 members have trained (0 finished)" in report
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--metric=nope", "--goal=min"], "--metric: no column 'nope'"),
+        (["--metric=loss", "--goal=up"], "--goal: must be min or max"),
+        (["--metric=act", "--goal=min"], "is not numeric"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, fragment):
+    path = tmp_path / "t.csv"
+    _table(10).to_csv(path, index=False)
+    p = _cli(f"--table={path}", f"--out={tmp_path / 'out'}", *args)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().count("\n") == 0 and p.stderr.startswith("jaxexp: error: ") and fragment in p.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "t_analysis").exists()
+
+
+def test_tuple_levels_read_back_from_csv_match_the_declared_ones():
+    # members.csv writes model.hidden=(8,) as "(8,)"; config.json holds the level as [8]
+    df = pd.DataFrame(
+        {"config_id": range(12), "model.hidden": ["(8,)"] * 6 + ["(16, 16)"] * 6, "loss": [*range(6), *range(10, 16)]}
+    )
+    a = jaxexp.analyze(df, metric="loss", goal="min", space={"model": {"hidden": {"values": [[8], [16, 16]]}}})
+    assert list(a.categorical["level"]) == ["(8,)", "(16, 16)"]
+    assert a.changes.iloc[0]["action"] == "fix" and a.next_space["parameters"]["model.hidden"] == {"value": [8]}
+
+
+def test_a_mutation_tree_workdir_is_read_with_its_lineage(tiny, tmp_path):
+    c = tiny(train={"lr": space.log_uniform(1e-3, 1e-1)}, model={"dropout": space.uniform(0.0, 0.4)})
+    c.train.epochs, c.engine.plots = 2, False
+    c.sweep.strategy, c.sweep.generations, c.sweep.slots = "mutation", 2, 3
+    wd = tmp_path / "tree"
+    lineage = mutation.run(c, str(wd), progress=False)
+    a = jaxexp.analyze(str(wd), out=str(tmp_path / "out"))
+    assert a.counts["configurations"] == (lineage["status"] == "ok").sum() == 7  # one per node
+    assert {d.name for d in a.dims} == {"train.lr", "model.dropout"} and a.metric == "metric"
+    assert a.lineage is not None and len(a.lineage) == 7 and (tmp_path / "out" / "lineage.png").exists()
+    assert "mutation tree" in (tmp_path / "out" / "report.md").read_text()
+    _loads(tmp_path / "out" / "next_space.yaml")
