@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from jaxexp import engine, space
 
@@ -63,3 +64,18 @@ def test_spaces_optuna_cannot_express_are_refused(tiny):
     c.sweep.space = {"train": {"lr": space.normal(0.01, 0.001)}}
     with pytest.raises(Exception, match="no Optuna equivalent"):
         tpe.run(c, None, progress=False)
+
+
+def test_a_tpe_search_is_analysed_from_its_trials_table(tiny, tmp_path):
+    import jaxexp
+
+    c = _tpe_config(tiny)
+    c.sweep.generations, c.sweep.slots = 2, 5
+    wd = tmp_path / "tpe"
+    trials = tpe.run(c, str(wd), progress=False)
+    a = jaxexp.analyze(str(wd / "trials.csv"), metric="value", goal="min", out=str(tmp_path / "an"), plots=False)
+    assert (tmp_path / "an" / "report.md").exists() and (tmp_path / "an" / "next_space.yaml").exists()
+    assert len(trials) == 10 and a.counts
+    row = a.continuous.set_index(a.continuous.columns[0]).loc["train.lr"]
+    rho, p = scipy.stats.spearmanr(trials["params_train.lr"], trials["value"])
+    assert np.isclose(row["rho"], rho) and np.isclose(row["p"], p)
