@@ -303,19 +303,7 @@ def _analyze() -> None:
             src = analysis.load_workdir(F.workdir)
         else:
             src = analysis.load_table(F.table, metric, F.goal, F.space)
-        a = analysis.analyze(
-            src.table,
-            src.metric,
-            src.goal,
-            space=src.space,
-            params=src.params,
-            elite_quantile=F.elite_quantile,
-            method=src.method,
-            num_samples=src.num_samples,
-            space_metric=src.space_metric,
-            source=src.source,
-            notes=src.notes,
-        )
+        a = analysis.analyze_source(src, F.elite_quantile)
         out = F.out or src.default_out
         analysis.write(a, out)
     except ConfigError as e:

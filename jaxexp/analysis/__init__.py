@@ -28,6 +28,7 @@ __all__ = [
     "RULES",
     "Analysis",
     "analyze",
+    "analyze_source",
     "analyze_sweep",
     "bh_adjust",
     "load",
@@ -49,6 +50,23 @@ def load(source, metric: str | None = None, goal: str | None = None, space=None)
             )
         return load_workdir(source)
     return load_table(source, metric, goal, space)
+
+
+def analyze_source(src, elite_quantile: float = 0.2) -> Analysis:
+    """``analyze`` of a loaded workdir or table (``load``, ``load_workdir``, ``load_table``)."""
+    return analyze(
+        src.table,
+        src.metric,
+        src.goal,
+        space=src.space,
+        params=src.params,
+        elite_quantile=elite_quantile,
+        method=src.method,
+        num_samples=src.num_samples,
+        space_metric=src.space_metric,
+        source=src.source,
+        notes=src.notes,
+    )
 
 
 def analyze_sweep(
@@ -73,20 +91,7 @@ def analyze_sweep(
         declared = read_space_file(space) if isinstance(space, str) else space
         a = analyze(source, metric, goal, space=declared, elite_quantile=elite_quantile, source="a DataFrame")
     else:
-        src = load(source, metric, goal, space)
-        a = analyze(
-            src.table,
-            src.metric,
-            src.goal,
-            space=src.space,
-            params=src.params,
-            elite_quantile=elite_quantile,
-            method=src.method,
-            num_samples=src.num_samples,
-            space_metric=src.space_metric,
-            source=src.source,
-            notes=src.notes,
-        )
+        a = analyze_source(load(source, metric, goal, space), elite_quantile)
     if out:
         write(a, out, plot=plots)
     return a
