@@ -393,3 +393,53 @@ def test_cli_bad_input_one_line_exit_2_nothing_written(tmp_path, args, fragment)
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert lines[0].startswith("jaxexp: error: ") and fragment in lines[0]
     assert not wd.exists()
+
+
+# ----------------------------------------------------------------------------- multiclass log-loss
+
+
+def _softmax_models(n: int = 300, c: int = 4, seed: int = 5):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, c, n)
+    logits = rng.normal(size=(n, 1, c)) + 2.0 * np.eye(c)[labels][:, None, :] * np.array([1.0, 0.6, 0.3])[None, :, None]
+    logits = logits + rng.normal(size=(n, 3, c))  # 3 models, each with its own noise and skill
+    p = np.exp(logits)
+    return labels, p / p.sum(axis=2, keepdims=True)
+
+
+def test_multiclass_logloss_scores_the_blended_class_distribution(tmp_path):
+    labels, p = _softmax_models()
+    path = str(tmp_path / "mc.npz")
+    np.savez(path, target=labels, preds=p, names=np.array(NAMES))
+    df = jaxexp.blend(path, metric="logloss", step=0.05, n_boot=0, n_folds=0, progress=None)
+    grid = df[df["source"] == "grid"]
+    w = grid[list(NAMES)].to_numpy()
+    blended = np.einsum("nkc,gk->gnc", p, w)  # every weighting's full class distribution
+    want = -np.log(np.clip(blended[:, np.arange(len(labels)), labels], 1e-15, 1)).mean(axis=1)
+    np.testing.assert_allclose(grid["score"], want, rtol=1e-5)
+    s = df.attrs["summary"]
+    assert s["n_classes"] == 4 and "Multiclass log-loss over 4 classes" in df.attrs["report"]
+    assert s["exact"]["score"] <= grid["score"].min() + 1e-9  # the exact optimum is never worse
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ("accuracy", "multiclass accuracy is not"),
+        ("label", "labels in .* must be in 0..3"),
+        ("sums", "class probabilities sum to"),
+    ],
+)
+def test_bad_multiclass_input_is_rejected(tmp_path, change, fragment):
+    labels, p = _softmax_models(50)
+    metric = "accuracy" if change == "accuracy" else "logloss"
+    if change == "label":
+        labels = labels.copy()
+        labels[3] = 7
+    if change == "sums":
+        p = p.copy()
+        p[2, 1] *= 0.5
+    path = str(tmp_path / "mc.npz")
+    np.savez(path, target=labels, preds=p)
+    with pytest.raises(jaxexp.DataError, match=fragment):
+        jaxexp.blend(path, metric=metric, step=0.1, n_boot=0, n_folds=0, progress=None)

@@ -187,6 +187,7 @@ def blend(
     summary: dict = {"metric": metric, "goal": datamod.METRICS[metric][0], "models": list(names), "rows": data.n}
     summary.update(
         source=data.source,
+        n_classes=data.n_classes,
         grid={"step": step, "points": g, "constraints": cons.describe(names), "postprocess": post.describe()},
         timings=timings,
     )

@@ -4,7 +4,9 @@
   ``models`` (comma list) or every other numeric column except the named
   row-weight, group and fold columns.
 - .npz: an array ``<target>`` (N,) and either ``preds`` (N, K) with optional
-  ``names`` (K,), or one 1-D array of length N per model.
+  ``names`` (K,), or one 1-D array of length N per model. For multiclass
+  log-loss, ``preds`` is (N, K, C) class probabilities and the target holds
+  class indices (reduced to the true class's probability, see ``_true_class``).
 
 Every check raises a one-line :class:`~jaxexp.errors.DataError` naming the
 field and the fix.
@@ -26,7 +28,7 @@ METRICS = {
     "rmse": ("min", "root mean squared error"),
     "mse": ("min", "mean squared error"),
     "mape": ("min", "mean absolute percentage error (fraction, not %)"),
-    "logloss": ("min", "binary log-loss of blended probabilities"),
+    "logloss": ("min", "log-loss of blended probabilities (binary, or multiclass from (N, K, C) inputs)"),
     "accuracy": ("max", "binary accuracy of blended probabilities (threshold 0.5)"),
 }
 
@@ -46,6 +48,7 @@ class BlendData:
     groups: np.ndarray | None = None
     folds: np.ndarray | None = None
     source: str = "arrays"
+    n_classes: int = 0  # multiclass log-loss: preds hold each model's probability of the true class
 
     @property
     def n(self) -> int:
@@ -88,6 +91,9 @@ def from_arrays(
     metric = check_metric(metric)
     y = np.asarray(y)
     preds = np.asarray(preds)
+    n_classes = 0
+    if preds.ndim == 3:
+        y, preds, n_classes = _true_class(y, preds, metric, source)
     if y.ndim != 1:
         raise DataError(f"--target: targets must be 1-D (N,), got shape {y.shape} in {source}")
     if preds.ndim != 2:
@@ -145,7 +151,43 @@ def from_arrays(
             raise DataError(f"--preds: {metric} needs probabilities in [0, 1] in {source}; pass P(class 1) per model")
     if metric == "mape" and (y == 0).any():
         raise DataError(f"--target: mape is undefined for {int((y == 0).sum())} zero target(s) in {source}; use mae")
-    return BlendData(y, preds, names, source=source, folds=extra.pop("folds", None), **extra)
+    return BlendData(y, preds, names, source=source, folds=extra.pop("folds", None), n_classes=n_classes, **extra)
+
+
+def _true_class(y, preds, metric: str, source: str):
+    """Multiclass (N, K, C) probabilities -> the binary form of the same log-loss.
+
+    A blend of class distributions gives the true class the probability
+    ``q_n . w`` with ``q[n, k] = preds[n, k, y_n]``, so the multiclass
+    log-loss ``-log(q_n . w)`` is the binary log-loss of ``q`` against targets
+    1: returns (ones (N,), q (N, K), C) and everything downstream (grid, exact
+    optimum, bootstrap) applies unchanged.
+    """
+    if metric != "logloss":
+        raise DataError(
+            f"--preds: (N, K, C) class probabilities in {source} are supported for --metric=logloss only "
+            "(multiclass accuracy is not); pass logloss, or P(class 1) as (N, K) for binary accuracy"
+        )
+    n, k, c = preds.shape
+    if y.ndim != 1 or len(y) != n:
+        raise DataError(f"--target: {y.shape} labels for {n} rows in {source}; give one class index per row")
+    if not np.issubdtype(y.dtype, np.integer) and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise DataError(f"--target: multiclass labels in {source} must be class indices 0..{c - 1}")
+    labels = y.astype(np.int64)
+    if labels.min() < 0 or labels.max() >= c:
+        raise DataError(
+            f"--target: labels in {source} must be in 0..{c - 1} ({c} classes), got {labels.min()}..{labels.max()}"
+        )
+    if not np.isfinite(preds).all() or (preds < 0).any() or (preds > 1).any():
+        raise DataError(f"--preds: class probabilities in {source} must be finite and in [0, 1]")
+    sums = preds.sum(axis=2)
+    if not np.allclose(sums, 1.0, atol=1e-3):
+        row, model = np.unravel_index(np.argmax(np.abs(sums - 1)), sums.shape)
+        raise DataError(
+            f"--preds: model {model}'s class probabilities sum to {sums[row, model]:.4g} in row {row} of {source}; "
+            "each model's row must sum to 1 (softmax outputs)"
+        )
+    return np.ones(n), preds[np.arange(n), :, labels], c
 
 
 def _split_list(s) -> list[str]:

@@ -65,7 +65,13 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
         f"# Blend-weight search: {len(names)} models, {summary['rows']:,} rows, {metric} ({summary['goal']})",
         "",
         f"Data: `{summary['source']}`. Models: {', '.join(names)}. Constraints: {g['constraints']}. "
-        f"Post-processing of the blend: {g['postprocess']}.",
+        f"Post-processing of the blend: {g['postprocess']}."
+        + (
+            f" Multiclass log-loss over {summary['n_classes']} classes: each row scores the blended probability "
+            "of its true class (the diagnostics below refer to those probabilities)."
+            if summary.get("n_classes")
+            else ""
+        ),
         f"Grid: step {g['step']}, {g['points']:,} weightings"
         + (f", scored in {t['score_s']:.2f} s (with any listed weightings)" if "score_s" in t else "")
         + f"; total {t.get('total_s', float('nan')):.1f} s.",
