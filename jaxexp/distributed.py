@@ -94,6 +94,16 @@ def any_process(flag: bool) -> bool:
     return bool(np.any(multihost_utils.process_allgather(np.asarray([flag]))))
 
 
+def smallest(value: int | None) -> int | None:
+    """The smallest ``value`` over the processes (None = no limit), in every process."""
+    if not multiprocess():
+        return value
+    mine = np.asarray([-1 if value is None else value], np.int64)
+    every = multihost_utils.process_allgather(mine)
+    limited = every[every >= 0]
+    return int(limited.min()) if limited.size else None
+
+
 def barrier(name: str) -> None:
     if multiprocess():
         multihost_utils.sync_global_devices(name)

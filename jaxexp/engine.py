@@ -367,7 +367,8 @@ def run(
     cache_dir = compile_cache.enable(config.engine.compile_cache)
     cache_before = compile_cache.EVENTS.copy()
     devs = devices(config.engine.num_devices)
-    budget = memory_budget(config.engine.memory_budget, devs)
+    # every process must choose the same slot counts: the smallest budget of any host
+    budget = distributed.smallest(memory_budget(config.engine.memory_budget, devs))
     groups = population.buckets(members)
     total_work = sum(m.config.train.epochs for m in members)  # member-epochs (early stops subtract theirs)
     meter = _Progress(

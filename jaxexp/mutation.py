@@ -98,7 +98,12 @@ def _score(members: pd.DataFrame, metric: str) -> dict:
 
 
 def _write_lineage(lineage: pd.DataFrame, workdir: str, markdown: str) -> None:
-    """lineage.csv and lineage.md, each written whole then renamed into place."""
+    """lineage.csv and lineage.md, each written whole then renamed into place
+    (by process 0 of a multi-process run)."""
+    from jaxexp import distributed
+
+    if not distributed.is_primary():
+        return
     for name, text in (("lineage.csv", lineage.to_csv(index=False)), ("lineage.md", markdown)):
         tmp = os.path.join(workdir, f".{name}.tmp")
         with open(tmp, "w") as f:

@@ -244,6 +244,11 @@ def _record(trials: pd.DataFrame, batch: int, numbers, asked, names, value, stat
 
 
 def _write(trials: pd.DataFrame, path: str) -> None:
+    """trials.csv, written whole then renamed (by process 0 of a multi-process run)."""
+    from jaxexp import distributed
+
+    if not distributed.is_primary():
+        return
     tmp = path + ".tmp"
     trials.to_csv(tmp, index=False)
     os.replace(tmp, path)
