@@ -173,7 +173,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
             for i in range(sw.slots):
                 parent = lineage[lineage["node"] == pool[i % len(pool)]].iloc[0]
                 for _ in range(20):  # a configuration the tree has not run, where one is near
-                    values = {n: _from_csv(parent[n], by_name[n]) for n in names}
+                    values = {n: spacemod.from_cell(by_name[n], parent[n]) for n in names}
                     name = names[rng.integers(len(names))]
                     old, new = values[name], _mutate(by_name[name], values[name], sw.mutation_scale, rng)
                     values[name] = new
@@ -219,19 +219,6 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
         generation += 1
         first_new = False
     return lineage
-
-
-def _from_csv(v, p: spacemod.Param):
-    """A lineage cell back to the parameter's Python value."""
-    if hasattr(v, "item"):
-        v = v.item()
-    if p.kind == "choice":
-        for option in p.values:
-            if str(option) == str(v) or (isinstance(option, (int, float)) and not isinstance(v, str) and option == v):
-                return option
-    if p.kind.startswith("int"):
-        return int(v)
-    return v
 
 
 def lineage_markdown(lineage: pd.DataFrame, config) -> str:

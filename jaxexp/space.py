@@ -341,6 +341,18 @@ def _takes(values: tuple, v: Any) -> bool:
     return any(_canon(x) == v for x in values)
 
 
+def from_cell(p: Param, v: Any) -> Any:
+    """A table cell (CSV text or a numpy scalar) back to parameter ``p``'s value:
+    the choice it names (a tuple choice is matched by its text), an int for the
+    integer kinds, else the plain Python value."""
+    v = _canon(v)
+    if p.kind == "choice":
+        return next((x for x in p.values if str(x) == str(v) or _takes((x,), v)), v)
+    if p.kind.startswith("int"):
+        return int(v)
+    return v
+
+
 def _short(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(_canon(v))
 

@@ -213,19 +213,8 @@ def _cells(row: dict, params: list[spacemod.Param]) -> dict:
     out = {}
     for p in params:
         v = row.get(f"params_{p.name}")
-        out[p.name] = None if v is None or (isinstance(v, float) and math.isnan(v)) else _from_cell(p, v)
+        out[p.name] = None if v is None or (isinstance(v, float) and math.isnan(v)) else spacemod.from_cell(p, v)
     return out
-
-
-def _from_cell(p: spacemod.Param, v):
-    """A trials.csv cell -> the parameter's config value."""
-    if v is None:
-        return None
-    if p.kind == "choice":
-        return next((x for x in p.values if str(x) == str(v) or spacemod._takes((x,), v)), v)
-    if p.kind.startswith("int"):
-        return int(v)
-    return v.item() if hasattr(v, "item") else v
 
 
 def _record(trials: pd.DataFrame, batch: int, numbers, asked, names, value, state) -> pd.DataFrame:
