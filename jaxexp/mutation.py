@@ -34,6 +34,7 @@ import pandas as pd
 
 from jaxexp import config as cfgmod
 from jaxexp import space as spacemod
+from jaxexp import strategies
 from jaxexp.errors import ConfigError
 
 LINEAGE_COLUMNS = ["node", "parent", "generation", "mutation", "hypothesis", "metric", "metric_std", "status"]
@@ -84,17 +85,6 @@ def _members(nodes: list[dict], seeds: int, names: list[str]) -> pd.DataFrame:
                 {"member": node["node"] * seeds + seed, "config_id": node["node"], "seed": seed, **node["values"]}
             )
     return pd.DataFrame.from_records(rows, columns=["member", "config_id", "seed", *names])
-
-
-def _score(members: pd.DataFrame, metric: str) -> dict:
-    """{node: (mean best metric over its ok seeds, std, status)}."""
-    out = {}
-    for node, part in members.groupby("config_id"):
-        ok = part[part["status"] == "ok"][f"best_{metric}"].dropna()
-        status = "ok" if len(ok) else ("diverged" if (part["status"] == "diverged").all() else "failed")
-        std = float(ok.std(ddof=1)) if len(ok) > 1 else math.nan
-        out[int(node)] = (float(ok.mean()) if len(ok) else math.nan, std, status)
-    return out
 
 
 def _write_lineage(lineage: pd.DataFrame, workdir: str, markdown: str) -> None:
@@ -196,7 +186,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
                 print("jaxexp: interrupted: the same command continues the tree", file=sys.stderr)
                 return lineage
             members = res.members
-        scores = _score(members, config.metric)
+        scores = strategies.config_scores(members, config.metric)
         rows = []
         for node in nodes:
             metric, std, status = scores.get(node["node"], (math.nan, math.nan, "failed"))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from jaxexp.errors import ConfigError
 
@@ -119,3 +120,16 @@ def pbt_explore(value: float, factors, rng: np.random.Generator, bounds: tuple[f
     if bounds is not None:
         new = min(max(new, bounds[0]), bounds[1])
     return min(new, 0.99) if rate else new
+
+
+def config_scores(members: pd.DataFrame, metric: str) -> dict:
+    """{config_id: (mean best metric over its ok seeds, their std, status)} of a
+    members table; status "ok", or "diverged"/"failed" when no seed is ok (a
+    mutation-tree node, a TPE trial)."""
+    out = {}
+    for config_id, part in members.groupby("config_id"):
+        ok = part[part["status"] == "ok"][f"best_{metric}"].dropna()
+        status = "ok" if len(ok) else ("diverged" if (part["status"] == "diverged").all() else "failed")
+        std = float(ok.std(ddof=1)) if len(ok) > 1 else math.nan
+        out[int(config_id)] = (float(ok.mean()) if len(ok) else math.nan, std, status)
+    return out

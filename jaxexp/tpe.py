@@ -35,6 +35,7 @@ import pandas as pd
 
 from jaxexp import config as cfgmod
 from jaxexp import space as spacemod
+from jaxexp import strategies
 from jaxexp.errors import ConfigError
 
 
@@ -181,12 +182,9 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
         if res.interrupted:
             print("jaxexp: interrupted: the same command continues the search", file=sys.stderr)
             return trials
-        scores = {}
-        for num, part in res.members.groupby("config_id"):
-            ok = part[part["status"] == "ok"][f"best_{config.metric}"].dropna()
-            scores[int(num)] = float(ok.mean()) if len(ok) else math.nan
+        scores = strategies.config_scores(res.members, config.metric)
         for num, values in zip(numbers, asked):
-            value = scores.get(num, math.nan)
+            value = scores.get(num, (math.nan,))[0]
             state = optuna.trial.TrialState.COMPLETE if np.isfinite(value) else optuna.trial.TrialState.FAIL
             raw = _optuna_params(values, params)
             if len(pending):

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from jaxexp import engine, mutation, space
+from jaxexp import engine, mutation, space, strategies
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -78,7 +78,7 @@ def test_failed_nodes_are_recorded_not_fatal():
             "best_val_mse": [np.nan, np.nan, 0.5, np.nan],
         }
     )
-    scores = mutation._score(members, "val_mse")
+    scores = strategies.config_scores(members, "val_mse")
     assert math.isnan(scores[1][0]) and scores[1][2] == "diverged"
     assert scores[2][0] == 0.5 and scores[2][2] == "ok"
 
