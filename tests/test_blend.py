@@ -422,17 +422,75 @@ def test_multiclass_logloss_scores_the_blended_class_distribution(tmp_path):
     assert s["exact"]["score"] <= grid["score"].min() + 1e-9  # the exact optimum is never worse
 
 
+# ----------------------------------------------------------------------------- multiclass accuracy
+
+
+def _argmax_accuracy(p, labels, w, r=None):
+    """Reference: numpy's argmax of each weighting's full blended (N, C) distribution."""
+    right = np.stack([np.argmax(np.einsum("nkc,k->nc", p, wi), axis=1) == labels for wi in w], axis=1)
+    return np.average(right, axis=0, weights=r)
+
+
+def test_multiclass_accuracy_kernel_equals_the_argmax_of_the_blend():
+    labels, p = _softmax_models(200)
+    data = datamod.from_arrays(labels, p, metric="accuracy")
+    w = gridmod.simplex_grid(gridmod.make_constraints(NAMES), 0.05)
+    want = _argmax_accuracy(p, labels, w)  # random probabilities: no exact ties
+    # A tiny memory budget forces several calls of rows; accuracies are counts / N, so exactly equal.
+    np.testing.assert_array_equal(scoremod.score(data, w, "accuracy", memory_budget=1 << 14), want)
+    np.testing.assert_array_equal(scoremod.score_numpy(data, w, "accuracy"), want)
+    r = np.random.default_rng(1).integers(0, 3, len(labels)).astype(float)
+    np.testing.assert_allclose(scoremod.score(data, w, "accuracy", row_weights=r), _argmax_accuracy(p, labels, w, r))
+
+
+def test_multiclass_accuracy_decides_exact_ties_by_the_first_max():
+    # Hard votes of 4 models: weight sums tie exactly (0.05 + 0.25 = 0.3 in exact arithmetic), but
+    # not always in floating point; the integer blend of the grid's units is the exact reference.
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 200)
+    votes = np.where(rng.random((200, 4)) < 0.6, labels[:, None], rng.integers(0, 3, (200, 4)))
+    p = np.eye(3)[votes]
+    data = datamod.from_arrays(labels, p, metric="accuracy")
+    w = gridmod.simplex_grid(gridmod.make_constraints(list("abcd")), 0.05)
+    exact_ref = _argmax_accuracy(p.astype(np.int64), labels, np.round(w * 20).astype(np.int64))
+    np.testing.assert_array_equal(scoremod.score(data, w, "accuracy"), exact_ref)
+    np.testing.assert_array_equal(scoremod.score_numpy(data, w, "accuracy"), exact_ref)
+    assert (_argmax_accuracy(p, labels, w) != exact_ref).any()  # the float blend's argmax misjudges some ties
+
+
+def test_multiclass_accuracy_blend_end_to_end(tmp_path):
+    labels, p = _softmax_models(200)
+    path = str(tmp_path / "mc.npz")
+    np.savez(path, target=labels, preds=p, names=np.array(NAMES))
+    wd = tmp_path / "out"
+    kw = {"weights": "50/30/20", "compare": "50/30/20:40/40/20", "n_boot": 50, "n_folds": 2, "progress": None}
+    df = jaxexp.blend(path, metric="accuracy", step=0.05, workdir=str(wd), **kw)
+    grid = df[df["source"] == "grid"]
+    w = grid[list(NAMES)].to_numpy()
+    want = _argmax_accuracy(p, labels, w)
+    np.testing.assert_array_equal(grid["score"], want)
+    s = df.attrs["summary"]
+    assert s["grid_best"]["score"] == want.max() and s["exact"]["w"] is None
+    assert s["n_classes"] == 4 and "Multiclass accuracy over 4 classes" in df.attrs["report"]
+    listed = df[df["source"] == "list"]["score"].iloc[0]
+    assert listed == _argmax_accuracy(p, labels, [[0.5, 0.3, 0.2]])[0]
+    assert s["bootstrap"]["pairs"][0]["score_b"] == _argmax_accuracy(p, labels, [[0.4, 0.4, 0.2]])[0]
+    assert s["crossfit"] is not None and (wd / "ternary.png").exists()
+    assert "argmax of the blend (multiclass accuracy)" in s["diagnosis"]["mechanisms"]
+
+
 @pytest.mark.parametrize(
-    "change, fragment",
+    "metric, change, fragment",
     [
-        ("accuracy", "multiclass accuracy is not"),
-        ("label", "labels in .* must be in 0..3"),
-        ("sums", "class probabilities sum to"),
+        ("mae", None, "logloss or accuracy only"),
+        ("logloss", "label", "labels in .* must be in 0..3"),
+        ("accuracy", "label", "labels in .* must be in 0..3"),
+        ("accuracy", "sums", "class probabilities sum to"),
+        ("accuracy", "clip", "--clip: multiclass accuracy takes the argmax"),
     ],
 )
-def test_bad_multiclass_input_is_rejected(tmp_path, change, fragment):
+def test_bad_multiclass_input_is_rejected(tmp_path, metric, change, fragment):
     labels, p = _softmax_models(50)
-    metric = "accuracy" if change == "accuracy" else "logloss"
     if change == "label":
         labels = labels.copy()
         labels[3] = 7
@@ -441,5 +499,14 @@ def test_bad_multiclass_input_is_rejected(tmp_path, change, fragment):
         p[2, 1] *= 0.5
     path = str(tmp_path / "mc.npz")
     np.savez(path, target=labels, preds=p)
-    with pytest.raises(jaxexp.DataError, match=fragment):
-        jaxexp.blend(path, metric=metric, step=0.1, n_boot=0, n_folds=0, progress=None)
+    with pytest.raises(ConfigError, match=fragment) as e:
+        jaxexp.blend(
+            path,
+            metric=metric,
+            step=0.1,
+            n_boot=0,
+            n_folds=0,
+            progress=None,
+            clip="0:0.9" if change == "clip" else None,
+        )
+    assert "\n" not in str(e.value) and (change == "clip" or isinstance(e.value, DataError))

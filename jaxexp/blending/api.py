@@ -3,6 +3,7 @@ and whether any difference is more than noise; optionally written to a workdir."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ from jaxexp.blending import data as datamod
 from jaxexp.blending import exact, plots, report, stats
 from jaxexp.blending import grid as gridmod
 from jaxexp.blending import score as scoremod
-from jaxexp.errors import ConfigError
+from jaxexp.errors import ConfigError, DataError
 
 RESULT_FILES = ("scores.csv", "report.md", "summary.json", "ternary.png", "profiles.png")
 
@@ -55,9 +56,14 @@ def _write(workdir: str, texts: dict, figures: dict) -> None:
 
 def _load(preds, metric, target, models, row_weights, groups, folds) -> datamod.BlendData:
     if isinstance(preds, datamod.BlendData):
-        return datamod.from_arrays(
+        if metric == "accuracy" and preds.n_classes and preds.margins is None:
+            raise DataError(
+                f"--metric: this BlendData of {preds.source} was loaded for log-loss; load it with metric='accuracy'"
+            )
+        data = datamod.from_arrays(
             preds.y, preds.preds, preds.names, preds.row_weights, preds.groups, preds.folds, metric, preds.source
-        )
+        )  # multiclass: the validated reductions carry over
+        return dataclasses.replace(data, n_classes=preds.n_classes, margins=preds.margins, strict=preds.strict)
     if isinstance(preds, pd.DataFrame):
         return datamod.from_frame(preds, target, models, row_weights, groups, folds, metric)
     return datamod.load(str(preds), target, models, row_weights, groups, folds, metric)
@@ -87,7 +93,7 @@ def _listed_ties(data, metric, post, w_grid, s_grid, labels, w_list, s_list, kw)
         item = {"label": lab, "w": w.tolist(), "score": float(s), "grid_ties": len(near)}
         if len(near) > 1:
             far = tied[np.argmax(np.abs(tied - w).sum(1))]
-            changed = int(np.sum(post.apply(data.preds @ w) != post.apply(data.preds @ far)))
+            changed = stats.rows_changed(data, metric, post, w, far)
             item.update(lo=tied.min(0).tolist(), hi=tied.max(0).tolist(), far=far.tolist(), rows_changed=changed)
         out.append(item)
     return out
@@ -126,7 +132,8 @@ def blend(
 
     Args:
       preds: a .csv/.npz path, a DataFrame (target + one column per model) or BlendData.
-      metric: mae, rmse, mse, mape, logloss or accuracy (binary probabilities).
+      metric: mae, rmse, mse, mape, logloss or accuracy (binary probabilities, or
+        multiclass (N, K, C) class probabilities in an .npz: the argmax of the blend).
       step: simplex grid step (0.01 -> 5,151 weightings for K=3); None: only ``weights``.
       weights: explicit weightings, "champion=50/30/20,52/28/20", a CSV path or a (G, K) array.
       target, models, row_weights, groups, folds: column (array) names in the file.

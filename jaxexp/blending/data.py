@@ -5,8 +5,10 @@
   row-weight, group and fold columns.
 - .npz: an array ``<target>`` (N,) and either ``preds`` (N, K) with optional
   ``names`` (K,), or one 1-D array of length N per model. For multiclass
-  log-loss, ``preds`` is (N, K, C) class probabilities and the target holds
-  class indices (reduced to the true class's probability, see ``_true_class``).
+  log-loss and accuracy, ``preds`` is (N, K, C) class probabilities and the
+  target holds class indices (log-loss is reduced to the true class's
+  probability, accuracy to the true class's margins over the others, see
+  ``_true_class``).
 
 Every check raises a one-line :class:`~jaxexp.errors.DataError` naming the
 field and the fix.
@@ -29,7 +31,10 @@ METRICS = {
     "mse": ("min", "mean squared error"),
     "mape": ("min", "mean absolute percentage error (fraction, not %)"),
     "logloss": ("min", "log-loss of blended probabilities (binary, or multiclass from (N, K, C) inputs)"),
-    "accuracy": ("max", "binary accuracy of blended probabilities (threshold 0.5)"),
+    "accuracy": (
+        "max",
+        "accuracy of blended probabilities (binary: threshold 0.5; multiclass from (N, K, C) inputs: argmax)",
+    ),
 }
 
 
@@ -39,6 +44,11 @@ class BlendData:
 
     y: (N,) targets; preds: (N, K) model predictions; names: K model names;
     row_weights: (N,) >= 0 or None; groups, folds: (N,) int codes or None.
+    Multiclass ((N, K, C) input): n_classes = C, y = 1 and preds (N, K) each
+    model's probability of the row's true class; for accuracy also margins
+    (N, C-1, K), the true class's probability minus each other class's in
+    ascending class order, and strict (N, C-1), True where that class precedes
+    the true one (argmax picks the first maximum, so it must be beaten, not tied).
     """
 
     y: np.ndarray
@@ -48,7 +58,9 @@ class BlendData:
     groups: np.ndarray | None = None
     folds: np.ndarray | None = None
     source: str = "arrays"
-    n_classes: int = 0  # multiclass log-loss: preds hold each model's probability of the true class
+    n_classes: int = 0  # multiclass: preds hold each model's probability of the true class
+    margins: np.ndarray | None = None  # multiclass accuracy only
+    strict: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -91,9 +103,9 @@ def from_arrays(
     metric = check_metric(metric)
     y = np.asarray(y)
     preds = np.asarray(preds)
-    n_classes = 0
+    n_classes, argmax = 0, {}
     if preds.ndim == 3:
-        y, preds, n_classes = _true_class(y, preds, metric, source)
+        y, preds, n_classes, argmax = _true_class(y, preds, metric, source)
     if y.ndim != 1:
         raise DataError(f"--target: targets must be 1-D (N,), got shape {y.shape} in {source}")
     if preds.ndim != 2:
@@ -151,24 +163,31 @@ def from_arrays(
             raise DataError(f"--preds: {metric} needs probabilities in [0, 1] in {source}; pass P(class 1) per model")
     if metric == "mape" and (y == 0).any():
         raise DataError(f"--target: mape is undefined for {int((y == 0).sum())} zero target(s) in {source}; use mae")
-    return BlendData(y, preds, names, source=source, folds=extra.pop("folds", None), n_classes=n_classes, **extra)
+    folds = extra.pop("folds", None)
+    return BlendData(y, preds, names, source=source, folds=folds, n_classes=n_classes, **extra, **argmax)
 
 
 def _true_class(y, preds, metric: str, source: str):
-    """Multiclass (N, K, C) probabilities -> the binary form of the same log-loss.
+    """Multiclass (N, K, C) probabilities -> exact reductions of the same scores.
 
     A blend of class distributions gives the true class the probability
     ``q_n . w`` with ``q[n, k] = preds[n, k, y_n]``, so the multiclass
     log-loss ``-log(q_n . w)`` is the binary log-loss of ``q`` against targets
-    1: returns (ones (N,), q (N, K), C) and everything downstream (grid, exact
-    optimum, bootstrap) applies unchanged.
+    1: returns (ones (N,), q (N, K), C, {}) and everything downstream (grid,
+    exact optimum, bootstrap) applies unchanged. For accuracy, the blend's
+    argmax is the true class iff ``D[n, j] . w`` (the true class's margin over
+    the j-th other class) is > 0 for the classes before it and >= 0 after it;
+    the last item is {"margins": D (N, C-1, K), "strict": (N, C-1)} for
+    :mod:`jaxexp.blending.multiclass`.
     """
-    if metric != "logloss":
+    if metric not in ("logloss", "accuracy"):
         raise DataError(
-            f"--preds: (N, K, C) class probabilities in {source} are supported for --metric=logloss only "
-            "(multiclass accuracy is not); pass logloss, or P(class 1) as (N, K) for binary accuracy"
+            f"--preds: (N, K, C) class probabilities in {source} are supported for --metric=logloss or accuracy "
+            f"only, not {metric}; pass (N, K) predictions for regression metrics"
         )
     n, k, c = preds.shape
+    if c < 2:
+        raise DataError(f"--preds: (N, K, C) class probabilities in {source} have C = {c}; a class needs a rival")
     if y.ndim != 1 or len(y) != n:
         raise DataError(f"--target: {y.shape} labels for {n} rows in {source}; give one class index per row")
     if not np.issubdtype(y.dtype, np.integer) and not (np.isfinite(y).all() and (y == np.round(y)).all()):
@@ -187,7 +206,14 @@ def _true_class(y, preds, metric: str, source: str):
             f"--preds: model {model}'s class probabilities sum to {sums[row, model]:.4g} in row {row} of {source}; "
             "each model's row must sum to 1 (softmax outputs)"
         )
-    return np.ones(n), preds[np.arange(n), :, labels], c
+    preds = preds.astype(np.float64)
+    q = preds[np.arange(n), :, labels]
+    if metric == "logloss":
+        return np.ones(n), q, c, {}
+    j = np.arange(c - 1)[None, :]
+    other = j + (j >= labels[:, None])  # (N, C-1): every class but the true one, ascending
+    margins = q[:, None, :] - np.take_along_axis(preds.transpose(0, 2, 1), other[:, :, None], axis=1)
+    return np.ones(n), q, c, {"margins": margins, "strict": other < labels[:, None]}
 
 
 def _split_list(s) -> list[str]:

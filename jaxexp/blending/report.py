@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from jaxexp.blending import stats
+from jaxexp.blending import multiclass, stats
 from jaxexp.blending.score import goal_sign
 
 SIGNIFICANT = 0.95  # P(A beats B) needed to call a difference real
@@ -58,6 +58,22 @@ def crossfit_summary(cf: stats.CrossFit, metric: str, origin: str) -> dict:
     }
 
 
+def _multiclass_note(metric: str, n_classes: int) -> str:
+    if not n_classes:
+        return ""
+    if metric == "accuracy":
+        return (
+            f" Multiclass accuracy over {n_classes} classes: a row is right when its true class has the largest "
+            "blended probability (ties go to the lower class index, as numpy's argmax; margins within "
+            f"{multiclass.TIE_TOL:g} count as ties); the per-model diagnostics below refer to the true class's "
+            "probabilities."
+        )
+    return (
+        f" Multiclass log-loss over {n_classes} classes: each row scores the blended probability "
+        "of its true class (the diagnostics below refer to those probabilities)."
+    )
+
+
 def markdown(summary: dict, df: pd.DataFrame) -> str:
     names, metric = summary["models"], summary["metric"]
     g, t = summary["grid"], summary["timings"]
@@ -65,13 +81,7 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
         f"# Blend-weight search: {len(names)} models, {summary['rows']:,} rows, {metric} ({summary['goal']})",
         "",
         f"Data: `{summary['source']}`. Models: {', '.join(names)}. Constraints: {g['constraints']}. "
-        f"Post-processing of the blend: {g['postprocess']}."
-        + (
-            f" Multiclass log-loss over {summary['n_classes']} classes: each row scores the blended probability "
-            "of its true class (the diagnostics below refer to those probabilities)."
-            if summary.get("n_classes")
-            else ""
-        ),
+        f"Post-processing of the blend: {g['postprocess']}." + _multiclass_note(metric, summary.get("n_classes", 0)),
         f"Grid: step {g['step']}, {g['points']:,} weightings"
         + (f", scored in {t['score_s']:.2f} s (with any listed weightings)" if "score_s" in t else "")
         + f"; total {t.get('total_s', float('nan')):.1f} s.",
@@ -148,8 +158,8 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
                     "",
                     f"**{d['label']}** ({stats.fmt_w(d['w'])}, {_s(d['score'])}) ties exactly (float64) with "
                     f"{d['grid_ties']} grid weightings spanning {extent}; between it and {stats.fmt_w(d['far'])} "
-                    f"{d['rows_changed']} of {summary['rows']:,} rows change their "
-                    f"{'post-processed ' if g['postprocess'] != 'none' else ''}prediction.",
+                    f"{d['rows_changed']} of {summary['rows']:,} rows "
+                    f"{stats.change_noun(metric, summary.get('n_classes', 0), g['postprocess'] != 'none')}.",
                 ]
                 break  # the first listed weighting with a flat level set tells the story
         shared = int(listed["score"].duplicated(keep=False).sum())

@@ -107,6 +107,26 @@ def row_losses(y, preds, w, metric: str, post: Postprocess = Postprocess(), xp=n
     return pointwise_loss(post.apply(preds @ w.T, xp), y[:, None], metric, xp)
 
 
+def data_losses(data: BlendData, w, metric: str, post: Postprocess = Postprocess()) -> np.ndarray:
+    """Per-row losses (N, G) of weightings ``w`` (G, K) on ``data`` (multiclass
+    accuracy: 1/0 correct from its margins, :mod:`jaxexp.blending.multiclass`)."""
+    from jaxexp.blending import multiclass  # imports this module
+
+    if multiclass.applies(data, metric):
+        return multiclass.row_correct(data, w, post)
+    return row_losses(data.y, data.preds, w, metric, post)
+
+
+def own_losses(data: BlendData, wr, metric: str, post: Postprocess = Postprocess()) -> np.ndarray:
+    """Per-row losses (N,) of each row under its own weighting ``wr`` (N, K)."""
+    from jaxexp.blending import multiclass
+
+    if multiclass.applies(data, metric):
+        return multiclass.own_correct(data, wr, post)
+    pred = post.apply(np.einsum("nk,nk->n", data.preds, wr))
+    return pointwise_loss(pred[:, None], data.y[:, None], metric)[:, 0]
+
+
 def pointwise_loss(pred, yy, metric: str, xp=np):
     """Loss of blended predictions ``pred`` (N, G) against targets ``yy`` (N, 1)."""
     if metric == "mae":
@@ -134,7 +154,7 @@ def score_numpy(data: BlendData, w: np.ndarray, metric: str, post: Postprocess =
     r = data.weights_or_ones()
     out = np.empty(len(w))
     for i in range(0, len(w), chunk):
-        out[i : i + chunk] = r @ row_losses(data.y, data.preds, w[i : i + chunk], metric, post) / r.sum()
+        out[i : i + chunk] = r @ data_losses(data, w[i : i + chunk], metric, post) / r.sum()
     return finalize(out, metric)
 
 
@@ -278,7 +298,12 @@ def score(
     row_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Scores (G,) of weightings (G, K): Gram form for MSE/RMSE without
-    post-processing, the jitted kernel otherwise."""
+    post-processing, multiclass accuracy's own kernel (float64 whatever
+    ``dtype``), the jitted kernel otherwise."""
+    from jaxexp.blending import multiclass
+
+    if multiclass.applies(data, metric):
+        return multiclass.score_kernel(data, w, post, memory_budget, devices, progress, row_weights)
     if metric in ("mse", "rmse") and not post.active:
         if row_weights is not None:
             data = dataclasses.replace(data, row_weights=row_weights)

@@ -75,7 +75,7 @@ def diagnose(
     findings, mech = [], []
     coarse = max(2, min(1000, n // 10))
     ny = _distinct(y)
-    if ny <= coarse:
+    if ny <= coarse and not data.n_classes:  # multiclass: y is all 1 (the true class)
         integer = " (all integers)" if np.all(y == np.round(y)) else ""
         findings.append(f"targets take {ny} distinct values{integer}")
     for i, name in enumerate(names):
@@ -119,15 +119,20 @@ def diagnose(
             "neighbouring weightings tie exactly unless some row crosses a rounding boundary"
         )
         mech.append("rounding of the blended prediction")
-    if metric == "accuracy":
+    if metric == "accuracy" and data.n_classes:
+        findings.append(
+            f"accuracy takes the argmax of the blended distribution over {data.n_classes} classes: "
+            "piecewise constant in the weights"
+        )
+        mech.append("argmax of the blend (multiclass accuracy)")
+    elif metric == "accuracy":
         findings.append("accuracy thresholds the blend at 0.5: piecewise constant in the weights")
         mech.append("thresholded metric (accuracy)")
     if w_tie_far is not None and n_ties > 1:
-        a, b = post.apply(p @ w_best), post.apply(p @ w_tie_far)
-        changed = int(np.sum(a != b))
+        changed = rows_changed(data, metric, post, w_best, w_tie_far)
         findings.append(
             f"{n_ties} grid weightings tie exactly (float64); between {fmt_w(w_best)} and {fmt_w(w_tie_far)} "
-            f"{changed} of {n} rows change their {'post-processed ' if post.active else ''}prediction"
+            f"{changed} of {n} rows {change_noun(metric, data.n_classes, post.active)}"
         )
         if not mech:
             mech.append("flat piece of a piecewise-linear metric")
@@ -140,6 +145,22 @@ def diagnose(
     if n_ties <= 1 and n_display <= 1 and not mech:
         findings.append("the best grid point is unique: no plateau at this step")
     return {"mechanisms": list(dict.fromkeys(mech)), "findings": findings}
+
+
+def rows_changed(data: BlendData, metric: str, post, a: np.ndarray, b: np.ndarray) -> int:
+    """Rows whose (post-processed) prediction differs between weightings ``a``
+    and ``b``; for multiclass accuracy, rows right under one and wrong under the other."""
+    if metric == "accuracy" and data.margins is not None:
+        right = scoremod.data_losses(data, np.stack([a, b]), metric, post)
+        return int(np.sum(right[:, 0] != right[:, 1]))
+    return int(np.sum(post.apply(data.preds @ a) != post.apply(data.preds @ b)))
+
+
+def change_noun(metric: str, n_classes: int, post_active: bool) -> str:
+    """What ``rows_changed`` counts, after "N of M rows"."""
+    if metric == "accuracy" and n_classes:
+        return "switch between right and wrong"
+    return f"change their {'post-processed ' if post_active else ''}prediction"
 
 
 def units(data: BlendData, seed: int = 0, max_blocks: int = MAX_BLOCKS) -> tuple[np.ndarray, int, str]:
@@ -162,7 +183,7 @@ def unit_sums(data: BlendData, w: np.ndarray, metric: str, post, ids: np.ndarray
     r = data.weights_or_ones()
     out = np.empty((m, len(w)))
     for i in range(0, len(w), chunk):
-        loss = scoremod.row_losses(data.y, data.preds, w[i : i + chunk], metric, post) * r[:, None]
+        loss = scoremod.data_losses(data, w[i : i + chunk], metric, post) * r[:, None]
         for j in range(loss.shape[1]):
             out[:, i + j] = np.bincount(ids, loss[:, j], minlength=m)
     return out, np.bincount(ids, r, minlength=m)
@@ -255,8 +276,7 @@ def cross_fit(
         cands[f"{name} alone"] = np.broadcast_to(eye[i], (data.n, k))
     sums = np.empty((m, len(cands)))
     for j, wr in enumerate(cands.values()):
-        pred = post.apply(np.einsum("nk,nk->n", data.preds, wr))
-        loss = scoremod.pointwise_loss(pred[:, None], data.y[:, None], metric)[:, 0] * eff
+        loss = scoremod.own_losses(data, wr, metric, post) * eff
         sums[:, j] = np.bincount(ids, loss, minlength=m)
     r_sums = np.bincount(ids, eff, minlength=m)
     point = scoremod.finalize(sums.sum(0) / r_sums.sum(), metric)
