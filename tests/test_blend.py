@@ -444,7 +444,7 @@ def test_multiclass_accuracy_kernel_equals_the_argmax_of_the_blend():
 
 
 def test_multiclass_accuracy_decides_exact_ties_by_the_first_max():
-    # Hard votes of 4 models: weight sums tie exactly (0.05 + 0.25 = 0.3 in exact arithmetic), but
+    # Hard votes of 4 models: weight sums tie exactly (0.05 + 0.1 = 0.15 in exact arithmetic), but
     # not always in floating point; the integer blend of the grid's units is the exact reference.
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 200)

@@ -11,14 +11,17 @@ That is exact, and it is the same shape of work as the binary kernel: one
 indicator, a row-weighted sum.
 
 Ties: a margin that is 0 in exact arithmetic comes out of floating point as
-+-1 ulp (weights 0.1 + 0.2 vs 0.3 on hard 0/1 votes), and so does the blend
-``B`` that ``np.argmax`` looks at, so neither decides true ties reliably. Both
-paths here count a margin within ``TIE_TOL * max(1, |w|_1)`` of 0 as an exact
-tie (then the first-max rule decides), which is 1000x the float64 rounding of
-``D . w`` for K <= 100 and far below any margin real probabilities produce:
-the offset enters the product as one more column (``[D, o] . [w, s]``,
-``o = -TIE_TOL`` where the true class must win strictly, ``+TIE_TOL``
-elsewhere, ``s = max(1, |w|_1)``) and the row is correct iff the min is >= 0.
++-1 ulp (grid weights 1/20 + 2/20 vs 3/20 on hard 0/1 votes), and so does the
+blend ``B`` that ``np.argmax`` looks at, so neither decides true ties
+reliably. Both paths here (kernel and numpy) count a margin within
+``TIE_TOL * max(1, |w|_1)`` of 0 as an exact tie, which the first-max rule then
+decides. That is ~1000x the worst-case float64 rounding of ``D . w`` for
+K <= 10 (~100x for K = 100); the price is that a genuine margin below 1e-12
+is also called a tie (for continuous probabilities, an event of probability
+~1e-12 per row and weighting). The offset enters the product as one more
+column, ``[D, o] . [w, s]`` with ``o = -TIE_TOL`` where the true class must win
+strictly, ``+TIE_TOL`` after it, and ``s = max(1, |w|_1)``; the row is correct
+iff the min over its margins is >= 0.
 
 Always float64 (the score is piecewise constant); the sums of the row weights
 are exact for unit weights, so accuracies are exactly counts / N.
@@ -49,7 +52,9 @@ def applies(data: BlendData, metric: str) -> bool:
 
 def _check(post: Postprocess) -> None:
     if post.active:
-        raise ConfigError(f"--clip: multiclass accuracy takes the argmax of the raw blend; drop {post.describe()}")
+        raise ConfigError(
+            f"--clip: multiclass accuracy takes the argmax of the raw blend; drop --clip ({post.describe()})"
+        )
 
 
 def _offsets(data: BlendData) -> np.ndarray:
