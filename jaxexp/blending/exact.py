@@ -281,7 +281,11 @@ def _milp_post(
     )
     if res.x is None:
         info.update(
-            status=f"no solution within {time_limit:g} s ({res.message})", w=None, seconds=time.perf_counter() - t0
+            status=f"no solution within the time limit ({time_limit:g} s)"
+            if res.status == 1
+            else f"HiGHS: {res.message}",
+            w=None,
+            seconds=time.perf_counter() - t0,
         )
         return info
     cands = [_feasible(res.x[mod.w], c)]

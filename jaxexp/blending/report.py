@@ -110,7 +110,7 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
         gap = summary.get("gap")
         gap_s = f"; grid best - optimum = {gap:.3g}" if gap is not None else ""
         dual = f"; LP dual gap {ex['dual_gap']:.1e}" if "dual_gap" in ex else ""
-        status = f"; {ex['status']}" if "milp" in ex else ""
+        status = ("; proven optimal" if ex["milp"].get("proven") else "; not proven optimal") if "milp" in ex else ""
         out.append(
             f"- **Exact optimum** ({ex['method']}{dual}{status}): {_w(ex['w'], names)}: **{_s(ex['score'])}**{gap_s}."
         )
