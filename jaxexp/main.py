@@ -80,6 +80,8 @@ def _define_blend_flags() -> None:
     f.DEFINE_string("dtype", "auto", "blend: float32, float64 or auto (float64 where the score is piecewise constant).")
     f.DEFINE_integer("memory_mb", 256, "blend: MiB of rows replicated over the devices per scoring call.")
     f.DEFINE_integer("max_points", 20_000_000, "blend: refuse grids larger than this.")
+    f.DEFINE_float("milp_time_limit", 30.0, "blend: seconds for the MILP of the post-processed optimum (0 = skip).")
+    f.DEFINE_integer("milp_max_rows", 5_000, "blend: the MILP of the post-processed optimum is not tried above this.")
     f.DEFINE_bool("overwrite", False, "blend: replace results already in --workdir.")
 
 
@@ -269,6 +271,8 @@ def _blend(workdir: str) -> None:
             dtype=F.dtype,
             memory_budget=F.memory_mb << 20,
             max_points=F.max_points,
+            milp_time_limit=F.milp_time_limit,
+            milp_max_rows=F.milp_max_rows,
             workdir=workdir,
             overwrite=F.overwrite,
         )

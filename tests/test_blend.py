@@ -163,6 +163,93 @@ def test_best_grid_point_need_not_be_nearest_the_optimum_but_gap_is_reported():
     assert s["exact"]["score"] <= s["refined"]["score"] + 1e-12 <= s["grid_best"]["score"] + 1e-12
 
 
+# ----------------------------------------------------------------------------- post-processed optimum (MILP)
+
+
+@pytest.mark.parametrize(
+    "metric, clip, round_to",
+    [("mae", None, 1.0), ("mae", "3:8", 0.0), ("mae", "4:", 0.5), ("mape", ":6", 2.0), ("mse", None, 1.0)],
+)
+def test_milp_optimum_of_the_post_processed_blend_beats_a_fine_grid(metric, clip, round_to):
+    y, p = _problem(60, seed=1)
+    d = datamod.from_arrays(y, p, NAMES, metric=metric)
+    c = gridmod.make_constraints(NAMES, bounds="a=0:0.7")
+    post = scoremod.make_postprocess(clip, round_to)
+    ex = exact.exact_optimum(d, metric, c, post)
+    mp = ex["milp"]
+    assert mp["proven"] and mp["status"].startswith("optimal (MILP, proven)"), mp["status"]
+    assert ex["method"].startswith("mixed-integer linear program on the post-processed blend")
+    assert c.check(ex["w"], tol=1e-12)
+    assert ex["score"] == pytest.approx(scoremod.score_numpy(d, ex["w"][None], metric, post)[0], abs=1e-13)  # verified
+    assert mp["bound"] <= ex["score"] + 1e-12 and ex["score"] <= ex["raw"]["score"]
+    w = gridmod.simplex_grid(c, 0.005)
+    assert ex["score"] <= scoremod.score_numpy(d, w, metric, post).min() + 1e-12
+
+
+def _k2_breakpoints(y, p, post):
+    """Every t in [0, 1] where the post-processed MAE of t * p0 + (1 - t) * p1 can
+    change slope or jump: a blended prediction crossing a clip bound, a rounding
+    half-point or its target; the minimum is at one of them or between two."""
+    levels = [y]
+    if post.clip_lo is not None:
+        levels.append(np.full_like(y, post.clip_lo))
+    if post.round_to:
+        ks = np.arange(np.floor(p.min() / post.round_to) - 1, np.ceil(p.max() / post.round_to) + 2)
+        levels += [np.full_like(y, (k + 0.5) * post.round_to) for k in ks]
+    d = p[:, 0] - p[:, 1]
+    t = np.concatenate([(lv - p[:, 1]) / np.where(d == 0, np.inf, d) for lv in levels])
+    t = np.unique(np.concatenate([[0.0, 1.0], t[(t >= 0) & (t <= 1)]]))
+    t = np.unique(np.concatenate([t, (t[1:] + t[:-1]) / 2, np.nextafter(t, 2), np.nextafter(t, -1)]))
+    return np.clip(t, 0, 1)
+
+
+@pytest.mark.parametrize("clip, round_to", [(None, 1.0), ("4:", 0.0), ("4:", 0.5)])
+def test_milp_optimum_is_the_global_optimum_on_k2(clip, round_to):
+    # Independent check: with K = 2 the score is a function of one weight t whose
+    # breakpoints are known exactly; scoring every breakpoint and every midpoint
+    # between two finds the global minimum.
+    y, p = _problem(50, seed=3, k=2)
+    d = datamod.from_arrays(y, p, ("a", "b"), metric="mae")
+    c = gridmod.make_constraints(("a", "b"))
+    post = scoremod.make_postprocess(clip, round_to)
+    ex = exact.exact_optimum(d, "mae", c, post)
+    t = _k2_breakpoints(y, p, post)
+    brute = scoremod.score_numpy(d, np.stack([t, 1 - t], 1), "mae", post)
+    assert ex["milp"]["proven"]
+    assert ex["score"] <= brute.min() + 1e-12
+    assert ex["score"] >= brute.min() - 1e-12  # nothing better exists
+
+
+def test_milp_limits_give_an_honest_status_and_keep_the_raw_optimum():
+    y, p = _problem(60, seed=1)
+    d = datamod.from_arrays(y, p, NAMES, metric="mae")
+    c = gridmod.make_constraints(NAMES)
+    post = scoremod.make_postprocess("4:", 0.5)
+    capped = exact.exact_optimum(d, "mae", c, post, milp_max_rows=59)
+    assert capped["milp"]["status"] == "not attempted: 60 rows > cap 59 (--milp_max_rows)"
+    assert "on the raw blend" in capped["method"] and "not attempted" in capped["status"]
+    assert capped["score"] == capped["raw"]["score"]
+    y, p = _problem(400, seed=2)
+    d = datamod.from_arrays(y, p, NAMES, metric="mae")
+    timed = exact.exact_optimum(d, "mae", c, post, milp_time_limit=0.05)
+    assert not timed["milp"].get("proven")
+    assert "within the time limit (0.05 s)" in timed["milp"]["status"]  # "best found" or "no solution"
+    assert "not proven optimal" in timed["status"] or "gap to the lower bound" in timed["status"]
+    assert timed["score"] <= timed["raw"]["score"]
+    sq = exact.exact_optimum(d, "mse", c, scoremod.make_postprocess("4:"))
+    assert sq["milp"]["status"].startswith("not supported") and "on the raw blend" in sq["method"]
+
+
+def test_blend_reports_the_milp_optimum():
+    y, p = _problem(80, seed=4)
+    frame = pd.DataFrame({"target": y, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]})
+    df = jaxexp.blend(frame, step=0.05, round_to=1.0, clip="0:", n_boot=0, n_folds=0, progress=None)
+    s = df.attrs["summary"]
+    assert s["exact"]["milp"]["proven"] and s["gap"] >= 0
+    assert df["score"].iloc[0] == s["exact"]["score"] and df["source"].iloc[0] == "exact"
+    assert "optimal (MILP, proven)" in df.attrs["report"] and "MILP on the post-processed blend" in df.attrs["report"]
+
+
 # ----------------------------------------------------------------------------- ties and mechanisms
 
 
@@ -175,6 +262,7 @@ def test_demo_reproduces_exact_ties_and_names_the_mechanisms():
         clip=demo.CLIP,
         n_boot=100,
         n_folds=0,
+        milp_time_limit=1.0,
         progress=None,
     )
     listed = df[df["source"] == "list"].set_index("label")["score"]
@@ -363,12 +451,13 @@ def _cli(*args):
 
 def test_cli_demo_writes_everything(tmp_path):
     wd = tmp_path / "demo"
-    p = _cli("--demo", "--step=0.02", "--n_boot=200", f"--workdir={wd}")
+    p = _cli("--demo", "--step=0.02", "--n_boot=200", "--milp_max_rows=100", f"--workdir={wd}")
     assert p.returncode == 0, p.stderr
     assert sorted(os.listdir(wd)) == ["report.md", "scores.csv", "summary.json", "ternary.png"]
     scores = pd.read_csv(wd / "scores.csv")
     assert len(scores[scores["source"] == "grid"]) == gridmod.grid_size(3, 0.02)
     report = (wd / "report.md").read_text()
+    assert "not attempted: 4,000 rows > cap 100" in report
     for part in ("Exact optimum", "Plateau", "Why it is flat", "paired bootstrap", "Held-out check"):
         assert part in report
     assert "exact optimum" in p.stdout

@@ -124,6 +124,8 @@ def blend(
     dtype: str = "auto",
     memory_budget: int = scoremod.MEMORY_BUDGET,
     max_points: int = 20_000_000,
+    milp_time_limit: float = exact.MILP_TIME_LIMIT,
+    milp_max_rows: int = exact.MILP_MAX_ROWS,
     workdir: str | None = None,
     overwrite: bool = False,
     progress=scoremod.print_progress,
@@ -142,6 +144,9 @@ def blend(
       clip ("lo:hi"), round_to: post-processing of the blend before scoring, as in the pipeline.
       eps: plateau tolerance (default: half a unit in the ``decimals``-th decimal).
       n_boot, top_k, compare ("A:B,C:D"), seed: paired bootstrap settings.
+      milp_time_limit, milp_max_rows: with clip/round_to, the exact optimum of the
+        post-processed blend is a MILP (MAE/MAPE; MSE/RMSE with rounding): HiGHS's
+        time limit in seconds and the most rows it is attempted on (0: not attempted).
       workdir: if given, writes scores.csv, report.md, summary.json and a plot there.
 
     Returns:
@@ -228,7 +233,7 @@ def blend(
 
     # 3. Exact optimum and a finer local grid.
     t = time.perf_counter()
-    ex = exact.exact_optimum(data, metric, cons, post)
+    ex = exact.exact_optimum(data, metric, cons, post, milp_time_limit, milp_max_rows)
     summary["exact"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ex.items()}
     extra_w, extra_s, extra_src = [], [], []
     if ex.get("w") is not None:

@@ -74,6 +74,29 @@ def _multiclass_note(metric: str, n_classes: int) -> str:
     )
 
 
+def _milp_lines(ex: dict, names) -> list[str]:
+    """The MILP of the post-processed blend and the raw-blend fallback, when there are."""
+    mp, raw = ex.get("milp"), ex.get("raw")
+    if mp is None:
+        return []
+    line = f"  - MILP on the post-processed blend: {mp['status']}"
+    if "rows" in mp:
+        line += (
+            f"; {mp['rows']:,} rows in it ({mp['constant_rows']:,} more cannot change), {mp['integers']:,} integer "
+            f"variables, {mp['nodes']:,} nodes, {mp['seconds']:.1f} s; verified score {_s(mp.get('score'))}, "
+            f"lower bound {_s(mp['bound'])}"
+        )
+    out = [line + "."]
+    if raw and raw.get("w") is not None:
+        out.append(f"  - {raw['method']}: {_w(raw['w'], names)}: {_s(raw['score'])}.")
+    if not mp.get("proven"):
+        out.append(
+            "  - Not proven optimal: the best verified weighting of all (grid, refinement, MILP, raw optimum) "
+            "is the first row of scores.csv."
+        )
+    return out
+
+
 def markdown(summary: dict, df: pd.DataFrame) -> str:
     names, metric = summary["models"], summary["metric"]
     g, t = summary["grid"], summary["timings"]
@@ -97,9 +120,13 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
         gap = summary.get("gap")
         gap_s = f"; grid best - optimum = {gap:.3g}" if gap is not None else ""
         dual = f"; LP dual gap {ex['dual_gap']:.1e}" if "dual_gap" in ex else ""
-        out.append(f"- **Exact optimum** ({ex['method']}{dual}): {_w(ex['w'], names)}: **{_s(ex['score'])}**{gap_s}.")
+        status = ("; proven optimal" if ex["milp"].get("proven") else "; not proven optimal") if "milp" in ex else ""
+        out.append(
+            f"- **Exact optimum** ({ex['method']}{dual}{status}): {_w(ex['w'], names)}: **{_s(ex['score'])}**{gap_s}."
+        )
     else:
         out.append(f"- Exact optimum: {ex.get('status', 'n/a')}.")
+    out += _milp_lines(ex, names)
     if "refined" in summary:
         rf = summary["refined"]
         out.append(
