@@ -81,7 +81,7 @@ def _define_blend_flags() -> None:
     f.DEFINE_integer("memory_mb", 256, "blend: MiB of rows replicated over the devices per scoring call.")
     f.DEFINE_integer("max_points", 20_000_000, "blend: refuse grids larger than this.")
     f.DEFINE_float("milp_time_limit", 30.0, "blend: seconds for the MILP of the post-processed optimum (0 = skip).")
-    f.DEFINE_integer("milp_max_rows", 5_000, "blend: the MILP of the post-processed optimum is not tried above this.")
+    f.DEFINE_integer("milp_max_rows", 2_000, "blend: the MILP of the post-processed optimum is not tried above this.")
     f.DEFINE_bool("overwrite", False, "blend: replace results already in --workdir.")
 
 

@@ -122,7 +122,7 @@ def _feasible(w: np.ndarray, c: gridmod.Constraints) -> np.ndarray:
 
 
 MILP_TIME_LIMIT = 30.0  # seconds HiGHS may spend on the post-processed MILP
-MILP_MAX_ROWS = 5_000  # larger problems are not attempted: O(N) integer variables (K=3: N=2,000 ~ 30 s)
+MILP_MAX_ROWS = 2_000  # larger problems are not attempted: O(N) integer variables (K=3: N=2,000 ~ 30 s)
 MAX_CHORDS = 2_000_000  # squared error with rounding: chord rows of (q z - y)^2 in all
 PROVEN_RTOL = 1e-9  # verified score within this of HiGHS's lower bound: proven optimal
 
