@@ -112,6 +112,20 @@ def test_float64_kernel_matches_numpy_and_shapes_do_not_recompile():
     assert scoremod.TRACE_COUNTS["kernel"] == before
 
 
+@pytest.mark.parametrize(("metric", "clip"), [("mae", None), ("mape", None), ("mae", "0:12"), ("mse", "2:")])
+def test_kernel_with_and_without_eliminating_the_last_weight(metric, clip):
+    # 70,000 rows: three fused row blocks of 32,768 (MAE/MAPE) or 137 of 512, Kahan-summed.
+    y, p = _problem(n=70_000)
+    d = datamod.from_arrays(y, p, NAMES, row_weights=np.random.default_rng(2).random(len(y)) + 0.1, metric=metric)
+    post = scoremod.make_postprocess(clip)
+    simplex = gridmod.simplex_grid(gridmod.make_constraints(NAMES), 0.1)  # sums to one: w_K eliminated
+    free = np.random.default_rng(3).uniform(-0.2, 0.8, size=(40, 3))  # does not: the full [P, y] @ [w, -1]
+    for w in (simplex, free):
+        ref = scoremod.score_numpy(d, w, metric, post)
+        np.testing.assert_allclose(scoremod.score_kernel(d, w, metric, post, dtype="float64"), ref, rtol=1e-12)
+        np.testing.assert_allclose(scoremod.score_kernel(d, w, metric, post, dtype="float32"), ref, rtol=2e-6)
+
+
 # ----------------------------------------------------------------------------- exact optimum
 
 
