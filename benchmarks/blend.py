@@ -25,9 +25,12 @@ copy of 256 MiB; and a read-only sum), and the float32 matmul peak (jitted
 compute-bound (it reads each row once per call of ~16k weightings), so its
 relevant limit is the FLOP peak. FLOPs counted are those the kernel executes
 per (weighting, row): the simplex grid sums to one, so the kernel eliminates
-the last weight and computes [P_k - P_K, P_K - y] @ [w_<K, 1] (2K FLOPs) then
-abs and the row sum (2): 8 for K = 3 (the uneliminated [P, y] @ [w, -1] would
-be 10, but takes longer: counting those would flatter the fraction).
+the last weight and computes the residual [P_k - P_K, P_K - y] . [w_<K, 1]
+(K multiplies, K - 1 adds), then abs and the add into the sum: 2K + 1 = 7 for
+K = 3 (the uneliminated [P, y] . [w, -1] would execute 9, but takes longer:
+counting those would flatter the fraction). On CPU the kernel is the native
+C++ loop of ``jaxexp/blending/native.py`` where a compiler is available; the
+XLA form is timed beside it on the largest case.
 Baseline (b) is
 bound by memory bandwidth: it streams the rows x chunk residual matrix through
 memory about 6 times (4 bytes each).
@@ -63,10 +66,11 @@ import throughput  # noqa: E402  (machine description, git state, contention, JS
 import jaxexp  # noqa: E402,F401  (splits the CPU into one XLA device per core before JAX starts)
 from jaxexp.blending import data as datamod  # noqa: E402
 from jaxexp.blending import grid as gridmod  # noqa: E402
+from jaxexp.blending import native  # noqa: E402
 from jaxexp.blending import score as scoremod  # noqa: E402
 
 K = 3
-FLOPS_PER_ELEMENT = 2 * K + 2  # executed: see the docstring
+FLOPS_PER_ELEMENT = 2 * K + 1  # executed: see the docstring
 B_BYTES_PER_ELEMENT = 6 * 4
 FULL_ROWS, FULL_GRIDS = [10_000, 100_000, 1_000_000], [100, 446, 1413]
 QUICK_ROWS, QUICK_GRIDS = [10_000, 100_000], [100, 446]
@@ -218,6 +222,7 @@ def table(rep: dict) -> str:
         f"f32 matmul peak {peak:.1f} GFLOP/s ({rep['peak']['jax_devices']} XLA devices; numpy "
         f"{rep['peak']['numpy_gflops']:.1f}); memory bandwidth {bw:.1f} GB/s (copy "
         f"{rep['bandwidth']['copy_gbs']:.1f}, read {rep['bandwidth']['read_gbs']:.1f})",
+        f"kernel: {rep['kernel'].get('native', 'XLA form')}",
         "",
         f"{'rows':>9} {'G':>10}  {'(a) loop':>14} {'(b) numpy':>14} {'(c) jaxexp':>14}  {'c/a':>7} {'c/b':>6}"
         f"  {'c GFLOP/s':>9} {'%peak':>6}  {'b GB/s':>7} {'b %bw':>6}  {'compile':>7} {'other':>5}",
@@ -320,10 +325,15 @@ def main(argv=None) -> int:
             case["c_over_b"] = case["c"]["rate"] / case["b"]["rate"]
             rep["cases"].append(case)
             throughput._write_json(rep, out)
-    # Informational: the float64 kernel and MSE's Gram form on the largest case.
+    # Informational: the XLA form (no native kernel), the float64 kernel and MSE's Gram form on the largest case.
     d, w = _problem(rows[-1]), gridmod.simplex_grid(cons, 1.0 / grids[-1])
     rep["extra"] = []
-    log("extra: float64 kernel, MSE Gram form ...")
+    log("extra: XLA form, float64 kernel, MSE Gram form ...")
+    if native.available():
+        saved, native._STATE = native._STATE, {"ok": False, "why": "benchmark: the XLA form"}
+        rx = way_jaxexp(d, w, case_s)
+        native._STATE = saved
+        rep["extra"].append({"label": f"jaxexp MAE, XLA form (no native kernel), rows {d.n:,}", **rx})
     r64 = way_jaxexp(d, w, case_s, dtype="float64")
     rep["extra"].append({"label": f"jaxexp MAE float64, rows {d.n:,}", **r64})
     with _Meter() as mt:

@@ -613,3 +613,24 @@ def test_bad_multiclass_input_is_rejected(tmp_path, metric, change, fragment):
             clip="0:0.9" if change == "clip" else None,
         )
     assert "\n" not in str(e.value) and (change == "clip" or isinstance(e.value, DataError))
+
+
+def test_native_cpu_kernel_equals_the_xla_form(monkeypatch):
+    from jaxexp.blending import native
+
+    if not native.available():
+        pytest.skip(native.status())
+    y, p = _problem(n=5000)
+    d = datamod.from_arrays(y, p, NAMES, row_weights=np.random.default_rng(4).random(len(y)) + 0.1)
+    w = np.concatenate([gridmod.simplex_grid(gridmod.make_constraints(NAMES), 0.05), [[0.7, 0.5, -0.1]]])
+    ref = scoremod.score_numpy(d, w, "mae")
+    got = {}
+    for kind, state in (("native", native._STATE.copy()), ("xla", {"ok": False, "why": "test"})):
+        monkeypatch.setattr(native, "_STATE", state)
+        got[kind] = scoremod.score_kernel(d, w, "mae", dtype="float32")
+        np.testing.assert_allclose(got[kind], ref, rtol=2e-6)  # float32 sums, float64 reference
+    assert not np.array_equal(got["native"], got["xla"])  # two different kernels really ran
+    # the switch the README documents
+    monkeypatch.setattr(native, "_STATE", {})
+    monkeypatch.setenv("JAXEXP_BLEND_KERNEL", "xla")
+    assert not native.available() and native.status() == "JAXEXP_BLEND_KERNEL=xla"

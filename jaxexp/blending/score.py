@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxexp.blending import native
 from jaxexp.blending.data import METRICS, BlendData
 from jaxexp.errors import ConfigError
 
@@ -184,8 +185,9 @@ def _next_pow2(x: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _kernel(metric: str, post: Postprocess, folded: bool, devices: tuple, rb: int, gb: int):
-    """jit(shard_map(...)): (A (R, J), y (R,), r (R,), B (G, J)) -> sums (G,)."""
+def _kernel(metric: str, post: Postprocess, folded: bool, devices: tuple, rb: int, gb: int, use_native: bool = False):
+    """jit(shard_map(...)): (A (R, J), y (R,), r (R,), B (G, J)) -> sums (G,).
+    ``use_native``: the folded sums by the C++ custom call (:mod:`.native`)."""
     mesh = Mesh(np.array(devices), ("g",))
     rep, shard = PartitionSpec(), PartitionSpec("g")
 
@@ -196,6 +198,8 @@ def _kernel(metric: str, post: Postprocess, folded: bool, devices: tuple, rb: in
         return r @ pointwise_loss(post.apply(e + y[:, None], jnp), y[:, None], metric, jnp)
 
     def local(a, y, r, b):
+        if use_native:  # one custom call per device: it blocks rows and weightings itself
+            return native.abs_sum(a, b)
         a, y, r = a.reshape(-1, rb, a.shape[1]), y.reshape(-1, rb), r.reshape(-1, rb)
 
         def one_block(bb):
@@ -255,12 +259,19 @@ def score_kernel(
     continuous = post.round_to == 0 and metric != "accuracy"
     elim = continuous and g > 0 and bool(np.all(np.abs(w.sum(axis=1) - 1.0) < 1e-12))
     j = k if elim else k + 1
+    use_native = (
+        folded
+        and dtype == "float32"
+        and j <= native.MAX_J
+        and all(d.platform == "cpu" for d in devices)
+        and native.available()
+    )
     itemsize = 4 if dtype == "float32" else 8
     # Calls of rows within the budget, blocks of rows within a call: as even as
     # possible, so the padding stays under 256 rows per block.
     n_calls = math.ceil(n / max(ROW_BLOCK, memory_budget // (nd * (j + 2) * itemsize)))
     per_call = math.ceil(n / n_calls)
-    blocks = math.ceil(per_call / (FUSED_ROW_BLOCK if folded else ROW_BLOCK))
+    blocks = 1 if use_native else math.ceil(per_call / (FUSED_ROW_BLOCK if folded else ROW_BLOCK))
     rb = math.ceil(per_call / blocks / 256) * 256
     r_call = blocks * rb
     n_pad = n_calls * r_call
@@ -293,7 +304,7 @@ def score_kernel(
     out = np.zeros(g_pad)
     t0, calls, done, shown = time.perf_counter(), (g_pad // g_call) * (n_pad // r_call), 0, time.perf_counter()
     with jax.enable_x64(dtype == "float64"):
-        fn, rep, shard = _kernel(metric, post, folded, devices, rb, gb)
+        fn, rep, shard = _kernel(metric, post, folded, devices, rb, gb, use_native)
         b_chunks = [jax.device_put(b[j : j + g_call], shard) for j in range(0, g_pad, g_call)]
         for i in range(0, n_pad, r_call):  # one block of rows on the devices at a time
             rows = tuple(jax.device_put(x[i : i + r_call], rep) for x in (a, yy, rr))
