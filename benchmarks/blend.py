@@ -294,6 +294,7 @@ def main(argv=None) -> int:
         "devices": [str(d) for d in jax.local_devices()],
         "git": throughput._git_state(),
         "kernel": {
+            "native": native.status(),
             "row_block": scoremod.FUSED_ROW_BLOCK,
             "g_block": scoremod.G_BLOCK,
             "flops_per_element": FLOPS_PER_ELEMENT,
