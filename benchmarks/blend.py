@@ -219,8 +219,8 @@ def table(rep: dict) -> str:
     peak, bw = rep["peak"]["flops_gflops"], rep["bandwidth"]["gbs"]
     lines = [
         f"machine: {rep['machine']['cpu_model']}, {rep['machine']['cpus_available']} cores; "
-        f"f32 matmul peak {peak:.1f} GFLOP/s ({rep['peak']['jax_devices']} XLA devices; numpy "
-        f"{rep['peak']['numpy_gflops']:.1f}); memory bandwidth {bw:.1f} GB/s (copy "
+        f"f32 matmul peak {peak:.1f} GFLOP/s (the higher of start and end; {rep['peak']['jax_devices']} XLA "
+        f"devices; numpy {rep['peak']['numpy_gflops']:.1f} at the start); memory bandwidth {bw:.1f} GB/s (copy "
         f"{rep['bandwidth']['copy_gbs']:.1f}, read {rep['bandwidth']['read_gbs']:.1f})",
         f"kernel: {rep['kernel'].get('native', 'XLA form')}",
         "",
@@ -255,7 +255,8 @@ def table(rep: dict) -> str:
         "rates: weightings x rows per second (MAE, K=3, float32). * = timed on that share of the weightings "
         f"(~{rep['args']['case_s']:g} s per case; the rate does not depend on G once a call is full). "
         f"c GFLOP/s counts the {FLOPS_PER_ELEMENT} FLOPs the kernel executes per (weighting, row); %peak is of "
-        "the f32 matmul peak (the relevant limit: the kernel is compute-bound). "
+        "the f32 matmul peak (the relevant limit: the kernel is compute-bound; the peak counts the two FMA pipes "
+        "only, and the abs and add can run on other pipes beside them, so a fraction can pass 100%). "
         f"b GB/s counts {B_BYTES_PER_ELEMENT} bytes of residual traffic per element (the limit of (b) is "
         "memory bandwidth). compile: jaxexp's first call minus its second (same shapes). "
         "other: cores other processes took during the case (numbers are suspect when > 0.25).",
@@ -318,8 +319,6 @@ def main(argv=None) -> int:
                 log(f"[rows {n_rows:,} G {len(w):,}] ({way}) ...")
                 case[way] = fn(d, w, case_s)
                 log(f"  {case[way]['rate']:.3g} weightings x rows/s over {case[way]['measured_g']:,} weightings")
-            case["c_gflops"] = case["c"]["rate"] * FLOPS_PER_ELEMENT / 1e9
-            case["c_peak_fraction"] = case["c"]["rate"] * FLOPS_PER_ELEMENT / peak
             case["b_gbs"] = case["b"]["rate"] * B_BYTES_PER_ELEMENT / 1e9
             case["b_bw_fraction"] = case["b"]["rate"] * B_BYTES_PER_ELEMENT / bw
             case["c_over_a"] = case["c"]["rate"] / case["a"]["rate"]
@@ -347,6 +346,15 @@ def main(argv=None) -> int:
             "note": "O(N K^2 + G K^2): no rows x G work at all",
         }
     )
+    # The peak again at the end, and the higher of the two: a peak measured in a
+    # slow moment (this is a shared VM) would flatter every fraction.
+    log("f32 matmul peak, again ...")
+    end = matmul_peak()
+    rep["peak"]["end_gflops"] = max(end["jax_gflops"], end["numpy_gflops"])
+    rep["peak"]["flops_gflops"] = max(rep["peak"]["flops_gflops"], rep["peak"]["end_gflops"])
+    for case in rep["cases"]:
+        case["c_gflops"] = case["c"]["rate"] * FLOPS_PER_ELEMENT / 1e9
+        case["c_peak_fraction"] = case["c"]["rate"] * FLOPS_PER_ELEMENT / (rep["peak"]["flops_gflops"] * 1e9)
     rep["best_peak_fraction"] = max(c["c_peak_fraction"] for c in rep["cases"])
     rep["median_peak_fraction"] = float(np.median([c["c_peak_fraction"] for c in rep["cases"]]))
     rep["total_wall_s"] = time.perf_counter() - t_start
