@@ -110,29 +110,15 @@ def bandwidth() -> dict:
 
 
 def matmul_peak() -> dict:
-    import jax
-    import jax.numpy as jnp
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    n, devs = 2048, jax.local_devices()
-    sh = NamedSharding(Mesh(np.array(devs), ("d",)), PartitionSpec("d"))
-    rng = np.random.default_rng(0)
-    a = jax.device_put(rng.standard_normal((len(devs), n, n), np.float32), sh)
-    f = jax.jit(lambda x: jnp.einsum("bij,bjk->bik", x, x), out_shardings=sh)
-    f(a).block_until_ready()
-    best = 0.0
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(4):
-            out = f(a)
-        out.block_until_ready()
-        best = max(best, 4 * len(devs) * 2.0 * n**3 / (time.perf_counter() - t))
-    x = rng.standard_normal((n, n)).astype(np.float32)
+    """The f32 matmul peak: jitted (one 2048^3 matmul per XLA device) and numpy."""
+    jx = throughput.case_peak({"mode": "split", "reps": 4, "trials": 5})
+    n = 2048
+    x = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     x @ x
     t = time.perf_counter()
     x @ x
     numpy_gflops = 2.0 * n**3 / (time.perf_counter() - t) / 1e9
-    return {"jax_devices": len(devs), "jax_gflops": best / 1e9, "numpy_gflops": numpy_gflops}
+    return {"jax_devices": jx["devices"], "jax_gflops": jx["gflops"], "numpy_gflops": numpy_gflops}
 
 
 def _problem(n_rows: int) -> datamod.BlendData:

@@ -126,26 +126,13 @@ def case_sweep(spec: dict) -> dict:
 
 def case_peak(spec: dict) -> dict:
     """f32 matmul peak: one 2048^3 matmul per device (one device per core), best of 5."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    sys.path.insert(0, HERE)
+    import throughput
 
     import jaxexp  # noqa: F401  (splits the CPU into one device per core, as the sweeps run)
 
-    n, devs = 2048, jax.local_devices()
-    sh = NamedSharding(Mesh(np.array(devs), ("d",)), PartitionSpec("d"))
-    a = jax.device_put(np.random.default_rng(0).standard_normal((len(devs), n, n), np.float32), sh)
-    f = jax.jit(lambda x: jnp.einsum("bij,bjk->bik", x, x), out_shardings=sh)
-    f(a).block_until_ready()
-    best = 0.0
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(3):
-            out = f(a)
-        out.block_until_ready()
-        best = max(best, 3 * len(devs) * 2.0 * n**3 / (time.perf_counter() - t))
-    return {"devices": len(devs), "gflops": best / 1e9}
+    peak = throughput.case_peak({"mode": "split", "reps": 3, "trials": 5})
+    return {"devices": peak["devices"], "gflops": peak["gflops"]}
 
 
 def child_main(spec_json: str, out_path: str) -> None:
