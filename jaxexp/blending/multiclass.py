@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +38,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxexp.blending.data import BlendData
-from jaxexp.blending.score import G_BLOCK, MEMORY_BUDGET, ROW_BLOCK, Postprocess, _next_pow2
+from jaxexp.blending.score import G_BLOCK, MEMORY_BUDGET, ROW_BLOCK, Postprocess, _next_pow2, run_calls
 from jaxexp.errors import ConfigError
 
 TIE_TOL = 1e-12  # margins this close to 0 (times max(1, |w|_1)) are exact ties
@@ -140,19 +139,7 @@ def score_kernel(
     b = np.empty((math.ceil(g / per_call) * per_call, k + 1))
     b[:g, :k], b[:g, k] = w, _scale(w)
     b[g:] = b[g - 1]  # padding: repeats of the last weighting, dropped below
-    out = np.zeros(len(b))
-    t0, calls = time.perf_counter(), (n_pad // r_call) * (len(b) // per_call)
     with jax.enable_x64(True):
-        fn, rep, shard = _kernel(devices, rb, gb, m)
-        chunks = [jax.device_put(b[j : j + per_call], shard) for j in range(0, len(b), per_call)]
-        for i in range(0, n_pad, r_call):
-            rows = [jax.device_put(x[i : i + r_call], rep) for x in (a, rr)]
-            parts = [fn(*rows, c) for c in chunks]  # dispatched asynchronously
-            for j, part in enumerate(parts):
-                out[j * per_call : (j + 1) * per_call] += np.asarray(part, np.float64)
-            el = time.perf_counter() - t0
-            if progress is not None and el > 2.0:
-                done = (i // r_call + 1) * len(chunks)
-                progress(f"[blend] multiclass accuracy: {done}/{calls} calls ({g:,} x {n:,} rows), {el:.1f}s elapsed")
-            del rows, parts
+        kernel = _kernel(devices, rb, gb, m)
+        out = run_calls(kernel, (a, rr), b, r_call, per_call, progress, f"multiclass accuracy, {g:,} x {n:,} rows")
     return out[:g] / r.sum()

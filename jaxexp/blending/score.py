@@ -15,12 +15,14 @@ multiply-add less per (row, weighting).
   ``"g"``), each device loops over blocks of ``gb`` weightings (``lax.map``);
 - rows: a ``lax.scan`` over blocks of rows inside a call (Kahan-summed across
   blocks), and calls of at most ``memory_budget`` bytes of replicated rows,
-  summed in float64 on the host;
+  summed in float64 on the host (:func:`run_calls`);
 - MAE/MAPE without post-processing fold the row weights (and MAPE's 1/|y|)
   into A (|r e| = r |e| for r >= 0): the block is ``abs(A @ B.T).sum(0)``,
   which XLA:CPU compiles into one fused YNNPACK matmul-abs-reduce that never
   writes the (rows x weightings) block to memory, so its row blocks are large
   (``FUSED_ROW_BLOCK``); other losses materialise a (512 x gb) block in cache.
+  On CPU devices, float32 MAE/MAPE use the native C++ loop of
+  :mod:`jaxexp.blending.native` instead (one custom call per device and call).
 
 MSE/RMSE without post-processing need no kernel: with E = P - y and
 v = [w, sum(w) - 1], the residual is [E, y] @ v, so every score is the
@@ -258,18 +260,18 @@ def score_kernel(
     # continuous in it, but it can flip a rounding or a threshold exactly at its boundary.
     continuous = post.round_to == 0 and metric != "accuracy"
     elim = continuous and g > 0 and bool(np.all(np.abs(w.sum(axis=1) - 1.0) < 1e-12))
-    j = k if elim else k + 1
+    cols = k if elim else k + 1
     use_native = (
         folded
         and dtype == "float32"
-        and j <= native.MAX_J
+        and cols <= native.MAX_J
         and all(d.platform == "cpu" for d in devices)
         and native.available()
     )
     itemsize = 4 if dtype == "float32" else 8
     # Calls of rows within the budget, blocks of rows within a call: as even as
     # possible, so the padding stays under 256 rows per block.
-    n_calls = math.ceil(n / max(ROW_BLOCK, memory_budget // (nd * (j + 2) * itemsize)))
+    n_calls = math.ceil(n / max(ROW_BLOCK, memory_budget // (nd * (cols + 2) * itemsize)))
     per_call = math.ceil(n / n_calls)
     blocks = 1 if use_native else math.ceil(per_call / (FUSED_ROW_BLOCK if folded else ROW_BLOCK))
     rb = math.ceil(per_call / blocks / 256) * 256
@@ -285,7 +287,7 @@ def score_kernel(
     g_call = nd * gb * blocks_per_call
     npdt = np.dtype(dtype)
 
-    a = np.zeros((n_pad, j), npdt)
+    a = np.zeros((n_pad, cols), npdt)
     if elim:  # pred - y = (P_k - P_K) . w_<K + (P_K - y)
         a[:n, : k - 1] = data.preds[:, : k - 1] - data.preds[:, k - 1 :]
         a[:n, k - 1] = data.preds[:, k - 1] - data.y
@@ -298,28 +300,37 @@ def score_kernel(
     if folded:  # |r e| = r |e|; MAPE's 1/|y| too
         a[:n] *= (rr[:n] / np.abs(data.y) if metric == "mape" else rr[:n])[:, None]
     g_pad = math.ceil(g / g_call) * g_call
-    b = np.full((g_pad, j), 1.0 if elim else -1.0, npdt)
-    b[:g, : j - 1] = w[:, : j - 1]
-    b[g:, : j - 1] = w[-1, : j - 1] if g else 0.0
+    b = np.full((g_pad, cols), 1.0 if elim else -1.0, npdt)
+    b[:g, : cols - 1] = w[:, : cols - 1]
+    b[g:, : cols - 1] = w[-1, : cols - 1] if g else 0.0
+    with jax.enable_x64(dtype == "float64"):
+        kernel = _kernel(metric, post, folded, devices, rb, gb, use_native)
+        out = run_calls(kernel, (a, yy, rr), b, r_call, g_call, progress, f"{g:,} weightings x {n:,} rows")
+    return finalize(out[:g], metric)
+
+
+def run_calls(kernel, rows: tuple, b: np.ndarray, r_call: int, g_call: int, progress, what: str) -> np.ndarray:
+    """Sums (G_pad,) float64 of ``kernel = (fn, rep, shard)`` over calls of
+    ``r_call`` rows (of each array in ``rows``, replicated) x ``g_call``
+    weightings (of ``b``, sharded), accumulated on the host; progress every 2 s."""
+    fn, rep, shard = kernel
+    n_pad, g_pad = len(rows[0]), len(b)
     out = np.zeros(g_pad)
     t0, calls, done, shown = time.perf_counter(), (g_pad // g_call) * (n_pad // r_call), 0, time.perf_counter()
-    with jax.enable_x64(dtype == "float64"):
-        fn, rep, shard = _kernel(metric, post, folded, devices, rb, gb, use_native)
-        b_chunks = [jax.device_put(b[j : j + g_call], shard) for j in range(0, g_pad, g_call)]
-        for i in range(0, n_pad, r_call):  # one block of rows on the devices at a time
-            rows = tuple(jax.device_put(x[i : i + r_call], rep) for x in (a, yy, rr))
-            parts = [fn(*rows, bj) for bj in b_chunks]  # dispatched asynchronously, collected below
-            for j, part in enumerate(parts):
-                out[j * g_call : (j + 1) * g_call] += np.asarray(part, np.float64)
-                done += 1
-                if progress is not None and time.perf_counter() - shown > 2.0:
-                    shown, el = time.perf_counter(), time.perf_counter() - t0
-                    progress(
-                        f"[blend] {done}/{calls} calls ({g:,} weightings x {n:,} rows) | "
-                        f"{el:.1f}s elapsed, ETA {el / done * (calls - done):.1f}s"
-                    )
-            del rows, parts
-    return finalize(out[:g], metric)
+    b_chunks = [jax.device_put(b[c : c + g_call], shard) for c in range(0, g_pad, g_call)]
+    for i in range(0, n_pad, r_call):  # one block of rows on the devices at a time
+        block = tuple(jax.device_put(x[i : i + r_call], rep) for x in rows)
+        parts = [fn(*block, bc) for bc in b_chunks]  # dispatched asynchronously, collected below
+        for c, part in enumerate(parts):
+            out[c * g_call : (c + 1) * g_call] += np.asarray(part, np.float64)
+            done += 1
+            if progress is not None and time.perf_counter() - shown > 2.0:
+                shown, el = time.perf_counter(), time.perf_counter() - t0
+                progress(
+                    f"[blend] {done}/{calls} calls ({what}) | {el:.1f}s elapsed, ETA {el / done * (calls - done):.1f}s"
+                )
+        del block, parts
+    return out
 
 
 def score(
