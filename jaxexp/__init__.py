@@ -38,7 +38,10 @@ from jaxexp.engine import TRACE_COUNTS, run_members, sweep, train_config  # noqa
 from jaxexp.errors import ConfigError, DataError  # noqa: E402
 from jaxexp.population import members_table  # noqa: E402
 from jaxexp.results import Results  # noqa: E402
+from jaxexp.layers import Dropout, NNXDropout, dropout, fold  # noqa: E402
 from jaxexp.tasks import Task, load_task, make_task  # noqa: E402
+from jaxexp.workload import Dataset, Model, Workload, nnx_model, static, traced  # noqa: E402
+from jaxexp.workload import load as load_workload  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -48,6 +51,10 @@ __all__ = [
     "TRACE_COUNTS",
     "ConfigError",
     "DataError",
+    "Dataset",
+    "Dropout",
+    "Model",
+    "NNXDropout",
     "Results",
     "Task",
     "analyze",
@@ -55,10 +62,17 @@ __all__ = [
     "default_config",
     "load_member",
     "load_task",
+    "dropout",
+    "fold",
+    "load_workload",
     "make_task",
     "members_table",
+    "nnx_model",
     "run_members",
     "space",
+    "static",
     "sweep",
+    "traced",
     "train_config",
+    "Workload",
 ]

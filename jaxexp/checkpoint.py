@@ -35,9 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SCHEMA_VERSION = 1
-# Model fields that change the parameters (dropout rates, for one, do not).
-ARCH_FIELDS = ("kind", "hidden", "activation")
+SCHEMA_VERSION = 2  # 2: records name the workload and its static config
 STATE_ITEMS = ("state", "results", "host", "arch")
 
 
@@ -61,29 +59,32 @@ def _versions() -> dict:
     return out
 
 
-def model_record(model_cfg, n_features: int, n_outputs: int) -> dict:
-    """The canonical model config: every field that changes the parameters."""
-    rec = {}
-    for field in ARCH_FIELDS:
-        value = model_cfg[field]
-        rec[field] = [int(v) for v in value] if field == "hidden" else value
-    rec.update(n_features=int(n_features), n_outputs=int(n_outputs), param_dtype="float32")
-    return rec
+def model_record(config) -> dict:
+    """The canonical model config: the workload's name and every static
+    hyperparameter that shapes the parameters (``arch=True``)."""
+    from jaxexp import config as cfgmod
+
+    wl = cfgmod.workload_of(config)
+    static = {p: cfgmod.get_path(config, p) for p, h in wl.static.items() if h.arch}
+    return json.loads(_canonical({"workload": wl.name, **static}))
 
 
-def abstract_params(model_rec: dict):
-    """The parameter tree of a model record, as ShapeDtypeStructs (``jax.eval_shape``)."""
-    from jaxexp import models
+def model_of(config):
+    """(``workload.Model``, dataset) of a member config."""
+    from jaxexp import config as cfgmod
+    from jaxexp import workload
 
-    model = models.MLP(
-        hidden=tuple(model_rec["hidden"]), n_out=model_rec["n_outputs"], activation=model_rec["activation"]
-    )
-    return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, model_rec["n_features"]), jnp.float32))["params"]
+    wl = cfgmod.workload_of(config)
+    dataset = wl.dataset(config)
+    static = wl.static_config(config)
+    static.off = ()
+    return workload.as_model(wl.model(static, dataset), wl.inputs), dataset
 
 
-def param_spec(model_rec: dict) -> dict:
-    """{"Dense_0/kernel": [[in, out], "float32"], ...}."""
-    return spec_of(abstract_params(model_rec))
+def abstract_params(model, dataset):
+    """The parameter tree of a model on a dataset, as ShapeDtypeStructs (``jax.eval_shape``)."""
+    sample = jax.tree.map(lambda a: a[:1], dataset.train)
+    return jax.eval_shape(model.init, jax.random.key(0), sample)
 
 
 def spec_of(tree) -> dict:
@@ -103,11 +104,12 @@ def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
 
 
-def architecture(model_cfg, n_features: int, n_outputs: int, member_ids=None) -> dict:
-    """The architecture record of a population (``member_ids``) or one member."""
-    model = model_record(model_cfg, n_features, n_outputs)
-    spec = param_spec(model)
-    rec = {"schema_version": SCHEMA_VERSION, "model": model, "param_spec": spec}
+def architecture(config, model=None, dataset=None, member_ids=None) -> dict:
+    """The architecture record of a population (``member_ids``) or one member of ``config``."""
+    if model is None:
+        model, dataset = model_of(config)
+    spec = spec_of(abstract_params(model, dataset))
+    rec = {"schema_version": SCHEMA_VERSION, "model": model_record(config), "param_spec": spec}
     rec["fingerprint"] = hashlib.sha256(_canonical(rec).encode()).hexdigest()
     if member_ids is not None:
         rec["population"] = {"size": len(member_ids), "member_ids": [int(i) for i in member_ids]}
@@ -300,34 +302,20 @@ def inspect(path: str) -> dict:
             raise CheckpointError(f"{path}: cannot read the architecture record: {str(e).splitlines()[0]}") from None
 
 
-def requested_record(config) -> dict:
-    """The architecture a config asks for: a full config (``.model`` and
-    ``.task``), or a mapping of the canonical model fields (``jaxexp inspect``'s
-    ``model``: kind, hidden, activation, n_features, n_outputs)."""
-    if hasattr(config, "model") and hasattr(config, "task"):
-        from jaxexp.tasks import load_task
-
-        task = load_task(config.task)
-        return architecture(config.model, task.n_features, task.n_outputs)
-    missing = [k for k in (*ARCH_FIELDS, "n_features", "n_outputs") if k not in config]
-    if missing:
-        raise CheckpointError(f"model_config: missing {missing}; pass a jaxexp config or the record's 'model' fields")
-    return architecture(config, config["n_features"], config["n_outputs"])
-
-
 def load_member(path: str, config) -> dict:
     """One member's parameters, verified against the requested architecture.
 
-    config: the member's jaxexp config (or the canonical model fields). Raises
+    config: the member's jaxexp config (its workload and hyperparameters). Raises
     ArchitectureMismatchError before reading any array if the checkpoint holds
     another architecture, and after restoring if any leaf differs.
     """
     ocp = _ocp()
     path = os.path.abspath(path)
     stored = inspect(path)
-    requested = requested_record(config)
+    model, dataset = model_of(config)
+    requested = architecture(config, model, dataset)
     verify(stored, requested, path)
-    target = abstract_params(requested["model"])
+    target = abstract_params(model, dataset)
     with _member_checkpointer() as ckptr:
         # the arrays as stored (orbax would cast a dtype or keep a shape silently)
         meta = ckptr.metadata(path).item_metadata["params"]
@@ -346,8 +334,6 @@ def export_member(workdir: str, member: int, out: str) -> dict:
 
     from jaxexp import config as cfgmod
     from jaxexp import population
-    from jaxexp.tasks import load_task
-
     directory = sweep_dir(workdir)
     if not os.path.isdir(directory):
         raise CheckpointError(f"--workdir: no checkpoints in {workdir}; run the sweep with a workdir first")
@@ -373,10 +359,10 @@ def export_member(workdir: str, member: int, out: str) -> dict:
     )
     row = table[table["member"] == member]
     member_cfg = population.resolve(config, population.config_rows(config, row))[0].config
-    task = load_task(member_cfg.task)
-    record = architecture(member_cfg.model, task.n_features, task.n_outputs)
+    model, dataset = model_of(member_cfg)
+    record = architecture(member_cfg, model, dataset)
     record["member"] = {"member": int(member), "seed": int(row["seed"].iloc[0]), "workdir": os.path.abspath(workdir)}
     params = finals[str(member)]["best_params"]
-    check_leaves(params, abstract_params(record["model"]), f"{directory} step {steps[-1]} member {member}")
+    check_leaves(params, abstract_params(model, dataset), f"{directory} step {steps[-1]} member {member}")
     save_member(out, params, record)
     return record

@@ -5,9 +5,11 @@ so every field exists (``lock_config`` then turns a misspelt override into an
 error) and every field has one documented meaning.
 
 *Traced* fields are per-member values fed to the compiled program as arrays
-with a leading population axis; changing them never recompiles. Every other
-field under ``task``/``model``/``train`` is *static*: members that agree on all
-static fields form a bucket and share one compiled program.
+with a leading population axis; changing them never recompiles: the engine's
+``TRACED`` ``train.*`` fields and the workload's ``traced`` hyperparameters.
+Every other field (``train.*``, the workload's ``static`` ones) is *static*:
+members that agree on all static fields form a bucket and share one compiled
+program.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from typing import Any
 
 import ml_collections
 
+from jaxexp import workload as workloadmod
 from jaxexp.errors import ConfigError
 
 SCHEDULES = ("constant", "cosine", "step", "cosine_restarts")
 OPTIMIZERS = ("adamw", "adam", "sgd")
-ACTIVATIONS = ("relu", "gelu", "tanh", "silu")
 
 # Traced fields: dotted path -> dtype of the per-member array.
 TRACED: dict[str, str] = {
@@ -45,56 +47,26 @@ TRACED: dict[str, str] = {
     "train.plateau_patience": "int32",  # ReduceLROnPlateau: bad epochs tolerated before a cut, 0 = off
     "train.plateau_factor": "float32",  # ReduceLROnPlateau: lr factor per cut
     "train.plateau_min_lr": "float32",  # ReduceLROnPlateau: lr floor (absolute)
-    "train.curriculum_medium_epoch": "int32",  # epoch (0-based) from which medium groups are trained
-    "train.curriculum_hard_epoch": "int32",  # epoch from which hard groups are trained
-    "train.hard_weight_start": "float32",  # hard-group loss weight at hard_weight_origin
-    "train.hard_weight_origin": "int32",  # epoch where the ramp starts from hard_weight_start, -1 = hard_epoch
-    "train.hard_weight_slope": "float32",  # its growth per epoch
-    "train.hard_weight_cap": "float32",  # its maximum
-    "train.group_multipliers": "float32",  # per-group loss multipliers, () = all 1 (a vector [groups])
-    "model.dropout": "float32",  # dropout rate after every hidden layer (but the last, see final_dropout)
-    "model.final_dropout": "float32",  # dropout rate after the last hidden layer, -1 = model.dropout
-    "model.input_dropout": "float32",  # dropout rate on the inputs
 }
 
 # Fields that neither change the program nor a member's numbers.
-NON_PROGRAM = ("name", "sweep", "engine", "seed", "metric", "goal")
+NON_PROGRAM = ("name", "sweep", "engine", "seed", "metric", "goal", "workload")
 
 
-def default_config() -> ml_collections.ConfigDict:
-    """The full schema with defaults; config files modify a copy of it."""
+def default_config(workload=None) -> ml_collections.ConfigDict:
+    """The full schema with defaults; config files modify a copy of it.
+
+    workload: an import path, a ``.py`` file or a module (see
+    ``jaxexp.workload``; None = the built-in MLP). Its declared hyperparameters
+    become fields at their names (``width``, ``model.hidden``), with their defaults.
+    """
+    wl = workloadmod.load(workload)
     c = ml_collections.ConfigDict()
     c.name = "run"
+    c.workload = wl.spec  # the workload module: an import path or a .py file
     c.seed = 0  # base seed: every member key is fold_in(fold_in(key(seed), member seed), member id)
     c.metric = "val_loss"  # selection metric (a column of history.csv)
     c.goal = "min"  # "min" or "max"
-
-    c.task = ml_collections.ConfigDict()
-    c.task.name = "regression"  # regression | grouped | classification | file | digits | diabetes
-    c.task.seed = 0  # data seed (the data are shared by all members)
-    c.task.n_train = 2048
-    c.task.n_val = 512
-    c.task.n_features = 16
-    c.task.n_classes = 4  # classification only
-    c.task.noise = 0.1  # regression: noise std (val MSE floor = noise**2); classification: label flip rate
-    c.task.path = ""  # file: .npz or .csv
-    c.task.val_path = ""  # file: optional separate validation file
-    c.task.features = ""  # file: comma-separated feature columns ("" = all but target)
-    c.task.target = "y"  # file: target column / npz key
-    c.task.kind = "regression"  # file: regression | classification
-    c.task.group = ""  # file: column / npz key of a per-row group label ("" = no groups)
-    c.task.medium_groups = ""  # file: comma-separated group labels of medium difficulty (curriculum)
-    c.task.hard_groups = ""  # file: comma-separated group labels of hard difficulty
-    c.task.val_fraction = 0.2  # file/digits/diabetes: validation share when no val split is given
-    c.task.standardize = True  # z-score features (and regression targets) with train statistics
-
-    c.model = ml_collections.ConfigDict()
-    c.model.kind = "mlp"
-    c.model.hidden = (64,)
-    c.model.activation = "relu"
-    c.model.dropout = 0.0
-    c.model.input_dropout = 0.0
-    c.model.final_dropout = -1.0  # -1: same as model.dropout
 
     c.train = ml_collections.ConfigDict()
     c.train.optimizer = "adamw"
@@ -119,17 +91,6 @@ def default_config() -> ml_collections.ConfigDict:
     c.train.plateau_patience = 0
     c.train.plateau_factor = 0.5
     c.train.plateau_min_lr = 0.0
-    # Curriculum over a grouped task's difficulty levels (easy/medium/hard): easy
-    # groups always train; medium from curriculum_medium_epoch; hard from
-    # curriculum_hard_epoch with weight min(cap, start + (epoch - origin) * slope)
-    # (origin -1 = curriculum_hard_epoch). Curriculum epochs count from 0.
-    c.train.curriculum_medium_epoch = 0
-    c.train.curriculum_hard_epoch = 0
-    c.train.hard_weight_start = 1.0
-    c.train.hard_weight_origin = -1
-    c.train.hard_weight_slope = 0.0
-    c.train.hard_weight_cap = 1.0
-    c.train.group_multipliers = ()
 
     c.sweep = ml_collections.ConfigDict()
     c.sweep.method = "grid"  # grid | random | sobol (scrambled Sobol points through each parameter's inverse CDF)
@@ -197,6 +158,18 @@ def default_config() -> ml_collections.ConfigDict:
     # ~/.cache/jaxexp/xla), a directory, or "off". A re-run or resume loads its
     # programs instead of compiling them.
     c.engine.compile_cache = "auto"
+    for path, h in wl.hparams.items():
+        *parents, leaf = path.split(".")
+        node = c
+        for part in parents:
+            if part not in node:
+                node[part] = ml_collections.ConfigDict()
+            node = node[part]
+        if leaf in node:
+            raise ConfigError(f"{wl.name}.HPARAMS[{path!r}]: the engine has a field {path}; choose another name")
+        node[leaf] = h.default
+    if wl.metric is not None:
+        c.metric, c.goal = wl.metric
     c.lock()  # a misspelt field in a config file is an error, not a silent new field
     return c
 
@@ -258,8 +231,8 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
     """A config from its ``to_dict()`` / JSON form (lists back to tuples where the
     schema has tuples); ``sweep.space`` and ``sweep.recipes`` are taken whole."""
     free = ("sweep.space", "sweep.recipes")
-    values = {p: v for p, v in flatten(d).items() if not p.startswith(free)}
-    out = with_values(default_config(), values)
+    values = {p: v for p, v in flatten(d).items() if not p.startswith(free) and p != "workload"}
+    out = with_values(default_config(d.get("workload") or None), values)
     out.unlock()
     for path in free:
         section, leaf = path.split(".")
@@ -268,14 +241,23 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
     return out
 
 
+def workload_of(config) -> workloadmod.Workload:
+    """The workload a config names."""
+    return workloadmod.load(config.get("workload") or None)
+
+
+def traced_fields(config) -> dict[str, str]:
+    """Every traced field of a config: the engine's ``TRACED`` and the workload's
+    traced hyperparameters -> dtype of the per-member array."""
+    return {**TRACED, **{p: h.dtype for p, h in workload_of(config).traced.items()}}
+
+
 def static_key(config: ml_collections.ConfigDict) -> str:
     """Canonical JSON of the static program fields: the bucket key."""
-    d = config.to_dict()
-    static = {k: d[k] for k in ("task", "model", "train")}
-    for path in TRACED:
-        section, leaf = path.split(".")
-        static[section].pop(leaf, None)
-    return json.dumps(static, sort_keys=True, default=list)
+    traced = traced_fields(config)
+    static = {p: v for p, v in flatten(config.to_dict()).items() if p.split(".")[0] not in NON_PROGRAM}
+    static = {p: v for p, v in static.items() if p not in traced}
+    return json.dumps({"workload": config.workload, **static}, sort_keys=True, default=list)
 
 
 def check_param_names(config: ml_collections.ConfigDict, names: list[str], where: str = "sweep.space") -> None:
@@ -283,7 +265,7 @@ def check_param_names(config: ml_collections.ConfigDict, names: list[str], where
     for name in names:
         if name not in fields:
             near = difflib.get_close_matches(name, fields, n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else "; sweep fields of task/model/train"
+            hint = f"; did you mean '{near[0]}'?" if near else "; sweep the train fields or the workload's HPARAMS"
             raise ConfigError(f"{where}.{name}: no config field '{name}'{hint}")
 
 
@@ -295,20 +277,6 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"{field}: {msg} (got {get_path(c, field)!r})")
 
     need(c.goal in ("min", "max"), "goal", "must be 'min' or 'max'")
-    need(c.model.kind == "mlp", "model.kind", "only 'mlp' is available")
-    need(c.model.activation in ACTIVATIONS, "model.activation", f"use one of {ACTIVATIONS}")
-    need(
-        all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in c.model.hidden),
-        "model.hidden",
-        "widths must be positive integers, e.g. (64, 64)",
-    )
-    need(0.0 <= c.model.dropout < 1.0, "model.dropout", "must be in [0, 1)")
-    need(0.0 <= c.model.input_dropout < 1.0, "model.input_dropout", "must be in [0, 1)")
-    need(
-        c.model.final_dropout == -1.0 or 0.0 <= c.model.final_dropout < 1.0,
-        "model.final_dropout",
-        "must be in [0, 1), or -1 for model.dropout",
-    )
     need(c.train.optimizer in OPTIMIZERS, "train.optimizer", f"use one of {OPTIMIZERS}")
     need(c.train.schedule in SCHEDULES, "train.schedule", f"use one of {SCHEDULES}")
     need(c.train.batch_size >= 1, "train.batch_size", "must be >= 1")
@@ -330,23 +298,17 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
     need(c.train.plateau_patience >= 0, "train.plateau_patience", "must be >= 0 (0 = off)")
     need(0 < c.train.plateau_factor <= 1, "train.plateau_factor", "must be in (0, 1]")
     need(c.train.plateau_min_lr >= 0, "train.plateau_min_lr", "must be >= 0")
-    need(c.train.curriculum_medium_epoch >= 0, "train.curriculum_medium_epoch", "must be >= 0")
-    need(c.train.curriculum_hard_epoch >= 0, "train.curriculum_hard_epoch", "must be >= 0")
-    need(c.train.hard_weight_start >= 0, "train.hard_weight_start", "must be >= 0")
-    need(c.train.hard_weight_cap >= 0, "train.hard_weight_cap", "must be >= 0")
-    need(
-        all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in c.train.group_multipliers),
-        "train.group_multipliers",
-        "must be non-negative numbers, one per task group, e.g. (1.0, 1.3)",
-    )
+    wl = workload_of(c)
+    for path, h in wl.hparams.items():
+        workloadmod.check_value(path, h, get_path(c, path))
+    if wl.check is not None:
+        wl.check(wl.static_config(c))
 
 
 def validate_top(c: ml_collections.ConfigDict) -> None:
     """Checks the fields that are not per member."""
     if not 0 <= c.seed < 2**32:
         raise ConfigError(f"seed: must be in [0, 2**32) (got {c.seed})")
-    if not 0 <= c.task.seed < 2**32:
-        raise ConfigError(f"task.seed: must be in [0, 2**32) (got {c.task.seed})")
     if c.sweep.seeds < 1:
         raise ConfigError(f"sweep.seeds: must be >= 1 (got {c.sweep.seeds})")
     from jaxexp import strategies

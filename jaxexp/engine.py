@@ -33,10 +33,10 @@ from jaxexp import (
     spacefile,
     strategies,
     train,
+    workload,
 )
 from jaxexp import config as cfgmod
 from jaxexp.errors import ConfigError
-from jaxexp.tasks import METRICS, kind_of, load_task
 
 # Number of times each compiled function was traced in this process (tests
 # assert it to catch recompiles).
@@ -111,8 +111,8 @@ def memory_budget(setting: str, devs: list) -> int | None:
 class _Compiled:
     """jit(vmap(init)) and the sharded segment program of one bucket on one mesh."""
 
-    def __init__(self, program: train.Program, task, member_cfg, devs: list, group_size: int):
-        self.program, self.task, self.member_cfg = program, task, member_cfg
+    def __init__(self, program: train.Program, dataset, member_cfg, devs: list, group_size: int):
+        self.program, self.dataset, self.member_cfg = program, dataset, member_cfg
         self.n_devices = len(devs)
         self.group_size = group_size  # 0 = auto
         self.mesh = Mesh(np.array(devs), ("pop",))
@@ -162,7 +162,7 @@ class _Compiled:
         unused, schedule sees. ``overrides``: {index into part: {field: value}}
         set by population-based training."""
         idx = np.maximum(slot, 0)
-        hp = train.encode_hparams([part[s].config for s in idx], self.task.n_groups)
+        hp = train.encode_hparams([part[s].config for s in idx], self.dataset)
         hp["train.epochs"] = np.minimum(hp["train.epochs"], limit[idx]).astype(hp["train.epochs"].dtype)
         for k, s in enumerate(idx):
             for field, value in overrides.get(int(s), {}).items():
@@ -172,9 +172,9 @@ class _Compiled:
     def _abstract(self, size: int):
         """(state, hparams) of ``size`` slots as ShapeDtypeStructs with the population
         sharding (compile and restore targets; nothing is computed)."""
-        hp = train.encode_hparams([self.member_cfg] * size, self.task.n_groups)
+        hp = train.encode_hparams([self.member_cfg] * size, self.dataset)
         zeros = np.zeros(size, np.uint32)
-        shapes = jax.eval_shape(self._fresh, np.uint32(0), zeros, zeros, hp, train.data_of(self.task))
+        shapes = jax.eval_shape(self._fresh, np.uint32(0), zeros, zeros, hp, train.data_of(self.dataset))
         sharded = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.pop)  # noqa: E731
         return jax.tree.map(sharded, shapes), jax.tree.map(sharded, hp)
 
@@ -221,7 +221,7 @@ class _Compiled:
             group = self.group_for(size)
             state, hp = self._abstract(size)
             data = jax.tree.map(
-                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.replicated), train.data_of(self.task)
+                lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=self.replicated), train.data_of(self.dataset)
             )
             exe = self._segment_fn(group).lower(state, hp, data).compile()
             timings["group_size"] = group
@@ -258,7 +258,7 @@ class _Compiled:
         size = population.chunk_layout(n_members, chunk_size, n)[1]
         if self._fits(size, budget, timings):
             return size
-        data_bytes = sum(a.nbytes for a in train.data_of(self.task))
+        data_bytes = sum(a.nbytes for a in jax.tree.leaves(train.data_of(self.dataset)))
         per_slot = max(self.memory[size] - data_bytes, 1) / (size // n)
         guess = max(1, int(max(budget - data_bytes, 0) // per_slot))
         lo, hi = -1, (size // n - 1).bit_length()  # exponents: 2**lo fits, 2**hi does not (or >= size)
@@ -277,18 +277,27 @@ class _Compiled:
         return n << lo
 
 
+def off_fields(cfgs: list) -> tuple[str, ...]:
+    """The workload's numeric traced hyperparameters that are <= 0 in every member
+    of ``cfgs`` (a model may skip their work, e.g. a dropout whose rate is 0)."""
+    wl = cfgmod.workload_of(cfgs[0])
+    out = []
+    for path, h in wl.traced.items():
+        values = [cfgmod.get_path(c, path) for c in cfgs]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0 for v in values):
+            out.append(path)
+    return tuple(out)
+
+
 def _compiled(
-    bucket: population.Bucket, task, segment_epochs: int, devs: list, group_size: int, monitor: tuple[str, str]
+    bucket: population.Bucket, dataset, segment_epochs: int, devs: list, group_size: int, monitor: tuple[str, str]
 ) -> _Compiled:
     cfgs = [m.config for m in bucket.members]
-    dropout = (
-        any(c.model.input_dropout > 0 for c in cfgs),
-        any(c.model.dropout > 0 or c.model.final_dropout > 0 for c in cfgs),
-    )
-    key = (bucket.key, segment_epochs, tuple(d.id for d in devs), group_size, dropout, monitor)
+    off = off_fields(cfgs)
+    key = (bucket.key, segment_epochs, tuple(d.id for d in devs), group_size, off, monitor)
     if key not in _PROGRAMS:
-        program = train.make_program(cfgs[0], task, segment_epochs, dropout, monitor)
-        _PROGRAMS[key] = _Compiled(program, task, cfgs[0], devs, group_size)
+        program = train.make_program(cfgs[0], dataset, segment_epochs, off, monitor)
+        _PROGRAMS[key] = _Compiled(program, dataset, cfgs[0], devs, group_size)
     return _PROGRAMS[key]
 
 
@@ -384,16 +393,16 @@ def run(
 
     def bucket_program(b_idx: int) -> _Compiled:
         bucket = groups[b_idx]
-        task = load_task(bucket.members[0].config.task)
+        dataset = cfgmod.workload_of(config).dataset(bucket.members[0].config)
         max_epochs = max(m.config.train.epochs for m in bucket.members)
         seg = population.segment_length(max_epochs, config.engine.segment_epochs)
         seg = math.gcd(seg, *config.sweep.halving_rungs, config.sweep.pbt_interval)  # on segment boundaries
-        return _compiled(bucket, task, seg, devs, config.engine.group_size, monitor)
+        return _compiled(bucket, dataset, seg, devs, config.engine.group_size, monitor)
 
     def bucket_arch(b_idx: int) -> dict:
         """The architecture record of a bucket's population."""
-        task, part = bucket_program(b_idx).task, groups[b_idx].members
-        return checkpoint.architecture(part[0].config.model, task.n_features, task.n_outputs, [m.member for m in part])
+        compiled, part = bucket_program(b_idx), groups[b_idx].members
+        return checkpoint.architecture(part[0].config, compiled.program.model, compiled.dataset, [m.member for m in part])
 
     saver = resume.Saver(workdir, config) if workdir is not None and config.engine.checkpoint else None
     resumed = None
@@ -421,7 +430,7 @@ def run(
                         continue  # finished before the checkpoint
                     here = resumed if b_idx == pos else None
                 compiled = bucket_program(b_idx)
-                data = distributed.put(train.data_of(compiled.task), compiled.replicated)
+                data = distributed.put(train.data_of(compiled.dataset), compiled.replicated)
                 ckpt = None
                 if saver is not None:
                     ckpt = (saver, {"bucket": b_idx}, bucket_arch(b_idx), stop)
@@ -440,7 +449,7 @@ def run(
         if cache_dir:
             out.timings["compile_cache_hits"] = compile_cache.EVENTS["hits"] - cache_before["hits"]
             out.timings["compile_cache_misses"] = compile_cache.EVENTS["misses"] - cache_before["misses"]
-    metrics = METRICS[kind_of(members[0].config.task)]
+    metrics = bucket_program(0).program.metric_names
     empty = pd.DataFrame(
         {"member": pd.Series(dtype=np.int64), "epoch": pd.Series(dtype=np.int64)}
         | {m: pd.Series(dtype=np.float64) for m in metrics}
@@ -555,11 +564,11 @@ def _run_bucket(
         block["diverged"] = m["diverged"][mi, ei]
         out.history.append(pd.DataFrame(block))
         if program.group_metric_names:
-            g = len(compiled.task.group_names)
+            g = len(compiled.dataset.groups)
             gblock = {
                 "member": np.repeat(block["member"], g),
                 "epoch": np.repeat(block["epoch"], g),
-                "group": np.tile(np.asarray(compiled.task.group_names), len(mi)),
+                "group": np.tile(np.asarray(compiled.dataset.groups), len(mi)),
             }
             for name in program.group_metric_names:
                 gblock[name] = m[f"group_{name}"][mi, ei].reshape(-1).astype(np.float64)
@@ -740,6 +749,17 @@ def _collect_finals(compiled: _Compiled, state: train.TrainState, slots, member_
         }
 
 
+def check_bucket(config, cfgs: list) -> None:
+    """Loads a bucket's data and checks its members' values and the workload's
+    functions (abstractly: nothing is compiled); raises ConfigError."""
+    dataset = cfgmod.workload_of(config).dataset(cfgs[0])
+    n_train = workload.n_rows(dataset.train)
+    if cfgs[0].train.batch_size > n_train:
+        raise ConfigError(f"train.batch_size: {cfgs[0].train.batch_size} > {n_train} training rows; use a smaller batch")
+    train.encode_hparams(cfgs, dataset)
+    train.make_program(cfgs[0], dataset, 1, off_fields(cfgs), (config.metric, config.goal))
+
+
 def sweep(config: ml_collections.ConfigDict, workdir: str | None = None, progress=_print_progress) -> results.Results:
     """Runs the whole sweep ``config.sweep`` and returns its Results.
 
@@ -778,16 +798,8 @@ def run_members(
     strategies.check_halving(
         config.sweep.halving_rungs, config.sweep.halving_eta, max(m.config.train.epochs for m in members)
     )
-    for bucket in population.buckets(members):  # bad data fails before anything is written
-        cfg = bucket.members[0].config
-        task = load_task(cfg.task)
-        n_train = len(task.x_train)
-        if cfg.train.batch_size > n_train:
-            raise ConfigError(
-                f"train.batch_size: {cfg.train.batch_size} > {n_train} training rows; use a smaller batch"
-            )
-        for m in bucket.members:
-            train.group_multipliers(m.config.train.group_multipliers, task.n_groups, task.group_names)
+    for bucket in population.buckets(members):  # bad data or functions fail before anything is written
+        check_bucket(config, [m.config for m in bucket.members])
     if workdir is not None:
         results.prepare_workdir(workdir, config)
     t0 = time.perf_counter()

@@ -1,9 +1,7 @@
 """Flax models whose regularisation takes traced per-member values.
 
 Dropout masks come from a counter-based integer hash of (member seed, step,
-layer, element index) rather than ``jax.random`` (see ``jaxexp.hashing``).
-Flax's ``nn.Dropout`` branches in Python on its rate, so it cannot take a
-traced per-member rate under ``vmap``; ``dropout`` below can.
+layer, element index) rather than ``jax.random`` (see ``jaxexp.layers``).
 """
 
 from __future__ import annotations
@@ -15,14 +13,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxexp import hashing
+from jaxexp.layers import dropout
 
-_ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": jnp.tanh, "silu": nn.silu}
-
-
-def dropout(x: jax.Array, rate: jax.Array, seed: jax.Array) -> jax.Array:
-    """Inverted dropout with a traced ``rate`` in [0, 1) and a uint32 ``seed``."""
-    keep = hashing.uniform(seed, x.shape) >= rate
-    return jnp.where(keep, x / (1.0 - rate), 0.0).astype(x.dtype)
+ACTIVATIONS = {"relu": nn.relu, "gelu": nn.gelu, "tanh": jnp.tanh, "silu": nn.silu}
 
 
 class MLP(nn.Module):
@@ -41,7 +34,7 @@ class MLP(nn.Module):
         """Layer groups: ``input_dropout`` on the inputs, ``dropout_rate`` after each
         hidden layer but the last, ``final_dropout`` (default ``dropout_rate``)
         after the last hidden layer, before the output layer."""
-        act = _ACTIVATIONS[self.activation]
+        act = ACTIVATIONS[self.activation]
         if seed is not None and self.use_input_dropout:
             x = dropout(x, input_dropout, hashing.fold(seed, 0))
         for i, width in enumerate(self.hidden):
@@ -50,13 +43,3 @@ class MLP(nn.Module):
                 last = i == len(self.hidden) - 1 and final_dropout is not None
                 x = dropout(x, final_dropout if last else dropout_rate, hashing.fold(seed, i + 1))
         return nn.Dense(self.n_out)(x)
-
-
-def make_model(model_cfg, n_out: int, use_input_dropout: bool = True, use_dropout: bool = True) -> nn.Module:
-    return MLP(
-        hidden=tuple(int(h) for h in model_cfg.hidden),
-        n_out=n_out,
-        activation=model_cfg.activation,
-        use_input_dropout=use_input_dropout,
-        use_dropout=use_dropout,
-    )

@@ -7,6 +7,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from jaxexp import config as cfgmod
+
 _MAX_LINES = 8  # configurations drawn per plot (the best ones)
 
 
@@ -47,21 +49,25 @@ def history(res, path: str) -> None:
 
 def scatter(res, path: str) -> bool:
     """Predicted vs true on the validation split for the best member, in the
-    task's original units: log and linear axes. False if not a regression."""
-    from jaxexp.tasks import load_task
+    task's original units: log and linear axes. False unless the workload
+    predicts one real-valued target per row (a regression)."""
 
     finished = res.members[res.members["member"].isin(list(res.best_params)) & (res.members["status"] != "diverged")]
     if finished.empty:
         return False
     col = f"best_{res.metric}"
     best = int(finished.loc[finished[col].idxmin() if res.config.goal == "min" else finished[col].idxmax(), "member"])
-    task = load_task(res.member_config(best).task)
-    if task.kind != "regression" or best not in res.best_params:
+    cfg = res.member_config(best)
+    wl = cfgmod.workload_of(cfg)
+    info = wl.dataset(cfg).info
+    if wl.predict is None or best not in res.best_params:
         return False
     y, p = res.predict(best)
-    mean, std = np.asarray(task.info.get("target_mean", [0.0])), np.asarray(task.info.get("target_std", [1.0]))
+    if y.ndim != 2 or p.shape != y.shape or not np.issubdtype(y.dtype, np.floating):
+        return False
+    mean, std = np.asarray(info.get("target_mean", [0.0])), np.asarray(info.get("target_std", [1.0]))
     y, p = (y * std + mean)[:, 0], (p * std + mean)[:, 0]
-    if task.info.get("target_units") == "log2":  # targets are log2(value)
+    if info.get("target_units") == "log2":  # targets are log2(value)
         views = [("value (log axes)", 2.0**y, 2.0**p, "log"), ("value", 2.0**y, 2.0**p, "linear")]
     else:
         views = [("value", y, p, "linear")]

@@ -18,7 +18,6 @@ from jaxexp import config as cfgmod
 from jaxexp import space as spacemod
 from jaxexp import spacefile
 from jaxexp.errors import ConfigError
-from jaxexp.tasks import METRICS, kind_of
 
 
 class Member(NamedTuple):
@@ -108,12 +107,6 @@ def resolve(config: ml_collections.ConfigDict, table: pd.DataFrame) -> list[Memb
         if key not in resolved:
             member_cfg = cfgmod.with_values(config, values)
             cfgmod.validate_member(member_cfg)
-            kind = kind_of(member_cfg.task)
-            if member_cfg.metric not in METRICS[kind]:
-                raise ConfigError(
-                    f"metric: {member_cfg.metric!r} is not reported by a {kind} task; "
-                    f"use one of {', '.join(METRICS[kind])}"
-                )
             resolved[key] = member_cfg
         out.append(Member(int(row["member"]), int(row["config_id"]), int(row["seed"]), values, resolved[key]))
     ids = [m.member for m in out]

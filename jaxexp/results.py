@@ -106,20 +106,27 @@ class Results:
         return population.resolve(self.config, population.config_rows(self.config, row))[0].config
 
     def predict(self, member: int, split: str = "val") -> tuple[np.ndarray, np.ndarray]:
-        """(targets, predictions) of ``member``'s best parameters on the task's
-        ``split`` ("train" or "val"), in the task's (standardised) units."""
+        """(targets, predictions) of ``member``'s best parameters on the
+        workload's ``split`` ("train" or "val"): its ``predict`` function (the
+        built-in MLP: in the task's standardised units)."""
         import jax
 
-        from jaxexp import models
-        from jaxexp.tasks import load_task
+        from jaxexp import checkpoint, train
 
         if member not in self.best_params:
             raise ValueError(f"member: {member} has no saved parameters (it did not finish)")
+        if split not in ("train", "val"):
+            raise ValueError(f"split: must be 'train' or 'val' (got {split!r})")
         cfg = self.member_config(member)
-        task = load_task(cfg.task)
-        model = models.make_model(cfg.model, task.n_outputs)
-        x, y = (task.x_val, task.y_val) if split == "val" else (task.x_train, task.y_train)
-        out = jax.jit(model.apply)({"params": self.best_params[member]}, x)
+        wl = cfgmod.workload_of(cfg)
+        if wl.predict is None:
+            raise ValueError(f"workload {wl.name} defines no predict(model, params, split, hp); add one to predict")
+        model, dataset = checkpoint.model_of(cfg)
+        hp = {k: v[0] for k, v in train.encode_hparams([cfg], dataset).items()}
+        hp.update(epoch=np.int32(0), step=np.int32(0))
+        data = dataset.val if split == "val" else dataset.train
+        fn = jax.jit(lambda p, d, h: wl.predict(model, p, d, h))
+        y, out = fn(self.best_params[member], data, hp)
         return np.asarray(y), np.asarray(out)
 
     def best_member(self) -> pd.Series:
@@ -158,7 +165,7 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
 
     rows = table[list(_ID_COLUMNS) + params].copy().reset_index(drop=True)
     by_id = {m.member: m for m in members}
-    for path in cfgmod.TRACED:
+    for path in cfgmod.traced_fields(config):
         if path not in rows.columns:
             rows[path] = [cfgmod.get_path(by_id[i].config, path) for i in rows["member"]]
 

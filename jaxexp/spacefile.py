@@ -279,10 +279,11 @@ def describe(config: ml_collections.ConfigDict, source: str = "") -> tuple[list[
     else:
         rows = spacemod.expand(params, method, n_samples, config.seed)
     table = [("parameter", "kind", "values / range", "condition", "active", "field")]
+    traced = cfgmod.traced_fields(config)
     for p in params:
         kind, shown, cond = spacemod.describe(p)
         active = f"{sum(r[p.name] is not None for r in rows)}/{len(rows)}" if rows is not None else "?"
-        table.append((p.name, kind, shown, cond, active, "traced" if p.name in cfgmod.TRACED else "static"))
+        table.append((p.name, kind, shown, cond, active, "traced" if p.name in traced else "static"))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     lines = head + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     if not params:

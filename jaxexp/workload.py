@@ -1,0 +1,367 @@
+"""The workload interface: the user's own model, loss, evaluation, data and hyperparameters.
+
+A workload is one Python module (an import path such as ``"mypkg.cnn"`` or a
+file ``"path/to/cnn.py"``) that defines::
+
+    HPARAMS = {"width": jaxexp.static(32, low=1), "dropout": jaxexp.traced(0.1, low=0.0, high=0.9)}
+    METRIC = ("accuracy", "max")          # default selection metric and goal (optional)
+
+    def data(cfg) -> jaxexp.Dataset       # train/val pytrees, leaves [n, ...]
+    def model(cfg, data)                  # a flax.linen Module, jaxexp.nnx_model(...) or jaxexp.Model(init, apply)
+    def loss(model, params, batch, hp, rng) -> (scalar, {name: scalar})
+    def evaluate(model, params, val, hp) -> {metric: scalar or [groups]}
+
+and optionally ``predict(model, params, split, hp) -> (targets, predictions)``,
+``make_batch(train, idx, hp, rng) -> batch`` (default: the rows ``idx`` of every
+train leaf), ``inputs(batch) -> tuple`` (the arguments a linen/NNX model is
+initialised with; default ``(batch["x"],)``), ``check(cfg)`` (cross-field
+checks; raise ``jaxexp.ConfigError``) and ``NAME``.
+
+``cfg`` is a ``ml_collections.ConfigDict`` of the workload's *static*
+hyperparameters (dotted names nest: ``cfg.model.hidden``). ``hp`` maps every
+*traced* hyperparameter (the workload's and the engine's ``train.*`` ones) to a
+scalar of this member, plus ``hp["epoch"]`` (0-based) and ``hp["step"]``
+(optimizer steps so far). ``rng`` is a uint32 seed unique to (member, step):
+``jaxexp.dropout(x, rate, jaxexp.fold(rng, i))`` draws a mask, and
+``jax.random.key(rng)`` gives a JAX key where one is needed.
+
+A hyperparameter's name is its config path: ``--config.width=64`` and a space
+``{"width": ...}`` reach it like any built-in field.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import types
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from jaxexp.errors import ConfigError
+
+BUILTIN = "jaxexp.workloads.mlp"
+# Config paths the engine owns: a workload may not declare these.
+RESERVED_TOP = ("name", "seed", "metric", "goal", "workload", "sweep", "engine")
+# Keys the engine adds to ``hp`` for the loss.
+HP_EXTRA = ("epoch", "step")
+
+
+class Hparam(NamedTuple):
+    """One declared hyperparameter (see ``traced`` and ``static``)."""
+
+    default: Any
+    traced: bool
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    dtype: str = "float32"  # traced: dtype of the per-member array
+    doc: str = ""
+    check: Callable[[Any], str | None] | None = None  # value -> "must be ..." or None
+    encode: Callable[[Any, Any], np.ndarray] | None = None  # traced vectors: (value, Dataset) -> array
+    arch: bool = True  # static: part of the architecture record (changes the parameters)
+
+
+def traced(default, low=None, high=None, *, dtype: str | None = None, doc: str = "", check=None, encode=None):
+    """A per-member value fed to the compiled program as an array (never recompiles):
+    loss weights, temperature, dropout rates. ``low``/``high``: inclusive bounds."""
+    if dtype is None:
+        dtype = "int32" if isinstance(default, (int, np.integer)) and not isinstance(default, bool) else "float32"
+    return Hparam(default, True, low, high, None, dtype, doc, check, encode)
+
+
+def static(default, low=None, high=None, *, choices=None, doc: str = "", check=None, arch: bool = True):
+    """A structural value (depth, width, encoder type): members that differ in it
+    run in different buckets, each compiled once. ``arch=False``: a static value
+    that does not change the parameters (data settings), left out of the
+    architecture record."""
+    return Hparam(default, False, low, high, tuple(choices) if choices is not None else None, "", doc, check, None, arch)
+
+
+class Dataset(NamedTuple):
+    """Train and validation data of a workload.
+
+    train/val: pytrees of the same structure whose leaves share a leading row
+    axis ([n_train, ...] and [n_val, ...]): images [n, H, W, C], sequences,
+    padded graphs. groups: names of example groups; an evaluation value of
+    shape [len(groups)] is a per-group metric. info: free-form notes
+    (units, sources) kept with the results.
+    """
+
+    train: Any
+    val: Any
+    groups: tuple[str, ...] = ()
+    info: dict = {}
+
+
+class Model(NamedTuple):
+    """A model as a pair of pure functions: ``init(key, batch) -> params`` and
+    ``apply(params, *args, **kwargs)``."""
+
+    init: Callable
+    apply: Callable
+
+
+def _default_inputs(batch):
+    if isinstance(batch, dict) and "x" in batch:
+        return (batch["x"],)
+    raise ConfigError("inputs: the batch has no 'x'; define inputs(batch) -> the model's init arguments")
+
+
+def as_model(obj, inputs: Callable = _default_inputs) -> Model:
+    """A linen Module, a ``jaxexp.Model`` or an ``nnx_model`` as a ``Model``."""
+    import flax.linen as nn
+
+    if isinstance(obj, Model):
+        return obj
+    if isinstance(obj, nn.Module):
+        return Model(
+            init=lambda key, batch: obj.init(key, *inputs(batch))["params"],
+            apply=lambda params, *a, **k: obj.apply({"params": params}, *a, **k),
+        )
+    if isinstance(obj, _NNX):
+        return obj.model()
+    raise ConfigError(
+        f"model: returned {type(obj).__name__}; return a flax.linen Module, jaxexp.nnx_model(factory) "
+        "or jaxexp.Model(init, apply)"
+    )
+
+
+class _NNX(NamedTuple):
+    factory: Callable  # rngs -> nnx.Module
+
+    def model(self) -> Model:
+        from flax import nnx
+
+        abstract = nnx.eval_shape(lambda: self.factory(nnx.Rngs(0)))
+        graphdef, abstract_params, rest = nnx.split(abstract, nnx.Param, ...)
+
+        def init(key, batch):
+            del batch
+            params = nnx.split(self.factory(nnx.Rngs(key)), nnx.Param, ...)[1]
+            return params.to_pure_dict()
+
+        def apply(params, *a, **k):
+            state = nnx.State.merge(_with_values(abstract_params, params))
+            return nnx.merge(graphdef, state, _concrete(rest))(*a, **k)
+
+        return Model(init, apply)
+
+
+def _with_values(abstract_state, pure: dict):
+    """An nnx.State of ``abstract_state``'s structure holding the arrays of ``pure``."""
+    from flax import nnx
+
+    flat = {path: pure_at(pure, path) for path in dict(nnx.to_flat_state(abstract_state))}
+    return nnx.State.from_flat_path(
+        {path: var.replace(flat[path]) for path, var in dict(nnx.to_flat_state(abstract_state)).items()}
+    )
+
+
+def pure_at(tree: dict, path: tuple):
+    for p in path:
+        tree = tree[p]
+    return tree
+
+
+def _concrete(rest):
+    import jax
+
+    return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype) if hasattr(a, "shape") else a, rest)
+
+
+def nnx_model(factory: Callable) -> _NNX:
+    """A Flax NNX model: ``factory(rngs) -> nnx.Module`` (its ``nnx.Param``
+    variables are the member's parameters; call it like the module)."""
+    return _NNX(factory)
+
+
+class Workload(NamedTuple):
+    """A loaded workload module (see the module docstring)."""
+
+    name: str
+    spec: str  # what config.workload holds: an import path or a file path
+    hparams: dict[str, Hparam]
+    metric: tuple[str, str] | None
+    data: Callable
+    model: Callable
+    loss: Callable
+    evaluate: Callable
+    predict: Callable | None
+    make_batch: Callable | None
+    inputs: Callable
+    check: Callable | None
+
+    @property
+    def traced(self) -> dict[str, Hparam]:
+        return {k: h for k, h in self.hparams.items() if h.traced}
+
+    @property
+    def static(self) -> dict[str, Hparam]:
+        return {k: h for k, h in self.hparams.items() if not h.traced}
+
+    def fn_name(self, attr: str) -> str:
+        """``module.function`` for messages."""
+        return f"{self.name}.{attr}"
+
+    def static_config(self, config):
+        """The member config's static hyperparameters as a nested ConfigDict."""
+        import ml_collections
+
+        from jaxexp import config as cfgmod
+
+        nested: dict = {}
+        for path in self.static:
+            *parents, leaf = path.split(".")
+            node = nested
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = cfgmod.get_path(config, path)
+        return ml_collections.ConfigDict(nested)
+
+    def dataset(self, config) -> Dataset:
+        """The data of a member config (cached by its static hyperparameters)."""
+        static = self.static_config(config)
+        return _load_data(self.spec, json.dumps(static.to_dict(), sort_keys=True, default=list))
+
+
+def _module_of(spec) -> tuple[types.ModuleType, str]:
+    if isinstance(spec, types.ModuleType):
+        file = getattr(spec, "__file__", None)
+        importable = spec.__name__ in sys.modules and spec.__name__ != "__main__" and not spec.__name__.startswith("_wl_")
+        return spec, spec.__name__ if importable or not file else os.path.abspath(file)
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError("workload: give an import path (mypkg.cnn) or a .py file")
+    if spec.endswith(".py") or os.sep in spec:
+        path = os.path.abspath(os.path.expanduser(spec))
+        if not os.path.isfile(path):
+            raise ConfigError(f"workload: no file {spec}; give an existing .py file or an import path")
+        name = "_wl_" + os.path.splitext(os.path.basename(path))[0] + f"_{abs(hash(path)) % 10**8}"
+        if name not in sys.modules:
+            loader = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(loader)
+            sys.modules[name] = module
+            try:
+                loader.loader.exec_module(module)
+            except Exception:
+                del sys.modules[name]
+                raise
+        return sys.modules[name], path
+    try:
+        return importlib.import_module(spec), spec
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"workload: cannot import {spec!r} ({e}); give an import path or a .py file") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _load(spec: str) -> Workload:
+    module, spec = _module_of(spec)
+    return from_module(module, spec)
+
+
+def load(spec=None) -> Workload:
+    """The workload named by ``spec`` (an import path, a .py path or a module; None: the built-in MLP)."""
+    if spec is None or spec == "":
+        spec = BUILTIN
+    if isinstance(spec, types.ModuleType):
+        module, name = _module_of(spec)
+        return _load(name) if isinstance(name, str) and name in sys.modules else from_module(module, name)
+    return _load(spec)
+
+
+def from_module(module: types.ModuleType, spec: str) -> Workload:
+    """Reads a workload's attributes; a missing or malformed one is a ConfigError."""
+    name = getattr(module, "NAME", None) or module.__name__.split(".")[-1].removeprefix("_wl_")
+    missing = [a for a in ("HPARAMS", "data", "model", "loss", "evaluate") if not hasattr(module, a)]
+    if missing:
+        raise ConfigError(
+            f"workload {name}: defines no {', '.join(missing)}; a workload module defines HPARAMS, data(cfg), "
+            "model(cfg, data), loss(model, params, batch, hp, rng) and evaluate(model, params, val, hp)"
+        )
+    hparams = dict(module.HPARAMS)
+    for path, h in hparams.items():
+        if not isinstance(h, Hparam):
+            raise ConfigError(f"{name}.HPARAMS[{path!r}]: declare it with jaxexp.traced(...) or jaxexp.static(...)")
+        if path.split(".")[0] in RESERVED_TOP or path in HP_EXTRA:
+            raise ConfigError(f"{name}.HPARAMS[{path!r}]: the name is the engine's; choose another")
+    metric = getattr(module, "METRIC", None)
+    if metric is not None and (len(metric) != 2 or metric[1] not in ("min", "max")):
+        raise ConfigError(f"{name}.METRIC: must be (metric name, 'min' or 'max'), got {metric!r}")
+    return Workload(
+        name=name,
+        spec=spec,
+        hparams=hparams,
+        metric=tuple(metric) if metric is not None else None,
+        data=module.data,
+        model=module.model,
+        loss=module.loss,
+        evaluate=module.evaluate,
+        predict=getattr(module, "predict", None),
+        make_batch=getattr(module, "make_batch", None),
+        inputs=getattr(module, "inputs", _default_inputs),
+        check=getattr(module, "check", None),
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _load_data(spec: str, static_json: str) -> Dataset:
+    import ml_collections
+
+    wl = _load(spec)
+    data = wl.data(ml_collections.ConfigDict(json.loads(static_json)))
+    return check_dataset(data, wl.fn_name("data"))
+
+
+def check_dataset(data, where: str) -> Dataset:
+    """Numpy leaves, one row count per split, identical train/val structure."""
+    import jax
+
+    if not isinstance(data, Dataset):
+        raise ConfigError(f"{where}: returned {type(data).__name__}; return jaxexp.Dataset(train=..., val=...)")
+    train, val = (jax.tree.map(np.asarray, t) for t in (data.train, data.val))
+    t_struct, v_struct = jax.tree.structure(train), jax.tree.structure(val)
+    if t_struct != v_struct:
+        raise ConfigError(f"{where}: train and val differ in structure ({t_struct} vs {v_struct}); give both the same keys")
+    for split, tree in (("train", train), ("val", val)):
+        leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+        if not leaves:
+            raise ConfigError(f"{where}: the {split} split holds no arrays")
+        rows = {jax.tree_util.keystr(p): (a.shape[0] if a.ndim else None) for p, a in leaves}
+        if len(set(rows.values())) != 1 or None in rows.values():
+            raise ConfigError(f"{where}: {split} leaves need one leading row axis of equal length, got {rows}")
+        if not next(iter(rows.values())):
+            raise ConfigError(f"{where}: the {split} split is empty")
+    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(train)[0], jax.tree.leaves(val)):
+        if a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
+            raise ConfigError(
+                f"{where}: {jax.tree_util.keystr(path)} is {a.dtype}{list(a.shape[1:])} per row in train but "
+                f"{b.dtype}{list(b.shape[1:])} in val; give both splits the same shapes"
+            )
+    return data._replace(train=train, val=val, groups=tuple(str(g) for g in data.groups), info=dict(data.info))
+
+
+def n_rows(tree) -> int:
+    import jax
+
+    return int(jax.tree.leaves(tree)[0].shape[0])
+
+
+def check_value(path: str, h: Hparam, value) -> None:
+    """Raises ConfigError when ``value`` is outside the declaration's range or choices."""
+    if h.choices is not None and value not in h.choices:
+        raise ConfigError(f"{path}: must be one of {', '.join(map(repr, h.choices))} (got {value!r})")
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if (h.low is not None or h.high is not None) and numeric:
+        if (h.low is not None and value < h.low) or (h.high is not None and value > h.high):
+            lo = "-inf" if h.low is None else h.low
+            hi = "inf" if h.high is None else h.high
+            raise ConfigError(f"{path}: must be in [{lo}, {hi}] (got {value!r})")
+    if h.check is not None:
+        msg = h.check(value)
+        if msg:
+            raise ConfigError(f"{path}: {msg} (got {value!r})")

@@ -1,0 +1,1 @@
+"""Built-in workloads, written against the public interface of ``jaxexp.workload``."""
