@@ -36,9 +36,9 @@ from jaxexp.checkpoint import ArchitectureMismatchError, load_member  # noqa: E4
 from jaxexp.config import TRACED, default_config  # noqa: E402
 from jaxexp.engine import TRACE_COUNTS, run_members, sweep, train_config  # noqa: E402
 from jaxexp.errors import ConfigError, DataError  # noqa: E402
+from jaxexp.layers import Dropout, NNXDropout, dropout, fold  # noqa: E402
 from jaxexp.population import members_table  # noqa: E402
 from jaxexp.results import Results  # noqa: E402
-from jaxexp.layers import Dropout, NNXDropout, dropout, fold  # noqa: E402
 from jaxexp.tasks import Task, load_task, make_task  # noqa: E402
 from jaxexp.workload import Dataset, Model, Workload, nnx_model, static, traced  # noqa: E402
 from jaxexp.workload import load as load_workload  # noqa: E402

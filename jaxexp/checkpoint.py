@@ -32,7 +32,6 @@ import os
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 SCHEMA_VERSION = 2  # 2: records name the workload and its static config
@@ -334,6 +333,7 @@ def export_member(workdir: str, member: int, out: str) -> dict:
 
     from jaxexp import config as cfgmod
     from jaxexp import population
+
     directory = sweep_dir(workdir)
     if not os.path.isdir(directory):
         raise CheckpointError(f"--workdir: no checkpoints in {workdir}; run the sweep with a workdir first")

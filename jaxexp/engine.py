@@ -278,15 +278,18 @@ class _Compiled:
 
 
 def off_fields(cfgs: list) -> tuple[str, ...]:
-    """The workload's numeric traced hyperparameters that are <= 0 in every member
-    of ``cfgs`` (a model may skip their work, e.g. a dropout whose rate is 0)."""
+    """The ``skippable`` names of the workload's traced hyperparameters that are
+    all <= 0 in every member of ``cfgs`` (a model may skip their work, e.g. a
+    dropout whose rate is 0), sorted."""
     wl = cfgmod.workload_of(cfgs[0])
-    out = []
+    on, names = set(), set()
     for path, h in wl.traced.items():
-        values = [cfgmod.get_path(c, path) for c in cfgs]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0 for v in values):
-            out.append(path)
-    return tuple(out)
+        if h.skippable:
+            names.add(h.skippable)
+            values = [cfgmod.get_path(c, path) for c in cfgs]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0 for v in values):
+                on.add(h.skippable)
+    return tuple(sorted(names - on))
 
 
 def _compiled(
@@ -402,7 +405,9 @@ def run(
     def bucket_arch(b_idx: int) -> dict:
         """The architecture record of a bucket's population."""
         compiled, part = bucket_program(b_idx), groups[b_idx].members
-        return checkpoint.architecture(part[0].config, compiled.program.model, compiled.dataset, [m.member for m in part])
+        return checkpoint.architecture(
+            part[0].config, compiled.program.model, compiled.dataset, [m.member for m in part]
+        )
 
     saver = resume.Saver(workdir, config) if workdir is not None and config.engine.checkpoint else None
     resumed = None
@@ -755,7 +760,9 @@ def check_bucket(config, cfgs: list) -> None:
     dataset = cfgmod.workload_of(config).dataset(cfgs[0])
     n_train = workload.n_rows(dataset.train)
     if cfgs[0].train.batch_size > n_train:
-        raise ConfigError(f"train.batch_size: {cfgs[0].train.batch_size} > {n_train} training rows; use a smaller batch")
+        raise ConfigError(
+            f"train.batch_size: {cfgs[0].train.batch_size} > {n_train} training rows; use a smaller batch"
+        )
     train.encode_hparams(cfgs, dataset)
     train.make_program(cfgs[0], dataset, 1, off_fields(cfgs), (config.metric, config.goal))
 

@@ -45,15 +45,16 @@ class SpaceFile(NamedTuple):
     path: str = ""
 
 
-def load(path: str) -> SpaceFile:
-    """Reads and checks a space file; raises ConfigError with the first error."""
-    spacefile, errors = check(path)
+def load(path: str, base: ml_collections.ConfigDict | None = None) -> SpaceFile:
+    """Reads and checks a space file (against ``base``'s fields: its workload's
+    hyperparameters; default the built-in MLP's); raises ConfigError with the first error."""
+    spacefile, errors = check(path, base)
     if errors:
         raise ConfigError(errors[0])
     return spacefile
 
 
-def check(path: str) -> tuple[SpaceFile | None, list[str]]:
+def check(path: str, base: ml_collections.ConfigDict | None = None) -> tuple[SpaceFile | None, list[str]]:
     """(the space file or None, every error found as one line each)."""
     import yaml
 
@@ -94,7 +95,7 @@ def check(path: str) -> tuple[SpaceFile | None, list[str]]:
     prefix = f"{path}: parameters"
     params, param_errors = spacemod.parse_all(raw, prefix)
     errors.extend(param_errors)
-    errors.extend(check_fields(params, prefix))
+    errors.extend(check_fields(params, prefix, base))
     if method == "grid":
         for p in params:
             try:
@@ -142,10 +143,11 @@ def _metric(path: str, metric: Any, errors: list[str]) -> tuple[str | None, str 
     return metric["name"], GOALS.get(goal) if goal is not None else None
 
 
-def check_fields(params: list[spacemod.Param], prefix: str) -> list[str]:
-    """Errors for names that are not sweepable config fields, and for values whose
-    type the field refuses (e.g. a YAML 1.1 float written '1e-5' reads as text)."""
-    base = cfgmod.default_config()
+def check_fields(params: list[spacemod.Param], prefix: str, base=None) -> list[str]:
+    """Errors for names that are not sweepable fields of ``base`` (default: the
+    built-in workload's config), and for values whose type the field refuses
+    (e.g. a YAML 1.1 float written '1e-5' reads as text)."""
+    base = cfgmod.default_config() if base is None else base
     fields = set(cfgmod.program_fields(base))
     errors = []
     for p in params:
@@ -220,7 +222,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     path = config.sweep.space_file
     if not path:
         return config
-    return apply(config, load(path))
+    return apply(config, load(path, config))
 
 
 MAX_COUNTED = 20_000  # configurations resolved (about 3 ms each) to count static buckets; more: not counted
@@ -240,12 +242,12 @@ def describe(config: ml_collections.ConfigDict, source: str = "") -> tuple[list[
 
     path = config.sweep.space_file
     if path:
-        spacefile, errors = check(path)
+        spacefile, errors = check(path, config)
         if errors:
             return [], errors
         config = apply(config, spacefile)
     params, errors = spacemod.parse_all(config.sweep.space)
-    errors.extend(check_fields(params, "sweep.space"))
+    errors.extend(check_fields(params, "sweep.space", config))
     method, n_samples = config.sweep.method, config.sweep.num_samples
     n_grid = 1
     if method not in spacemod.METHODS:

@@ -87,9 +87,9 @@ def make_program(
     """Builds the per-member ``init`` and ``run_segment`` of one bucket.
 
     static_cfg: a member config of the bucket (only its static fields are used;
-    traced ones arrive through ``hparams``). off: traced hyperparameters that
-    are <= 0 in every member of the bucket (the workload's model may skip their
-    work; ``cfg.off``). monitor: (metric, goal) watched by early stopping, the
+    traced ones arrive through ``hparams``). off: the ``skippable`` names of
+    traced hyperparameters that are <= 0 in every member of the bucket (the
+    workload's model may skip their work; ``cfg.off``). monitor: (metric, goal) watched by early stopping, the
     plateau LR and best-parameter tracking.
     """
     wl = cfgmod.workload_of(static_cfg)

@@ -65,14 +65,20 @@ class Hparam(NamedTuple):
     check: Callable[[Any], str | None] | None = None  # value -> "must be ..." or None
     encode: Callable[[Any, Any], np.ndarray] | None = None  # traced vectors: (value, Dataset) -> array
     arch: bool = True  # static: part of the architecture record (changes the parameters)
+    skippable: str = ""  # traced: a name put in cfg.off when its hparams are <= 0 in every member of a bucket
 
 
-def traced(default, low=None, high=None, *, dtype: str | None = None, doc: str = "", check=None, encode=None):
+def traced(
+    default, low=None, high=None, *, dtype: str | None = None, doc: str = "", check=None, encode=None, skippable=False
+):
     """A per-member value fed to the compiled program as an array (never recompiles):
-    loss weights, temperature, dropout rates. ``low``/``high``: inclusive bounds."""
+    loss weights, temperature, dropout rates. ``low``/``high``: inclusive bounds.
+    ``skippable``: True (or a name shared by several hyperparameters): in a bucket
+    where it is (they all are) <= 0 for every member, that name is in the model's
+    ``cfg.off`` (the model may skip that work, e.g. a dropout mask)."""
     if dtype is None:
         dtype = "int32" if isinstance(default, (int, np.integer)) and not isinstance(default, bool) else "float32"
-    return Hparam(default, True, low, high, None, dtype, doc, check, encode)
+    return Hparam(default, True, low, high, None, dtype, doc, check, encode, skippable=skippable or "")
 
 
 def static(default, low=None, high=None, *, choices=None, doc: str = "", check=None, arch: bool = True):
@@ -80,7 +86,9 @@ def static(default, low=None, high=None, *, choices=None, doc: str = "", check=N
     run in different buckets, each compiled once. ``arch=False``: a static value
     that does not change the parameters (data settings), left out of the
     architecture record."""
-    return Hparam(default, False, low, high, tuple(choices) if choices is not None else None, "", doc, check, None, arch)
+    return Hparam(
+        default, False, low, high, tuple(choices) if choices is not None else None, "", doc, check, None, arch
+    )
 
 
 class Dataset(NamedTuple):
@@ -136,43 +144,23 @@ class _NNX(NamedTuple):
     factory: Callable  # rngs -> nnx.Module
 
     def model(self) -> Model:
+        import jax
         from flax import nnx
 
-        abstract = nnx.eval_shape(lambda: self.factory(nnx.Rngs(0)))
-        graphdef, abstract_params, rest = nnx.split(abstract, nnx.Param, ...)
+        graphdef, abstract_params, rest = nnx.split(nnx.eval_shape(lambda: self.factory(nnx.Rngs(0))), nnx.Param, ...)
+        # other state (rng streams, counters) restarts from zeros: a member's state is its parameters
+        rest = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype) if hasattr(a, "shape") else a, rest)
 
         def init(key, batch):
             del batch
-            params = nnx.split(self.factory(nnx.Rngs(key)), nnx.Param, ...)[1]
-            return params.to_pure_dict()
+            return nnx.to_pure_dict(nnx.split(self.factory(nnx.Rngs(key)), nnx.Param, ...)[1])
 
         def apply(params, *a, **k):
-            state = nnx.State.merge(_with_values(abstract_params, params))
-            return nnx.merge(graphdef, state, _concrete(rest))(*a, **k)
+            state = jax.tree.map(lambda x: x, abstract_params)  # a fresh State to fill in place
+            nnx.replace_by_pure_dict(state, params)
+            return nnx.merge(graphdef, state, rest)(*a, **k)
 
         return Model(init, apply)
-
-
-def _with_values(abstract_state, pure: dict):
-    """An nnx.State of ``abstract_state``'s structure holding the arrays of ``pure``."""
-    from flax import nnx
-
-    flat = {path: pure_at(pure, path) for path in dict(nnx.to_flat_state(abstract_state))}
-    return nnx.State.from_flat_path(
-        {path: var.replace(flat[path]) for path, var in dict(nnx.to_flat_state(abstract_state)).items()}
-    )
-
-
-def pure_at(tree: dict, path: tuple):
-    for p in path:
-        tree = tree[p]
-    return tree
-
-
-def _concrete(rest):
-    import jax
-
-    return jax.tree.map(lambda a: np.zeros(a.shape, a.dtype) if hasattr(a, "shape") else a, rest)
 
 
 def nnx_model(factory: Callable) -> _NNX:
@@ -233,7 +221,9 @@ class Workload(NamedTuple):
 def _module_of(spec) -> tuple[types.ModuleType, str]:
     if isinstance(spec, types.ModuleType):
         file = getattr(spec, "__file__", None)
-        importable = spec.__name__ in sys.modules and spec.__name__ != "__main__" and not spec.__name__.startswith("_wl_")
+        importable = (
+            spec.__name__ in sys.modules and spec.__name__ != "__main__" and not spec.__name__.startswith("_wl_")
+        )
         return spec, spec.__name__ if importable or not file else os.path.abspath(file)
     if not isinstance(spec, str) or not spec:
         raise ConfigError("workload: give an import path (mypkg.cnn) or a .py file")
@@ -289,6 +279,8 @@ def from_module(module: types.ModuleType, spec: str) -> Workload:
             raise ConfigError(f"{name}.HPARAMS[{path!r}]: declare it with jaxexp.traced(...) or jaxexp.static(...)")
         if path.split(".")[0] in RESERVED_TOP or path in HP_EXTRA:
             raise ConfigError(f"{name}.HPARAMS[{path!r}]: the name is the engine's; choose another")
+        if h.skippable is True:
+            hparams[path] = h._replace(skippable=path)
     metric = getattr(module, "METRIC", None)
     if metric is not None and (len(metric) != 2 or metric[1] not in ("min", "max")):
         raise ConfigError(f"{name}.METRIC: must be (metric name, 'min' or 'max'), got {metric!r}")
@@ -326,7 +318,9 @@ def check_dataset(data, where: str) -> Dataset:
     train, val = (jax.tree.map(np.asarray, t) for t in (data.train, data.val))
     t_struct, v_struct = jax.tree.structure(train), jax.tree.structure(val)
     if t_struct != v_struct:
-        raise ConfigError(f"{where}: train and val differ in structure ({t_struct} vs {v_struct}); give both the same keys")
+        raise ConfigError(
+            f"{where}: train and val differ in structure ({t_struct} vs {v_struct}); give both the same keys"
+        )
     for split, tree in (("train", train), ("val", val)):
         leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
         if not leaves:

@@ -169,16 +169,16 @@ def test_member_export_roundtrip_and_every_mismatch_class(tiny, tmp_path, refere
     )
     refused({"model.hidden": (width, width)}, r"params.Dense_2/kernel: absent from the checkpoint")  # extra layer
     refused({"model.activation": "tanh"}, r"model.activation: 'relu' \(checkpoint\) != 'tanh' \(requested\)")
-    refused({"task.n_features": 5}, r"model.n_features: 4 \(checkpoint\) != 5 \(requested\)")
+    refused({"task.n_features": 5}, r"params.Dense_0/kernel: \(4, 8\) float32 \(checkpoint\) != \(5, 8\) float32")
     # a missing layer: the checkpoint has 2 hidden layers, the model 1
-    deep = checkpoint.architecture(cfgmod.with_values(cfg, {"model.hidden": (8, 8)}).model, 4, 1)
+    deep = checkpoint.architecture(cfgmod.with_values(cfg, {"model.hidden": (8, 8)}))
     with pytest.raises(
         checkpoint.ArchitectureMismatchError, match=r"params.Dense_2/kernel: .* absent from the requested"
     ):
-        checkpoint.verify(deep, checkpoint.architecture(cfg.model, 4, 1), "x")
+        checkpoint.verify(deep, checkpoint.architecture(cfg), "x")
     # population size and members
-    a = checkpoint.architecture(cfg.model, 4, 1, member_ids=[0, 1, 2, 3])
-    b = checkpoint.architecture(cfg.model, 4, 1, member_ids=[0, 1])
+    a = checkpoint.architecture(cfg, member_ids=[0, 1, 2, 3])
+    b = checkpoint.architecture(cfg, member_ids=[0, 1])
     with pytest.raises(checkpoint.ArchitectureMismatchError, match=r"population.size: 4 \(checkpoint\) != 2"):
         checkpoint.verify(a, b, "x")
     # dtype: honest record of float16 arrays; and a record that lies about them
@@ -263,6 +263,6 @@ def test_sigkill_and_sigterm_then_resume_loses_nothing(tmp_path):
     r = run("export", f"--workdir={wd}", "--member=0", f"--out={out}")
     assert r.returncode == 0 and "wrote" in r.stdout, r.stderr
     r = run("inspect", str(out))
-    assert r.returncode == 0 and json.loads(r.stdout)["model"]["hidden"] == [16]
+    assert r.returncode == 0 and json.loads(r.stdout)["model"]["model.hidden"] == [16]
     with pytest.raises(checkpoint.CheckpointError, match="--member: member 99 has no saved parameters"):
         checkpoint.export_member(str(wd), 99, str(tmp_path / "x"))

@@ -138,14 +138,12 @@ def test_exploit_copies_parameters_and_optimizer_state_between_slots(tiny):
     import jax
 
     from jaxexp import population, train
-    from jaxexp.tasks import load_task
-
     c = tiny()
     members = population.resolve(c, population.members_table(c))
-    task = load_task(c.task)
+    task = jaxexp.load_workload(c.workload).dataset(c)
     compiled = engine._compiled(population.buckets(members)[0], task, 2, engine.devices(2), 0, ("val_mse", "min"))
     n = 4
-    hp = train.encode_hparams([c] * n)
+    hp = train.encode_hparams([c] * n, task)
     hp["train.lr"] = np.asarray([1e-3, 2e-3, 3e-3, 4e-3], np.float32)
     data = train.data_of(task)
     ids = np.arange(n, dtype=np.uint32)

@@ -52,13 +52,16 @@ HPARAMS = {
     "task.standardize": static(True, doc="z-score features (and regression targets) with train statistics", **_DATA),
     "model.hidden": static((64,), check=_widths, doc="hidden layer widths"),
     "model.activation": static("relu", choices=tuple(models.ACTIVATIONS)),
-    "model.dropout": traced(0.0, check=_rate, doc="dropout after every hidden layer but the last"),
+    "model.dropout": traced(
+        0.0, check=_rate, skippable="hidden_dropout", doc="dropout after every hidden layer but the last"
+    ),
     "model.final_dropout": traced(
         -1.0,
         check=lambda v: None if v == -1.0 or 0.0 <= v < 1.0 else "must be in [0, 1), or -1 for model.dropout",
         doc="dropout after the last hidden layer, -1 = model.dropout",
+        skippable="hidden_dropout",
     ),
-    "model.input_dropout": traced(0.0, check=_rate, doc="dropout on the inputs"),
+    "model.input_dropout": traced(0.0, check=_rate, skippable="input_dropout", doc="dropout on the inputs"),
     **curriculum.HPARAMS,
 }
 
@@ -84,8 +87,8 @@ def model(cfg, data: Dataset):
         hidden=tuple(int(h) for h in cfg.model.hidden),
         n_out=data.info["n_outputs"],
         activation=cfg.model.activation,
-        use_input_dropout="model.input_dropout" not in off,
-        use_dropout=not {"model.dropout", "model.final_dropout"} <= off,
+        use_input_dropout="input_dropout" not in off,
+        use_dropout="hidden_dropout" not in off,
     )
 
 
@@ -101,7 +104,9 @@ def _per_row(logits, y) -> dict:
 
 def loss(model, params, batch, hp, rng):
     final = jnp.where(hp["model.final_dropout"] >= 0, hp["model.final_dropout"], hp["model.dropout"])
-    logits = model.apply(params, batch["x"], hp["model.dropout"], hp["model.input_dropout"], seed=rng, final_dropout=final)
+    logits = model.apply(
+        params, batch["x"], hp["model.dropout"], hp["model.input_dropout"], seed=rng, final_dropout=final
+    )
     w = curriculum.row_weights(hp, batch["level"], batch["group"])
     # curriculum: weighted mean over the batch (0 when every weight is 0)
     return jnp.sum(w * _per_row(logits, batch["y"])["loss"]) / jnp.maximum(jnp.sum(w), 1e-12), {}
