@@ -701,6 +701,9 @@ def _pbt(config, part, real, who, ids, overrides, n_slots, epoch_now, active, si
     """
     sw = config.sweep
     bounds = {p.name: (p.low, p.high) for p in space.parse(sw.space) if p.kind not in ("fixed", "choice")}
+    for field, (lo, hi) in strategies.pbt_fields(config).items():  # else the workload's declared range
+        if field not in bounds and (lo is not None or hi is not None):
+            bounds[field] = (-math.inf if lo is None else lo, math.inf if hi is None else hi)
     rows = np.nonzero(active[:, -1] & ~finished & (epoch_now % sw.pbt_interval == 0))[0]
     rng = np.random.default_rng([config.seed, wave, 0x9B7])
     pairs = strategies.pbt_pairs({int(k): float(signed[k, -1]) for k in rows}, sw.pbt_fraction, rng)

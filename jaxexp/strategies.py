@@ -66,17 +66,21 @@ def rung_cut(seen: list[float], arriving: dict[int, float], eta: float) -> set[i
     return {m for v, new, m in pool[:keep] if new and np.isfinite(v)}
 
 
-# Fields population-based training may perturb: read from the traced hp at every step.
-PBT_FIELDS = (
-    "train.lr",
-    "train.weight_decay",
-    "train.b1",
-    "train.b2",
-    "train.grad_clip",
-    "model.dropout",
-    "model.final_dropout",
-    "model.input_dropout",
-)
+# Engine fields population-based training may perturb (read from the traced hp at
+# every step); besides these, every scalar float traced hyperparameter of the workload.
+PBT_FIELDS = ("train.lr", "train.weight_decay", "train.b1", "train.b2", "train.grad_clip")
+
+
+def pbt_fields(c) -> dict[str, tuple]:
+    """{field: (low, high) declared bounds or (None, None)} that PBT may perturb in config ``c``."""
+    from jaxexp import config as cfgmod
+
+    wl = cfgmod.workload_of(c)
+    out = {f: (None, None) for f in PBT_FIELDS}
+    for path, h in wl.traced.items():
+        if h.dtype == "float32" and h.encode is None and isinstance(h.default, (int, float)):
+            out[path] = (h.low, h.high)
+    return out
 
 
 def check_pbt(c) -> None:
@@ -92,9 +96,10 @@ def check_pbt(c) -> None:
         raise ConfigError(f"sweep.pbt_fraction: must be in (0, 0.5] (got {sw.pbt_fraction})")
     if not sw.pbt_perturb or any(f <= 0 for f in sw.pbt_perturb):
         raise ConfigError(f"sweep.pbt_perturb: give positive factors, e.g. (0.8, 1.25) (got {sw.pbt_perturb})")
-    bad = [f for f in sw.pbt_params if f not in PBT_FIELDS]
+    allowed = pbt_fields(c)
+    bad = [f for f in sw.pbt_params if f not in allowed]
     if bad or not sw.pbt_params:
-        raise ConfigError(f"sweep.pbt_params: {bad or '()'} cannot be perturbed; use some of {', '.join(PBT_FIELDS)}")
+        raise ConfigError(f"sweep.pbt_params: {bad or '()'} cannot be perturbed; use some of {', '.join(allowed)}")
 
 
 def pbt_pairs(values: dict[int, float], fraction: float, rng: np.random.Generator) -> dict[int, int]:
