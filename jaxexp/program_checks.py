@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxexp.errors import ConfigError
+from jaxexp.hparams import encode_hparams
 
 _TRACER_ERRORS = (
     jax.errors.ConcretizationTypeError,
@@ -21,9 +22,7 @@ _TRACER_ERRORS = (
 
 
 def _one_member_hp(static_cfg, dataset) -> dict:
-    from jaxexp import train
-
-    return {k: v[0] for k, v in train.encode_hparams([static_cfg], dataset).items()}
+    return {k: v[0] for k, v in encode_hparams([static_cfg], dataset).items()}
 
 
 def _abstract(tree):

@@ -73,9 +73,9 @@ PBT_FIELDS = ("train.lr", "train.weight_decay", "train.b1", "train.b2", "train.g
 
 def pbt_fields(c) -> dict[str, tuple]:
     """{field: (low, high) declared bounds or (None, None)} that PBT may perturb in config ``c``."""
-    from jaxexp import config as cfgmod
+    from jaxexp import workload
 
-    wl = cfgmod.workload_of(c)
+    wl = workload.load(c.get("workload") or None)
     out = {f: (None, None) for f in PBT_FIELDS}
     for path, h in wl.traced.items():
         if h.dtype == "float32" and h.encode is None and isinstance(h.default, (int, float)):

@@ -14,12 +14,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxexp import config as cfgmod
 from jaxexp import hashing, recipes, schedules
 from jaxexp import workload as workloadmod
+from jaxexp.hparams import encode_hparams  # noqa: F401 - part of this module's API
 from jaxexp.program_checks import check_outputs, member_bytes
 
 Hparams = dict  # dotted traced field -> scalar array
@@ -236,19 +236,3 @@ def make_program(
 
     nbytes = member_bytes(model, sample, dataset, static_cfg, get_batch, loss_fn, with_clock)
     return Program(init, run_segment, model, metric_names, group_metric_names, nbytes)
-
-
-def encode_hparams(member_cfgs: list, dataset: workloadmod.Dataset) -> dict:
-    """Stacks the traced fields of member configs into numpy arrays [P] (a vector
-    hyperparameter, such as ``train.group_multipliers``: [P, length])."""
-    wl = cfgmod.workload_of(member_cfgs[0])
-    encoders = {p: h.encode for p, h in wl.traced.items() if h.encode is not None}
-    out = {}
-    for path, dtype in cfgmod.traced_fields(member_cfgs[0]).items():
-        values = [cfgmod.get_path(c, path) for c in member_cfgs]
-        if path == "train.schedule":
-            values = [cfgmod.SCHEDULES.index(v) for v in values]
-        if path in encoders:
-            values = [encoders[path](v, dataset) for v in values]
-        out[path] = np.asarray(values, dtype=dtype)
-    return out

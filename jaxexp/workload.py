@@ -201,15 +201,13 @@ class Workload(NamedTuple):
         """The member config's static hyperparameters as a nested ConfigDict."""
         import ml_collections
 
-        from jaxexp import config as cfgmod
-
         nested: dict = {}
         for path in self.static:
             *parents, leaf = path.split(".")
-            node = nested
+            node, value = nested, config
             for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = cfgmod.get_path(config, path)
+                node, value = node.setdefault(p, {}), value[p]
+            node[leaf] = value[leaf]
         return ml_collections.ConfigDict(nested)
 
     def dataset(self, config) -> Dataset:

@@ -1,0 +1,24 @@
+"""Per-member traced hyperparameters as the arrays a compiled program takes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxexp import config as cfgmod
+from jaxexp import workload as workloadmod
+
+
+def encode_hparams(member_cfgs: list, dataset: workloadmod.Dataset) -> dict:
+    """Stacks the traced fields of member configs into numpy arrays [P] (a vector
+    hyperparameter, such as ``train.group_multipliers``: [P, length])."""
+    wl = cfgmod.workload_of(member_cfgs[0])
+    encoders = {p: h.encode for p, h in wl.traced.items() if h.encode is not None}
+    out = {}
+    for path, dtype in cfgmod.traced_fields(member_cfgs[0]).items():
+        values = [cfgmod.get_path(c, path) for c in member_cfgs]
+        if path == "train.schedule":
+            values = [cfgmod.SCHEDULES.index(v) for v in values]
+        if path in encoders:
+            values = [encoders[path](v, dataset) for v in values]
+        out[path] = np.asarray(values, dtype=dtype)
+    return out
