@@ -106,7 +106,7 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     import jax
 
-    from jaxexp import engine
+    from jaxexp import checkpoint, engine
     from jaxexp.errors import ConfigError
 
     args = argv[1:]
@@ -153,8 +153,8 @@ def main(argv: list[str]) -> None:
             _tpe(F.config, workdir)
             return
         res = run(flags.FLAGS.config, workdir)
-    except ConfigError as e:
-        _fail(str(e))
+    except (ConfigError, checkpoint.CheckpointError, checkpoint.ArchitectureMismatchError) as e:
+        _fail(str(e))  # e.g. a checkpoint of another architecture: refused with the named diff
     except KeyboardInterrupt:  # before training started (training itself returns partial results)
         _fail("interrupted before training started; nothing was written")
     if jax.process_index() != 0:  # process 0 reports

@@ -264,3 +264,37 @@ def test_nnx_and_plain_init_apply_models_train(kind):
     if kind == "nnx":  # the traced rate reaches the NNX layer
         h = r.history
         assert not np.allclose(h[h.member == 0]["train_loss"], h[h.member == 1]["train_loss"])
+
+
+def test_resume_with_a_changed_user_module_is_refused_with_the_named_diff(tmp_path):
+    import importlib.util
+
+    wl = tmp_path / "wl.py"
+    wl.write_text(open(USER).read())
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text(
+        "import jaxexp\n\n\ndef get_config():\n"
+        f"    c = jaxexp.default_config(workload={str(wl)!r})\n"
+        "    c.train.epochs, c.train.batch_size, c.engine.segment_epochs = 4, 32, 1\n"
+        "    return c\n"
+    )
+    spec = importlib.util.spec_from_file_location("user_cfg", cfg)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    calls = {"n": 0}
+
+    def stop_after_two(line):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    wd = tmp_path / "wd"
+    assert jaxexp.sweep(module.get_config(), str(wd), progress=stop_after_two).interrupted
+    wl.write_text(open(USER).read().replace("return Net(cfg.width)", "return Net(2 * cfg.width)"))
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxexp.main", "sweep", f"--config={cfg}", f"--workdir={wd}"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and "params.Dense_0/kernel: (4, 8) float32 (checkpoint) != (4, 16)" in out.stderr
