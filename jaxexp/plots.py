@@ -67,6 +67,10 @@ def scatter(res, path: str) -> bool:
         return False
     mean, std = np.asarray(info.get("target_mean", [0.0])), np.asarray(info.get("target_std", [1.0]))
     y, p = (y * std + mean)[:, 0], (p * std + mean)[:, 0]
+    finite = np.isfinite(y) & np.isfinite(p)  # padded entries (NaN) of a workload's predictions
+    if not finite.any():
+        return False
+    y, p = y[finite], p[finite]
     if info.get("target_units") == "log2":  # targets are log2(value)
         views = [("value (log axes)", 2.0**y, 2.0**p, "log"), ("value", 2.0**y, 2.0**p, "linear")]
     else:
