@@ -120,7 +120,11 @@ class _Compiled:
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
 
         def fresh(base_seed, seeds, ids, hp, data):
-            return jax.vmap(program.init, in_axes=(None, 0, 0, 0, None))(base_seed, seeds, ids, hp, data)
+            # Parameters member by member (lax.map), the rest vmapped: initialisers draw
+            # from jax.random (threefry), which XLA:CPU compiles several times slower
+            # batched (measured: a 3-conv flax CNN's init, P=64: 21 s vmapped, 7.7 s mapped).
+            params = jax.lax.map(lambda si: program.init_params(base_seed, si[0], si[1]), (seeds, ids))
+            return jax.vmap(program.init, in_axes=(None, 0, 0, 0, None, 0))(base_seed, seeds, ids, hp, data, params)
 
         def init(base_seed, seeds, ids, hp, data):
             TRACE_COUNTS["init"] += 1

@@ -70,6 +70,7 @@ class Program(NamedTuple):
     """The pure per-member functions of one bucket (static config + data shapes)."""
 
     init: callable
+    init_params: callable  # (base_seed, member_seed, member_id) -> params
     run_segment: callable
     model: workloadmod.Model  # the workload's model as (init, apply)
     metric_names: tuple[str, ...]  # history columns: train_loss, train_<aux>, evaluation scalars
@@ -126,10 +127,15 @@ def make_program(
     metric_names = ("train_loss", *(f"train_{a}" for a in aux_names), *eval_names)
     monitor_name = monitor[0]
 
-    def init(base_seed, member_seed, member_id, hp: Hparams, data) -> TrainState:
+    def init_params(base_seed, member_seed, member_id):
+        return model.init(jax.random.split(member_key(base_seed, member_seed, member_id), 3)[0], sample)
+
+    def init(base_seed, member_seed, member_id, hp: Hparams, data, params=None) -> TrainState:
+        """A member's initial state; ``params`` from ``init_params`` (computed here when None)."""
         key = member_key(base_seed, member_seed, member_id)
         k_init, k_shuffle, k_drop = jax.random.split(key, 3)
-        params = model.init(k_init, sample)
+        if params is None:
+            params = model.init(k_init, sample)
         tx = optimizer(
             learning_rate=hp["train.lr"], b1=hp["train.b1"], b2=hp["train.b2"], weight_decay=hp["train.weight_decay"]
         )
@@ -235,4 +241,4 @@ def make_program(
         return jax.lax.scan(lambda st, _: run_epoch(st, hp, data), state, None, length=segment_epochs)
 
     nbytes = member_bytes(model, sample, dataset, static_cfg, get_batch, loss_fn, with_clock)
-    return Program(init, run_segment, model, metric_names, group_metric_names, nbytes)
+    return Program(init, init_params, run_segment, model, metric_names, group_metric_names, nbytes)

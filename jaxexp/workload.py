@@ -218,11 +218,14 @@ class Workload(NamedTuple):
 
 def _module_of(spec) -> tuple[types.ModuleType, str]:
     if isinstance(spec, types.ModuleType):
+        # Recorded by import path only where any process can import it (jaxexp's own
+        # and installed packages); a user's module by its file, so that a resume or an
+        # export in another process (another working directory) finds it again.
         file = getattr(spec, "__file__", None)
-        importable = (
-            spec.__name__ in sys.modules and spec.__name__ != "__main__" and not spec.__name__.startswith("_wl_")
-        )
-        return spec, spec.__name__ if importable or not file else os.path.abspath(file)
+        installed = spec.__name__.startswith("jaxexp.") or (file is not None and "site-packages" in file)
+        if file is None or installed:
+            return spec, spec.__name__
+        return spec, os.path.abspath(file)
     if not isinstance(spec, str) or not spec:
         raise ConfigError("workload: give an import path (mypkg.cnn) or a .py file")
     if spec.endswith(".py") or os.sep in spec:
@@ -257,14 +260,14 @@ def load(spec=None) -> Workload:
     if spec is None or spec == "":
         spec = BUILTIN
     if isinstance(spec, types.ModuleType):
-        module, name = _module_of(spec)
-        return _load(name) if isinstance(name, str) and name in sys.modules else from_module(module, name)
+        return from_module(*_module_of(spec))
     return _load(spec)
 
 
 def from_module(module: types.ModuleType, spec: str) -> Workload:
     """Reads a workload's attributes; a missing or malformed one is a ConfigError."""
-    name = getattr(module, "NAME", None) or module.__name__.split(".")[-1].removeprefix("_wl_")
+    default = os.path.splitext(os.path.basename(spec))[0] if spec.endswith(".py") else spec.split(".")[-1]
+    name = getattr(module, "NAME", None) or default
     missing = [a for a in ("HPARAMS", "data", "model", "loss", "evaluate") if not hasattr(module, a)]
     if missing:
         raise ConfigError(
