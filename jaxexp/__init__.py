@@ -1,78 +1,57 @@
 """jaxexp: a sweep of (config x seed) members trained as one compiled program."""
 
-import os as _os
-import sys as _sys
-
-
-def _split_cpu_into_devices() -> None:
-    """On CPU, one XLA device per core lets a population use every core.
-
-    XLA's CPU backend runs one program on ~1-1.5 cores; sharding the population
-    over N host devices keeps all N cores busy. Only done when the user has not
-    set the flag and JAX has not started yet; set JAXEXP_NO_CPU_SPLIT=1 to opt out.
-    """
-    flags = _os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" in flags or _os.environ.get("JAXEXP_NO_CPU_SPLIT"):
-        return
-    if "jax" in _sys.modules:  # flags are read when the backend starts: too late if it has
-        try:
-            from jax._src import xla_bridge
-
-            if xla_bridge.backends_are_initialized():
-                return
-        except Exception:  # private API moved: be conservative
-            return
-    n = len(_os.sched_getaffinity(0)) if hasattr(_os, "sched_getaffinity") else (_os.cpu_count() or 1)
-    if n > 1:
-        _os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
-
-
-_split_cpu_into_devices()
-
-from jaxexp import space  # noqa: E402
-from jaxexp.analysis import analyze_sweep as analyze  # noqa: E402
-from jaxexp.blending import blend  # noqa: E402
-from jaxexp.checkpoint import ArchitectureMismatchError, load_member  # noqa: E402
-from jaxexp.config import TRACED, default_config  # noqa: E402
-from jaxexp.engine import TRACE_COUNTS, run_members, sweep, train_config  # noqa: E402
-from jaxexp.errors import ConfigError, DataError  # noqa: E402
-from jaxexp.layers import Dropout, NNXDropout, dropout, fold  # noqa: E402
-from jaxexp.population import members_table  # noqa: E402
-from jaxexp.results import Results  # noqa: E402
-from jaxexp.tasks import Task, load_task, make_task  # noqa: E402
-from jaxexp.workload import Dataset, Model, Workload, nnx_model, static, traced  # noqa: E402
-from jaxexp.workload import load as load_workload  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArchitectureMismatchError",
-    "TRACED",
-    "TRACE_COUNTS",
-    "ConfigError",
-    "DataError",
-    "Dataset",
-    "Dropout",
-    "Model",
-    "NNXDropout",
-    "Results",
-    "Task",
-    "analyze",
-    "blend",
-    "default_config",
-    "load_member",
-    "load_task",
-    "dropout",
-    "fold",
-    "load_workload",
-    "make_task",
-    "members_table",
-    "nnx_model",
-    "run_members",
-    "space",
-    "static",
-    "sweep",
-    "traced",
-    "train_config",
-    "Workload",
-]
+# The public API, imported on first use: `import jaxexp` loads nothing heavy and changes
+# nothing (JAX sets environment variables when it is imported; scipy and matplotlib load
+# only for the commands that need them).
+_EXPORTS = {
+    "ArchitectureMismatchError": ("jaxexp.checkpoint", "ArchitectureMismatchError"),
+    "load_member": ("jaxexp.checkpoint", "load_member"),
+    "TRACED": ("jaxexp.config", "TRACED"),
+    "default_config": ("jaxexp.config", "default_config"),
+    "TRACE_COUNTS": ("jaxexp.engine", "TRACE_COUNTS"),
+    "run_members": ("jaxexp.engine", "run_members"),
+    "sweep": ("jaxexp.engine", "sweep"),
+    "train_config": ("jaxexp.engine", "train_config"),
+    "ConfigError": ("jaxexp.errors", "ConfigError"),
+    "DataError": ("jaxexp.errors", "DataError"),
+    "Dropout": ("jaxexp.layers", "Dropout"),
+    "NNXDropout": ("jaxexp.layers", "NNXDropout"),
+    "dropout": ("jaxexp.layers", "dropout"),
+    "fold": ("jaxexp.layers", "fold"),
+    "members_table": ("jaxexp.population", "members_table"),
+    "Results": ("jaxexp.results", "Results"),
+    "Task": ("jaxexp.tasks", "Task"),
+    "load_task": ("jaxexp.tasks", "load_task"),
+    "make_task": ("jaxexp.tasks", "make_task"),
+    "Dataset": ("jaxexp.workload", "Dataset"),
+    "Model": ("jaxexp.workload", "Model"),
+    "Workload": ("jaxexp.workload", "Workload"),
+    "nnx_model": ("jaxexp.workload", "nnx_model"),
+    "static": ("jaxexp.workload", "static"),
+    "traced": ("jaxexp.workload", "traced"),
+    "load_workload": ("jaxexp.workload", "load"),
+    "analyze": ("jaxexp.analysis", "analyze_sweep"),
+    "blend": ("jaxexp.blending", "blend"),
+    "space": ("jaxexp.space", None),
+    "curriculum": ("jaxexp.curriculum", None),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'jaxexp' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _EXPORTS[name]
+    value = importlib.import_module(module)
+    value = value if attr is None else getattr(value, attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

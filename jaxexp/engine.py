@@ -25,6 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxexp import (
     checkpoint,
     compile_cache,
+    cpu,
     distributed,
     population,
     results,
@@ -805,6 +806,7 @@ def run_members(
     Re-running a single row of a sweep's ``members.csv`` with the sweep's config
     reproduces that member (inactive conditional parameters: empty cells).
     """
+    cpu.use_all_cores()  # before JAX's backend starts (a no-op after)
     config = spacefile.resolve(config)  # its metric/goal apply to these members too
     cfgmod.validate_top(config)
     memory_budget(config.engine.memory_budget, devices(config.engine.num_devices))

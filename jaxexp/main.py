@@ -383,6 +383,9 @@ def _one_line(e: BaseException, argv: list[str]) -> str:
 
 def run() -> None:
     """The ``jaxexp`` console script."""
+    from jaxexp import cpu
+
+    cpu.use_all_cores()  # before JAX starts
     app.run(main, flags_parser=_parse_flags)
 
 

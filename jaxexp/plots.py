@@ -106,7 +106,9 @@ def group_table(res) -> pd.DataFrame:
     g = res.groups.merge(res.members[["member", "config_id"]], on="member")
     g = g[g["config_id"].isin(_top_configs(res))]
     table = g.pivot_table(index="group", columns="config_id", values=col, aggfunc="mean", sort=False)
-    table.columns = [res.label(c) for c in table.columns]
+    labels = [res.label(c) for c in table.columns]
+    # a random sweep may draw one configuration twice: keep the bars apart
+    table.columns = [f"{lab} (config {c})" if labels.count(lab) > 1 else lab for lab, c in zip(labels, table.columns)]
     return table
 
 

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 LEVEL = 0.95
 
@@ -27,7 +26,7 @@ def interval(values) -> dict:
     out.update(mean=x.mean(), min=x.min(), max=x.max())
     if n >= 2:
         sd = x.std(ddof=1)
-        half = sps.t.ppf(0.5 + LEVEL / 2, n - 1) * sd / math.sqrt(n)
+        half = _sps().t.ppf(0.5 + LEVEL / 2, n - 1) * sd / math.sqrt(n)
         out.update(std=sd, ci_low=x.mean() - half, ci_high=x.mean() + half)
     return out
 
@@ -41,8 +40,8 @@ def correlation(x, y) -> dict:
     nan = {"n": int(len(x)), "pearson_r": np.nan, "pearson_p": np.nan, "spearman_rho": np.nan, "spearman_p": np.nan}
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return nan
-    r, p = sps.pearsonr(x, y)
-    rho, sp = sps.spearmanr(x, y)
+    r, p = _sps().pearsonr(x, y)
+    rho, sp = _sps().spearmanr(x, y)
     return {"n": int(len(x)), "pearson_r": r, "pearson_p": p, "spearman_rho": rho, "spearman_p": sp}
 
 
@@ -61,8 +60,8 @@ def welch(a, b) -> dict:
     if se == 0:
         return out
     dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = sps.t.ppf(0.5 + LEVEL / 2, dof) * se
-    p = 2 * sps.t.sf(abs(out["diff"]) / se, dof)
+    half = _sps().t.ppf(0.5 + LEVEL / 2, dof) * se
+    p = 2 * _sps().t.sf(abs(out["diff"]) / se, dof)
     out.update(diff_ci_low=out["diff"] - half, diff_ci_high=out["diff"] + half, p_value=p)
     return out
 
@@ -79,3 +78,9 @@ def compare(members: pd.DataFrame, by: str, column: str, baseline, labels: list)
         row.update(welch(part, base) if label != baseline else {"diff": 0.0 if len(part) else np.nan})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _sps():
+    from scipy import stats  # imported on first use: `import jaxexp` does not load scipy
+
+    return stats

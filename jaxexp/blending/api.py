@@ -155,6 +155,9 @@ def blend(
       ``in_plateau``, ``exact_tie``. ``df.attrs["summary"]`` holds the analysis
       (as in summary.json) and ``df.attrs["report"]`` the report.md text.
     """
+    from jaxexp import cpu
+
+    cpu.use_all_cores()  # before JAX's backend starts (a no-op after)
     t0 = time.perf_counter()
     metric = datamod.check_metric(metric)
     if dtype not in ("auto", "float32", "float64"):
