@@ -69,21 +69,14 @@ def model_record(config) -> dict:
 
 
 def model_of(config):
-    """(``workload.Model``, dataset) of a member config."""
+    """(``workload.Model``, dataset, one training row) of a member config."""
     from jaxexp import config as cfgmod
-    from jaxexp import workload
+    from jaxexp import hparams, workload
 
     wl = cfgmod.workload_of(config)
     dataset = wl.dataset(config)
-    static = wl.static_config(config)
-    static.off = ()
-    return workload.as_model(wl.model(static, dataset), wl.inputs), dataset
-
-
-def abstract_params(model, dataset):
-    """The parameter tree of a model on a dataset, as ShapeDtypeStructs (``jax.eval_shape``)."""
-    sample = jax.tree.map(lambda a: a[:1], dataset.train)
-    return jax.eval_shape(model.init, jax.random.key(0), sample)
+    sample = workload.sample_batch(wl, dataset, hparams.one_member(config, dataset))
+    return workload.build_model(wl, config, dataset), dataset, sample
 
 
 def spec_of(tree) -> dict:
@@ -103,11 +96,14 @@ def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
 
 
-def architecture(config, model=None, dataset=None, member_ids=None) -> dict:
-    """The architecture record of a population (``member_ids``) or one member of ``config``."""
+def architecture(config, model=None, sample=None, member_ids=None) -> dict:
+    """The architecture record of a population (``member_ids``) or one member of
+    ``config`` (``model`` and ``sample``: as ``model_of`` returns them)."""
+    from jaxexp import workload
+
     if model is None:
-        model, dataset = model_of(config)
-    spec = spec_of(abstract_params(model, dataset))
+        model, _, sample = model_of(config)
+    spec = spec_of(workload.abstract_params(model, sample))
     rec = {"schema_version": SCHEMA_VERSION, "model": model_record(config), "param_spec": spec}
     rec["fingerprint"] = hashlib.sha256(_canonical(rec).encode()).hexdigest()
     if member_ids is not None:
@@ -311,10 +307,12 @@ def load_member(path: str, config) -> dict:
     ocp = _ocp()
     path = os.path.abspath(path)
     stored = inspect(path)
-    model, dataset = model_of(config)
-    requested = architecture(config, model, dataset)
+    from jaxexp import workload
+
+    model, _, sample = model_of(config)
+    requested = architecture(config, model, sample)
     verify(stored, requested, path)
-    target = abstract_params(model, dataset)
+    target = workload.abstract_params(model, sample)
     with _member_checkpointer() as ckptr:
         # the arrays as stored (orbax would cast a dtype or keep a shape silently)
         meta = ckptr.metadata(path).item_metadata["params"]
@@ -359,10 +357,12 @@ def export_member(workdir: str, member: int, out: str) -> dict:
     )
     row = table[table["member"] == member]
     member_cfg = population.resolve(config, population.config_rows(config, row))[0].config
-    model, dataset = model_of(member_cfg)
-    record = architecture(member_cfg, model, dataset)
+    from jaxexp import workload
+
+    model, _, sample = model_of(member_cfg)
+    record = architecture(member_cfg, model, sample)
     record["member"] = {"member": int(member), "seed": int(row["seed"].iloc[0]), "workdir": os.path.abspath(workdir)}
     params = finals[str(member)]["best_params"]
-    check_leaves(params, abstract_params(model, dataset), f"{directory} step {steps[-1]} member {member}")
+    check_leaves(params, workload.abstract_params(model, sample), f"{directory} step {steps[-1]} member {member}")
     save_member(out, params, record)
     return record

@@ -241,9 +241,7 @@ def from_dict(d: dict) -> ml_collections.ConfigDict:
     return out
 
 
-def workload_of(config) -> workloadmod.Workload:
-    """The workload a config names."""
-    return workloadmod.load(config.get("workload") or None)
+workload_of = workloadmod.of_config
 
 
 def traced_fields(config) -> dict[str, str]:
@@ -302,7 +300,9 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
     for path, h in wl.hparams.items():
         workloadmod.check_value(path, h, get_path(c, path))
     if wl.check is not None:
-        wl.check(wl.static_config(c))
+        msg = wl.check(wl.static_config(c))
+        if msg:  # a returned message, as a field's check= returns one
+            raise ConfigError(f"{wl.name}.check: {msg}")
 
 
 def validate_top(c: ml_collections.ConfigDict) -> None:

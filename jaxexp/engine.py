@@ -411,7 +411,7 @@ def run(
         """The architecture record of a bucket's population."""
         compiled, part = bucket_program(b_idx), groups[b_idx].members
         return checkpoint.architecture(
-            part[0].config, compiled.program.model, compiled.dataset, [m.member for m in part]
+            part[0].config, compiled.program.model, compiled.program.sample, [m.member for m in part]
         )
 
     saver = resume.Saver(workdir, config) if workdir is not None and config.engine.checkpoint else None

@@ -6,6 +6,7 @@ import numpy as np
 
 from jaxexp import config as cfgmod
 from jaxexp import workload as workloadmod
+from jaxexp.errors import ConfigError
 
 
 def encode_hparams(member_cfgs: list, dataset: workloadmod.Dataset) -> dict:
@@ -20,5 +21,13 @@ def encode_hparams(member_cfgs: list, dataset: workloadmod.Dataset) -> dict:
             values = [cfgmod.SCHEDULES.index(v) for v in values]
         if path in encoders:
             values = [encoders[path](v, dataset) for v in values]
-        out[path] = np.asarray(values, dtype=dtype)
+        try:
+            out[path] = np.asarray(values, dtype=dtype)
+        except (ValueError, TypeError) as e:  # ragged vectors, text in a numeric field
+            raise ConfigError(f"{path}: the members' values do not form one {dtype} array ({e})") from None
     return out
+
+
+def one_member(config, dataset: workloadmod.Dataset) -> dict:
+    """The traced values of one member config: {field: numpy scalar (or vector)}."""
+    return {k: v[0] for k, v in encode_hparams([config], dataset).items()}

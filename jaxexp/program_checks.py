@@ -6,12 +6,14 @@ Each failure is one ``ConfigError`` line naming the function or field and the fi
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxexp.errors import ConfigError
-from jaxexp.hparams import encode_hparams
+from jaxexp.hparams import one_member
 
 _TRACER_ERRORS = (
     jax.errors.ConcretizationTypeError,
@@ -19,25 +21,32 @@ _TRACER_ERRORS = (
     jax.errors.TracerIntegerConversionError,
     jax.errors.TracerArrayConversionError,
 )
+# history.csv columns the engine writes: no metric may take these names
+RESERVED_METRICS = ("member", "epoch", "lr", "active", "diverged", "stopped", "group")
 
 
-def _one_member_hp(static_cfg, dataset) -> dict:
-    return {k: v[0] for k, v in encode_hparams([static_cfg], dataset).items()}
+class Checked(NamedTuple):
+    aux_names: tuple[str, ...]  # the loss's aux terms (history: train_<name>)
+    eval_names: tuple[str, ...]  # evaluation scalars, in the workload's order
+    group_names: tuple[str, ...]  # per-group evaluation values
+    member_bytes: int  # working set of one member's training step
 
 
 def _abstract(tree):
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), tree)
 
 
-def _culprit(fn, hp: dict, names) -> str | None:
-    """The first traced hyperparameter that ``fn(hp)`` uses as a Python value."""
-    for name in names:
-
-        def one(v, name=name):
-            return fn({**hp, name: v})
-
+def _culprit(fn, hp: dict) -> str | None:
+    """The traced hyperparameter that ``fn(hp)`` uses as a Python value: the
+    first one that fails alone abstract; None when ``fn`` fails with every
+    hyperparameter concrete (the value is another: batch data, parameters)."""
+    try:
+        jax.eval_shape(lambda: fn(hp))
+    except _TRACER_ERRORS:
+        return None
+    for name in hp:
         try:
-            jax.eval_shape(one, _abstract(hp[name]))
+            jax.eval_shape(lambda v, name=name: fn({**hp, name: v}), _abstract(hp[name]))
         except _TRACER_ERRORS:
             return name
         except Exception:  # noqa: BLE001 - another error: not this hyperparameter's
@@ -46,88 +55,108 @@ def _culprit(fn, hp: dict, names) -> str | None:
 
 
 def _traced_misuse(wl, where: str, fn, hp: dict, err: Exception) -> ConfigError:
-    name = _culprit(fn, hp, list(hp))
+    name = _culprit(fn, hp)
     first = str(err).splitlines()[0][:160]
     if name is None:
-        return ConfigError(f"{where}: uses a traced value as a Python value ({first}); use jnp.where / lax.cond")
+        return ConfigError(
+            f"{where}: uses a traced array (batch data or parameters) as a Python value ({first}); "
+            "compute with it in jnp (jnp.where, lax.cond)"
+        )
+    fix = "use jnp.where" if name in ("epoch", "step") else f"declare it jaxexp.static(...) in {wl.name}.HPARAMS"
     return ConfigError(
         f"{where}: uses traced hyperparameter {name!r} as a Python value (a branch, a shape or a loop count); "
-        f"compute with it in jnp (jnp.where) or declare it jaxexp.static(...) in {wl.name}.HPARAMS"
+        f"compute with it in jnp (jnp.where) or {fix}"
     )
 
 
-def check_outputs(wl, static_cfg, dataset, model, get_batch, loss_fn, evaluate, with_clock, metric: str):
-    """(aux names, evaluation scalar names, per-group names) of a workload, checked."""
-    hp = {k: np.asarray(v) for k, v in _one_member_hp(static_cfg, dataset).items()}
-    key = jax.random.key(0)
-    sample = jax.tree.map(lambda a: a[:1], dataset.train)
-    params = jax.eval_shape(model.init, key, sample)
-    batch_size = int(static_cfg.train.batch_size)
-    idx = np.arange(batch_size, dtype=np.int32)
+def _is_scalar(v) -> bool:
+    return getattr(v, "shape", None) == ()
 
-    def step(hp_):
-        hpx = with_clock(hp_, jnp.int32(0), jnp.int32(0))
-        rng = jnp.uint32(0)
-        p = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), params)
-        return loss_fn(p, get_batch(dataset.train, idx, hpx, rng), hpx, rng)
 
-    try:
-        out = jax.eval_shape(step, _abstract(hp))
-    except _TRACER_ERRORS as e:
-        raise _traced_misuse(wl, wl.fn_name("loss"), step, hp, e) from None
+def _check_loss(wl, out) -> tuple[str, ...]:
+    where = wl.fn_name("loss")
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
-        raise ConfigError(f"{wl.fn_name('loss')}: must return (loss, aux) with aux a dict ({{}} for none)")
+        raise ConfigError(f"{where}: must return (loss, aux) with aux a dict of scalars ({{}} for none)")
     loss, aux = out
-    if getattr(loss, "shape", None) != () or not jnp.issubdtype(loss.dtype, jnp.floating):
+    if not _is_scalar(loss):
         raise ConfigError(
-            f"{wl.fn_name('loss')}: returned a loss of shape {getattr(loss, 'shape', '?')}; return one float "
+            f"{where}: returned a loss of shape {getattr(loss, 'shape', type(loss).__name__)}; return one float "
             "scalar (e.g. the batch mean)"
         )
+    if not jnp.issubdtype(loss.dtype, jnp.floating):
+        raise ConfigError(f"{where}: returned a {loss.dtype} loss; return a float scalar")
     aux = {} if aux is None else aux
-    bad = [k for k, v in dict(aux).items() if getattr(v, "shape", None) != ()] if isinstance(aux, dict) else ["?"]
-    if bad:
-        raise ConfigError(f"{wl.fn_name('loss')}: aux must be a dict of scalars (bad: {', '.join(map(str, bad))})")
+    if not isinstance(aux, dict) or not all(isinstance(k, str) and _is_scalar(v) for k, v in aux.items()):
+        raise ConfigError(f"{where}: aux must be a dict {{name: scalar}} ({{}} for none)")
+    if "loss" in aux:
+        raise ConfigError(f"{where}: an aux term named 'loss' would hide train_loss; rename it")
+    return tuple(sorted(aux))
 
-    order: list = []  # eval_shape sorts dict keys: the history columns keep the workload's order
 
-    def ev(hp_):
-        hpx = with_clock(hp_, jnp.int32(0), jnp.int32(0))
-        out = evaluate(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), params), (None, dataset.val), hpx)
-        if isinstance(out, dict):
-            order[:] = [list(out), list(out.get("groups") or {})]
-        return out
-
-    try:
-        evals = jax.eval_shape(ev, _abstract(hp))
-    except _TRACER_ERRORS as e:
-        raise _traced_misuse(wl, wl.fn_name("evaluate"), ev, hp, e) from None
-    if not isinstance(evals, dict):
-        raise ConfigError(f"{wl.fn_name('evaluate')}: must return a dict {{metric: scalar}}")
-    groups = {k: evals["groups"][k] for k in order[1]}
+def _check_evals(wl, evals, order, n_groups: int, aux: tuple, metric: str) -> tuple[tuple, tuple]:
+    where = wl.fn_name("evaluate")
+    groups = evals.get("groups", {})
+    if not isinstance(groups, dict):
+        raise ConfigError(f"{where}: 'groups' must be a dict {{metric: [groups]}}")
     scalars = {k: evals[k] for k in order[0] if k != "groups"}
-    bad = [k for k, v in scalars.items() if getattr(v, "shape", None) != ()]
+    bad = [k for k, v in scalars.items() if not _is_scalar(v)]
     if bad:
         raise ConfigError(
-            f"{wl.fn_name('evaluate')}: {', '.join(bad)} not scalar; return scalars, and per-group values "
-            "under 'groups' as {name: [groups]}"
+            f"{where}: {', '.join(bad)} not scalar; return scalars, and per-group values under 'groups' as "
+            "{name: [groups]}"
         )
-    n_groups = len(dataset.groups)
+    if groups and not n_groups:
+        raise ConfigError(f"{where}: returns per-group values but the data name no groups; set Dataset(groups=...)")
     bad = [k for k, v in groups.items() if getattr(v, "shape", None) != (n_groups,)]
     if bad:
         raise ConfigError(
-            f"{wl.fn_name('evaluate')}: groups.{bad[0]} has shape {groups[bad[0]].shape}; per-group values are "
+            f"{where}: groups.{bad[0]} has shape {getattr(groups[bad[0]], 'shape', '?')}; per-group values are "
             f"[{n_groups}], one per name in Dataset.groups"
         )
-    clash = [k for k in scalars if k == "train_loss" or k in {f"train_{a}" for a in aux}]
+    train_names = {"train_loss", *(f"train_{a}" for a in aux)}
+    clash = [k for k in scalars if k in train_names or k in RESERVED_METRICS or k.startswith("group_")]
     if clash:
-        raise ConfigError(f"{wl.fn_name('evaluate')}: {clash[0]!r} is the name of a training metric; rename it")
-    reported = ["train_loss", *(f"train_{a}" for a in sorted(aux)), *scalars]
+        raise ConfigError(f"{where}: the metric name {clash[0]!r} is taken by the engine's history columns; rename it")
+    reported = ["train_loss", *(f"train_{a}" for a in aux), *scalars]
     if metric not in reported:
         raise ConfigError(
             f"metric: {metric!r} is not reported by workload {wl.name} (it reports {', '.join(reported)}); "
             "set --config.metric to one of them or return it from evaluate"
         )
-    return tuple(sorted(aux)), tuple(scalars), tuple(groups)
+    return tuple(scalars), tuple(k for k in order[1] if k in groups)
+
+
+def check_program(wl, static_cfg, dataset, model, sample, get_batch, loss_fn, evaluate, metric: str) -> Checked:
+    """Runs the workload's init, loss and evaluation abstractly for one member and
+    checks what they return; estimates the member's working set."""
+    hp = {**{k: np.asarray(v) for k, v in one_member(static_cfg, dataset).items()}}
+    hp.update(epoch=np.int32(0), step=np.int32(0))  # traced in the program: checked traced too
+    params = jax.eval_shape(model.init, jax.random.key(0), sample)
+    zeros = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), params)  # noqa: E731
+    idx = np.arange(int(static_cfg.train.batch_size), dtype=np.int32)
+
+    def step(hp_):
+        rng = jnp.uint32(0)
+        return loss_fn(zeros(), get_batch(dataset.train, idx, hp_, rng), hp_, rng)
+
+    order: list = [[], []]  # eval_shape sorts dict keys: the history columns keep the workload's order
+
+    def ev(hp_):
+        out = evaluate(zeros(), (None, dataset.val), hp_)
+        if not isinstance(out, dict) or not all(isinstance(k, str) for k in out):
+            raise ConfigError(f"{wl.fn_name('evaluate')}: must return a dict {{metric name: scalar}}")
+        order[:] = [list(out), list(out["groups"]) if isinstance(out.get("groups"), dict) else []]
+        return out
+
+    results = []
+    for fn, name in ((step, "loss"), (ev, "evaluate")):
+        try:
+            results.append(jax.eval_shape(fn, _abstract(hp)))
+        except _TRACER_ERRORS as e:
+            raise _traced_misuse(wl, wl.fn_name(name), fn, hp, e) from None
+    aux = _check_loss(wl, results[0])
+    eval_names, group_names = _check_evals(wl, results[1], order, len(dataset.groups), aux, metric)
+    return Checked(aux, eval_names, group_names, _member_bytes(params, step, hp, dataset, idx))
 
 
 def _dot_bytes(jaxpr) -> int:
@@ -144,23 +173,14 @@ def _dot_bytes(jaxpr) -> int:
     return total
 
 
-def member_bytes(model, sample, dataset, static_cfg, get_batch, loss_fn, with_clock) -> int:
+def _member_bytes(params, step, hp, dataset, idx) -> int:
     """Working set of one member's training step: parameters, best parameters,
     gradients and two Adam moments, plus the step's activations (three copies of
-    every matmul/convolution output: forward, backward, gradient)."""
-    hp = {k: np.asarray(v) for k, v in _one_member_hp(static_cfg, dataset).items()}
-    params = jax.eval_shape(model.init, jax.random.key(0), sample)
+    every matmul/convolution output: forward, backward, gradient) and the batch."""
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-    idx = np.arange(int(static_cfg.train.batch_size), dtype=np.int32)
-
-    def fwd(p, hp_):
-        hpx = with_clock(hp_, jnp.int32(0), jnp.int32(0))
-        return loss_fn(p, get_batch(dataset.train, idx, hpx, jnp.uint32(0)), hpx, jnp.uint32(0))[0]
-
     try:
-        jaxpr = jax.make_jaxpr(fwd)(params, _abstract(hp)).jaxpr
-        acts = _dot_bytes(jaxpr)
-    except Exception:  # noqa: BLE001 - an estimate: fall back to the batch size
+        acts = _dot_bytes(jax.make_jaxpr(step)(_abstract(hp)).jaxpr)
+    except Exception:  # noqa: BLE001 - an estimate: the batch alone then
         acts = 0
     batch = sum(a.nbytes // max(len(a), 1) for a in jax.tree.leaves(dataset.train)) * len(idx)
     return 4 * 5 * n_params + 3 * acts + batch

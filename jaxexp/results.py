@@ -121,8 +121,8 @@ class Results:
         wl = cfgmod.workload_of(cfg)
         if wl.predict is None:
             raise ValueError(f"workload {wl.name} defines no predict(model, params, split, hp); add one to predict")
-        model, dataset = checkpoint.model_of(cfg)
-        hp = {k: v[0] for k, v in train.encode_hparams([cfg], dataset).items()}
+        model, dataset, _ = checkpoint.model_of(cfg)
+        hp = train.one_member(cfg, dataset)
         hp.update(epoch=np.int32(0), step=np.int32(0))
         data = dataset.val if split == "val" else dataset.train
         fn = jax.jit(lambda p, d, h: wl.predict(model, p, d, h))

@@ -75,10 +75,9 @@ def pbt_fields(c) -> dict[str, tuple]:
     """{field: (low, high) declared bounds or (None, None)} that PBT may perturb in config ``c``."""
     from jaxexp import workload
 
-    wl = workload.load(c.get("workload") or None)
     out = {f: (None, None) for f in PBT_FIELDS}
-    for path, h in wl.traced.items():
-        if h.dtype == "float32" and h.encode is None and isinstance(h.default, (int, float)):
+    for path, h in workload.of_config(c).traced.items():
+        if h.dtype == "float32" and h.encode is None and workload.is_number(h.default):
             out[path] = (h.low, h.high)
     return out
 

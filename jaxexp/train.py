@@ -19,8 +19,10 @@ import optax
 from jaxexp import config as cfgmod
 from jaxexp import hashing, recipes, schedules
 from jaxexp import workload as workloadmod
-from jaxexp.hparams import encode_hparams  # noqa: F401 - part of this module's API
-from jaxexp.program_checks import check_outputs, member_bytes
+from jaxexp.checkpoint import spec_of
+from jaxexp.errors import ConfigError
+from jaxexp.hparams import encode_hparams, one_member  # noqa: F401 - part of this module's API
+from jaxexp.program_checks import check_program
 
 Hparams = dict  # dotted traced field -> scalar array
 
@@ -73,6 +75,7 @@ class Program(NamedTuple):
     init_params: callable  # (base_seed, member_seed, member_id) -> params
     run_segment: callable
     model: workloadmod.Model  # the workload's model as (init, apply)
+    sample: object  # one training row as the loss sees it (what the model is initialised with)
     metric_names: tuple[str, ...]  # history columns: train_loss, train_<aux>, evaluation scalars
     group_metric_names: tuple[str, ...]  # per-group metrics ([groups] per epoch); () if none
     member_bytes: int  # estimated working set of one member's training step
@@ -94,9 +97,16 @@ def make_program(
     plateau LR and best-parameter tracking.
     """
     wl = cfgmod.workload_of(static_cfg)
-    static = wl.static_config(static_cfg)
-    static.off = tuple(off)
-    model = workloadmod.as_model(wl.model(static, dataset), wl.inputs)
+    model = workloadmod.build_model(wl, static_cfg, dataset, off)
+    sample = workloadmod.sample_batch(wl, dataset, one_member(static_cfg, dataset))
+    if off:  # a checkpoint is restored into the model built without `off`: same parameters
+        plain = workloadmod.build_model(wl, static_cfg, dataset)
+        a, b = (spec_of(workloadmod.abstract_params(m, sample)) for m in (model, plain))
+        if a != b:
+            raise ConfigError(
+                f"{wl.fn_name('model')}: cfg.off {tuple(off)} changed the parameters; off may only skip work "
+                "that has no parameters (a dropout mask, not a layer)"
+            )
     optimizer = optax.inject_hyperparams(_OPTIMIZERS[static_cfg.train.optimizer])
     # inject_hyperparams reads every numeric hyperparameter from the state on
     # update, so one template serves all members (their values live in the state).
@@ -121,9 +131,8 @@ def make_program(
         """Evaluation scalars {name: scalar} and per-group ones under "groups" ([groups])."""
         return wl.evaluate(model, params, data[1], hp)
 
-    sample = jax.tree.map(lambda a: a[:1], dataset.train)
-    names = check_outputs(wl, static_cfg, dataset, model, get_batch, loss_fn, evaluate, with_clock, monitor[0])
-    aux_names, eval_names, group_metric_names = names
+    checked = check_program(wl, static_cfg, dataset, model, sample, get_batch, loss_fn, evaluate, monitor[0])
+    aux_names, eval_names, group_metric_names = checked.aux_names, checked.eval_names, checked.group_names
     metric_names = ("train_loss", *(f"train_{a}" for a in aux_names), *eval_names)
     monitor_name = monitor[0]
 
@@ -240,5 +249,6 @@ def make_program(
         """``segment_epochs`` epochs; returns metrics {name: [segment_epochs, ...]}."""
         return jax.lax.scan(lambda st, _: run_epoch(st, hp, data), state, None, length=segment_epochs)
 
-    nbytes = member_bytes(model, sample, dataset, static_cfg, get_batch, loss_fn, with_clock)
-    return Program(init, init_params, run_segment, model, metric_names, group_metric_names, nbytes)
+    return Program(
+        init, init_params, run_segment, model, sample, metric_names, group_metric_names, checked.member_bytes
+    )

@@ -47,7 +47,7 @@ from jaxexp.errors import ConfigError
 
 BUILTIN = "jaxexp.workloads.mlp"
 # Config paths the engine owns: a workload may not declare these.
-RESERVED_TOP = ("name", "seed", "metric", "goal", "workload", "sweep", "engine")
+RESERVED_TOP = ("name", "seed", "metric", "goal", "workload", "sweep", "engine", "off")
 # Keys the engine adds to ``hp`` for the loss.
 HP_EXTRA = ("epoch", "step")
 
@@ -76,9 +76,19 @@ def traced(
     ``skippable``: True (or a name shared by several hyperparameters): in a bucket
     where it is (they all are) <= 0 for every member, that name is in the model's
     ``cfg.off`` (the model may skip that work, e.g. a dropout mask)."""
-    if dtype is None:
-        dtype = "int32" if isinstance(default, (int, np.integer)) and not isinstance(default, bool) else "float32"
+    if dtype is None:  # int only when the default and the bounds are all ints (a weight of 0 is a float)
+        ints = all(_is_int(v) for v in (default, low, high) if v is not None)
+        dtype = "int32" if ints else "float32"
     return Hparam(default, True, low, high, None, dtype, doc, check, encode, skippable=skippable or "")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def is_number(v) -> bool:
+    """An int or float, not a bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
 def static(default, low=None, high=None, *, choices=None, doc: str = "", check=None, arch: bool = True):
@@ -121,6 +131,32 @@ def _default_inputs(batch):
     raise ConfigError("inputs: the batch has no 'x'; define inputs(batch) -> the model's init arguments")
 
 
+def build_model(wl: Workload, config, dataset: Dataset, off: tuple[str, ...] = ()) -> Model:
+    """The workload's model of a member config, as a ``Model``. ``off``: the
+    skippable names that are off in the bucket (``cfg.off``)."""
+    static = wl.static_config(config)
+    static.off = tuple(off)
+    return as_model(wl.model(static, dataset), wl.inputs)
+
+
+def sample_batch(wl: Workload, dataset: Dataset, hp: dict):
+    """One training row as the loss sees it (``make_batch``'s output): what a
+    linen/NNX model is initialised with. ``hp``: one member's traced values."""
+    import jax
+
+    idx = np.zeros(1, np.int32)
+    if wl.make_batch is None:
+        return jax.tree.map(lambda a: a[idx], dataset.train)
+    return jax.tree.map(np.asarray, wl.make_batch(dataset.train, idx, {**hp, "epoch": 0, "step": 0}, np.uint32(0)))
+
+
+def abstract_params(model: Model, sample):
+    """The parameter tree of ``model`` as ShapeDtypeStructs (``jax.eval_shape``; nothing computed)."""
+    import jax
+
+    return jax.eval_shape(model.init, jax.random.key(0), sample)
+
+
 def as_model(obj, inputs: Callable = _default_inputs) -> Model:
     """A linen Module, a ``jaxexp.Model`` or an ``nnx_model`` as a ``Model``."""
     import flax.linen as nn
@@ -147,9 +183,10 @@ class _NNX(NamedTuple):
         import jax
         from flax import nnx
 
-        graphdef, abstract_params, rest = nnx.split(nnx.eval_shape(lambda: self.factory(nnx.Rngs(0))), nnx.Param, ...)
-        # other state (rng streams, counters) restarts from zeros: a member's state is its parameters
-        rest = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype) if hasattr(a, "shape") else a, rest)
+        # Only nnx.Param variables train and are saved; other state (BatchNorm statistics,
+        # rng streams) keeps the values of one instance built here (documented).
+        graphdef, abstract_params, rest = nnx.split(self.factory(nnx.Rngs(0)), nnx.Param, ...)
+        abstract_params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), abstract_params)
 
         def init(key, batch):
             del batch
@@ -216,16 +253,22 @@ class Workload(NamedTuple):
         return _load_data(self.spec, json.dumps(static.to_dict(), sort_keys=True, default=list))
 
 
+_GIVEN: dict[str, types.ModuleType] = {}  # modules passed as objects, by the spec recorded for them
+
+
 def _module_of(spec) -> tuple[types.ModuleType, str]:
     if isinstance(spec, types.ModuleType):
-        # Recorded by import path only where any process can import it (jaxexp's own
-        # and installed packages); a user's module by its file, so that a resume or an
-        # export in another process (another working directory) finds it again.
+        # A module inside a package (it may import its siblings) is recorded by its import
+        # path; a single-file module by its file, so that a resume or an export in another
+        # process (another working directory) finds it again. This process keeps using
+        # the object itself: it is never executed a second time.
         file = getattr(spec, "__file__", None)
-        installed = spec.__name__.startswith("jaxexp.") or (file is not None and "site-packages" in file)
-        if file is None or installed:
-            return spec, spec.__name__
-        return spec, os.path.abspath(file)
+        in_package = "." in spec.__name__ and spec.__name__ != "__main__"
+        recorded = spec.__name__ if in_package or file is None else os.path.abspath(file)
+        _GIVEN[recorded] = spec
+        return spec, recorded
+    if spec in _GIVEN:
+        return _GIVEN[spec], spec
     if not isinstance(spec, str) or not spec:
         raise ConfigError("workload: give an import path (mypkg.cnn) or a .py file")
     if spec.endswith(".py") or os.sep in spec:
@@ -255,6 +298,11 @@ def _load(spec: str) -> Workload:
     return from_module(module, spec)
 
 
+def of_config(config) -> Workload:
+    """The workload a config names (its ``workload`` field)."""
+    return load(config.get("workload") or None)
+
+
 def load(spec=None) -> Workload:
     """The workload named by ``spec`` (an import path, a .py path or a module; None: the built-in MLP)."""
     if spec is None or spec == "":
@@ -274,16 +322,24 @@ def from_module(module: types.ModuleType, spec: str) -> Workload:
             f"workload {name}: defines no {', '.join(missing)}; a workload module defines HPARAMS, data(cfg), "
             "model(cfg, data), loss(model, params, batch, hp, rng) and evaluate(model, params, val, hp)"
         )
+    if not isinstance(module.HPARAMS, dict):
+        raise ConfigError(f"{name}.HPARAMS: must be a dict {{name: jaxexp.traced(...) or jaxexp.static(...)}}")
     hparams = dict(module.HPARAMS)
     for path, h in hparams.items():
+        if not isinstance(path, str) or not all(part.isidentifier() for part in path.split(".")):
+            raise ConfigError(f"{name}.HPARAMS[{path!r}]: names are identifiers, dotted for sections ('model.width')")
         if not isinstance(h, Hparam):
             raise ConfigError(f"{name}.HPARAMS[{path!r}]: declare it with jaxexp.traced(...) or jaxexp.static(...)")
         if path.split(".")[0] in RESERVED_TOP or path in HP_EXTRA:
             raise ConfigError(f"{name}.HPARAMS[{path!r}]: the name is the engine's; choose another")
+        clash = [p for p in hparams if isinstance(p, str) and p.startswith(path + ".")]
+        if clash:
+            raise ConfigError(f"{name}.HPARAMS: {path!r} is both a value and the section of {clash[0]!r}; rename one")
         if h.skippable is True:
             hparams[path] = h._replace(skippable=path)
     metric = getattr(module, "METRIC", None)
-    if metric is not None and (len(metric) != 2 or metric[1] not in ("min", "max")):
+    ok = isinstance(metric, (tuple, list)) and len(metric) == 2 and isinstance(metric[0], str)
+    if metric is not None and not (ok and metric[1] in ("min", "max")):
         raise ConfigError(f"{name}.METRIC: must be (metric name, 'min' or 'max'), got {metric!r}")
     return Workload(
         name=name,
@@ -319,9 +375,14 @@ def check_dataset(data, where: str) -> Dataset:
     train, val = (jax.tree.map(np.asarray, t) for t in (data.train, data.val))
     t_struct, v_struct = jax.tree.structure(train), jax.tree.structure(val)
     if t_struct != v_struct:
+        keys = [[jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(t)[0]] for t in (train, val)]
         raise ConfigError(
-            f"{where}: train and val differ in structure ({t_struct} vs {v_struct}); give both the same keys"
+            f"{where}: train and val differ in structure (train {', '.join(keys[0])[:120]}; val "
+            f"{', '.join(keys[1])[:120]}); give both the same keys"
         )
+    for path, a in jax.tree_util.tree_flatten_with_path(train)[0]:
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise ConfigError(f"{where}: train{jax.tree_util.keystr(path)} is {a.dtype}; give numeric arrays")
     for split, tree in (("train", train), ("val", val)):
         leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
         if not leaves:
@@ -350,9 +411,9 @@ def check_value(path: str, h: Hparam, value) -> None:
     """Raises ConfigError when ``value`` is outside the declaration's range or choices."""
     if h.choices is not None and value not in h.choices:
         raise ConfigError(f"{path}: must be one of {', '.join(map(repr, h.choices))} (got {value!r})")
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if (h.low is not None or h.high is not None) and numeric:
-        if (h.low is not None and value < h.low) or (h.high is not None and value > h.high):
+    values = value if isinstance(value, tuple) else (value,)  # a vector: every element
+    for v in values if (h.low is not None or h.high is not None) else ():
+        if is_number(v) and ((h.low is not None and v < h.low) or (h.high is not None and v > h.high)):
             lo = "-inf" if h.low is None else h.low
             hi = "inf" if h.high is None else h.high
             raise ConfigError(f"{path}: must be in [{lo}, {hi}] (got {value!r})")

@@ -188,6 +188,21 @@ BROKEN = {
         r"metric: 'score' is not reported by workload tiny_user "
         r"\(it reports train_loss, train_mse, train_smooth, mse\)",
     ),
+    "aux term named loss": (
+        '{"mse": mse, "smooth": smooth}',
+        '{"loss": mse, "smooth": smooth}',
+        r"tiny_user\.loss: an aux term named 'loss' would hide train_loss",
+    ),
+    "metric named like an engine column": (
+        'return {"score": -mse, "mse": mse}',
+        'return {"score": -mse, "lr": mse}',
+        r"tiny_user\.evaluate: the metric name 'lr' is taken by the engine's history columns",
+    ),
+    "the epoch used as a Python value": (
+        "    pred = model.apply(params, batch[\"x\"], hp[\"dropout\"], rng)",
+        "    pred = model.apply(params, batch['x'], hp['dropout'] if hp['epoch'] > 1 else 0.0, rng)",
+        r"tiny_user\.loss: uses traced hyperparameter 'epoch' as a Python value",
+    ),
 }
 
 
@@ -298,3 +313,37 @@ def test_resume_with_a_changed_user_module_is_refused_with_the_named_diff(tmp_pa
     )
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and "params.Dense_0/kernel: (4, 8) float32 (checkpoint) != (4, 16)" in out.stderr
+
+
+def test_a_module_object_is_used_as_given_with_make_batch_and_its_rows(tmp_path):
+    """A module passed as an object is not executed again; a make_batch builds the
+    model's input from raw fields (the model is initialised on its output)."""
+    import importlib.util
+
+    path = tmp_path / "raw_user.py"
+    src = open(USER).read().replace('NAME = "tiny_user"', 'NAME = "raw_user"\nRUNS = []\nRUNS.append(1)')
+    src = src.replace(
+        "    return jaxexp.Dataset(split(0, cfg.n_rows), split(cfg.n_rows, n))",
+        "    raw = lambda a, b: {'a': np.concatenate([x[a:b], x[a:b]], 1), 'y': y[a:b]}  # noqa: E731\n"
+        "    return jaxexp.Dataset(raw(0, cfg.n_rows), raw(cfg.n_rows, n))",
+    )
+    src += (
+        "\n\ndef make_batch(train, idx, hp, rng):\n"
+        "    return {'x': train['a'][idx, :4], 'y': train['y'][idx]}\n"
+        "\n\ndef evaluate(model, params, val, hp):  # noqa: F811\n"
+        "    mse = jnp.mean((model.apply(params, val['a'][:, :4]) - val['y']) ** 2)\n"
+        "    return {'score': -mse, 'mse': mse}\n"
+    )
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("raw_user", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = jaxexp.default_config(workload=module)
+    assert c.workload == str(path)
+    c.train.batch_size, c.train.epochs, c.train.lr = 32, 3, 1e-2
+    c.engine.progress = c.engine.checkpoint = False
+    r = jaxexp.sweep(c)
+    assert module.RUNS == [1]  # executed once, by the user
+    assert jaxexp.load_workload(c.workload).loss is module.loss
+    assert r.best_params[0]["Dense_0"]["kernel"].shape == (4, 8)  # from make_batch's x, not the raw 8 columns
+    assert r.members["best_score"].iloc[0] > r.members["init_score"].iloc[0]
