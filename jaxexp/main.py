@@ -327,7 +327,7 @@ def _validate(path: str) -> None:
     quickstart, as ``--config.sweep.space_file=FILE`` would be) or a .py config
     file (loaded as ``--config=FILE`` by ``_parse_flags``, so overrides apply).
     """
-    from jaxexp import spacefile
+    from jaxexp import validate
 
     config = flags.FLAGS.config
     source = flags.FLAGS["config"].config_filename
@@ -335,7 +335,7 @@ def _validate(path: str) -> None:
         config.sweep.space_file = path
     elif not path.endswith(".py"):
         _fail(f"validate: {path} is neither a .yaml space file nor a .py config file")
-    lines, errors = spacefile.describe(config, os.path.relpath(source) if os.path.isabs(source) else source)
+    lines, errors = validate.describe(config, os.path.relpath(source) if os.path.isabs(source) else source)
     for message in errors:
         print(f"jaxexp: error: {message}", file=sys.stderr)
     if errors:

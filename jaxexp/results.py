@@ -29,19 +29,8 @@ import pandas as pd
 from jaxexp import config as cfgmod
 from jaxexp import population, report, stats
 from jaxexp.errors import ConfigError
+from jaxexp.workdir import RESULT_FILES  # noqa: F401 - part of this module's API
 
-RESULT_FILES = (
-    "config.json",
-    "members.csv",
-    "history.csv",
-    "summary.csv",
-    "comparison.csv",
-    "groups.csv",
-    "group_history.csv",
-    "rungs.csv",
-    "pbt.csv",
-    "report.md",
-)
 _ID_COLUMNS = population.ID_COLUMNS
 
 

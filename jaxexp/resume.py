@@ -24,6 +24,7 @@ import pandas as pd
 
 from jaxexp import checkpoint, distributed
 from jaxexp import config as cfgmod
+from jaxexp import workdir as workdir_layout
 from jaxexp.errors import ConfigError
 
 # Fields that change neither a member's numbers nor the layout of the population.
@@ -75,9 +76,7 @@ def check_config(saved: dict, config: ml_collections.ConfigDict) -> None:
 
 
 def _existing_results(workdir: str) -> list[str]:
-    from jaxexp.results import RESULT_FILES
-
-    return [f for f in RESULT_FILES if os.path.exists(os.path.join(workdir, f))]
+    return [f for f in workdir_layout.RESULT_FILES if os.path.exists(os.path.join(workdir, f))]
 
 
 def prepare(workdir: str, config: ml_collections.ConfigDict) -> bool:

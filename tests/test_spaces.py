@@ -18,7 +18,7 @@ from conftest import tiny_config
 from scipy import stats
 
 import jaxexp
-from jaxexp import space, spacefile
+from jaxexp import space, spacefile, validate
 from jaxexp.errors import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,7 +156,7 @@ def test_describe_counts_static_buckets_of_the_expansion():
             "b1": space.choice([0.8, 0.9], when={"train.optimizer": "adam"}),
         },
     }
-    lines, errors = spacefile.describe(c)
+    lines, errors = validate.describe(c)
     assert errors == []
     # grid: 2 activations x 3 batch sizes x 3 lrs x (adam x 2 b1 + sgd) = 54 configurations
     assert lines[-1].startswith("54 configurations x 1 seed(s) = 54 members in 12 static bucket(s)")

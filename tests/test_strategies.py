@@ -138,6 +138,7 @@ def test_exploit_copies_parameters_and_optimizer_state_between_slots(tiny):
     import jax
 
     from jaxexp import population, train
+
     c = tiny()
     members = population.resolve(c, population.members_table(c))
     task = jaxexp.load_workload(c.workload).dataset(c)

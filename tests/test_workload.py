@@ -199,7 +199,7 @@ BROKEN = {
         r"tiny_user\.evaluate: the metric name 'lr' is taken by the engine's history columns",
     ),
     "the epoch used as a Python value": (
-        "    pred = model.apply(params, batch[\"x\"], hp[\"dropout\"], rng)",
+        '    pred = model.apply(params, batch["x"], hp["dropout"], rng)',
         "    pred = model.apply(params, batch['x'], hp['dropout'] if hp['epoch'] > 1 else 0.0, rng)",
         r"tiny_user\.loss: uses traced hyperparameter 'epoch' as a Python value",
     ),

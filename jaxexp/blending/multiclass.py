@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxexp.blending.calls import G_BLOCK, MEMORY_BUDGET, ROW_BLOCK, Postprocess, _next_pow2, run_calls
 from jaxexp.blending.data import BlendData
-from jaxexp.blending.score import G_BLOCK, MEMORY_BUDGET, ROW_BLOCK, Postprocess, _next_pow2, run_calls
 from jaxexp.errors import ConfigError
 
 TIE_TOL = 1e-12  # margins this close to 0 (times max(1, |w|_1)) are exact ties

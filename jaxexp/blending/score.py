@@ -39,7 +39,6 @@ import dataclasses
 import functools
 import math
 import sys
-import time
 from collections.abc import Callable
 
 import jax
@@ -47,51 +46,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxexp.blending import native
+from jaxexp.blending import multiclass, native
+from jaxexp.blending.calls import G_BLOCK, MEMORY_BUDGET, ROW_BLOCK, Postprocess, run_calls
 from jaxexp.blending.data import METRICS, BlendData
 from jaxexp.errors import ConfigError
 
-MEMORY_BUDGET = 256 << 20  # bytes of rows replicated over the devices per call
-ROW_BLOCK = 512  # rows per scan step: a 512 x 512 float32 block (1 MiB) stays in L2
 FUSED_ROW_BLOCK = 32768  # rows per scan step of the fused MAE/MAPE block (nothing materialised)
-G_BLOCK = 512  # weightings per lax.map step on one device (tuned on a 2-core EPYC)
 CALL_ELEMENTS = 1 << 32  # rows x weightings per call: ~0.15 s on 2 cores, so dispatch is amortised
 LOGLOSS_EPS = {np.float32: 1e-7, np.float64: 1e-15}
 
 TRACE_COUNTS: dict[str, int] = {"kernel": 0}
-
-
-@dataclasses.dataclass(frozen=True)
-class Postprocess:
-    """What the pipeline does to the blended prediction before scoring:
-    clip to [clip_lo, clip_hi] (None = open), then round to a multiple of
-    ``round_to`` (0 = no rounding)."""
-
-    clip_lo: float | None = None
-    clip_hi: float | None = None
-    round_to: float = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self.clip_lo is not None or self.clip_hi is not None or self.round_to > 0
-
-    def apply(self, pred, xp=np):
-        if self.clip_lo is not None or self.clip_hi is not None:
-            pred = xp.clip(pred, self.clip_lo, self.clip_hi)
-        if self.round_to > 0:
-            pred = xp.round(pred / self.round_to) * self.round_to
-        return pred
-
-    def describe(self) -> str:
-        parts = []
-        if self.clip_lo is not None or self.clip_hi is not None:
-            parts.append(
-                f"clipped to [{self.clip_lo if self.clip_lo is not None else '-inf'}, "
-                f"{self.clip_hi if self.clip_hi is not None else 'inf'}]"
-            )
-        if self.round_to > 0:
-            parts.append(f"rounded to multiples of {self.round_to:g}")
-        return " and ".join(parts) or "none"
 
 
 def make_postprocess(clip: str | tuple | None = None, round_to: float = 0.0) -> Postprocess:
@@ -120,8 +84,6 @@ def row_losses(y, preds, w, metric: str, post: Postprocess = Postprocess(), xp=n
 def data_losses(data: BlendData, w, metric: str, post: Postprocess = Postprocess()) -> np.ndarray:
     """Per-row losses (N, G) of weightings ``w`` (G, K) on ``data`` (multiclass
     accuracy: 1/0 correct from its margins, :mod:`jaxexp.blending.multiclass`)."""
-    from jaxexp.blending import multiclass  # imports this module
-
     if multiclass.applies(data, metric):
         return multiclass.row_correct(data, w, post)
     return row_losses(data.y, data.preds, w, metric, post)
@@ -129,8 +91,6 @@ def data_losses(data: BlendData, w, metric: str, post: Postprocess = Postprocess
 
 def own_losses(data: BlendData, wr, metric: str, post: Postprocess = Postprocess()) -> np.ndarray:
     """Per-row losses (N,) of each row under its own weighting ``wr`` (N, K)."""
-    from jaxexp.blending import multiclass
-
     if multiclass.applies(data, metric):
         return multiclass.own_correct(data, wr, post)
     pred = post.apply(np.einsum("nk,nk->n", data.preds, wr))
@@ -180,10 +140,6 @@ def score_gram(data: BlendData, w: np.ndarray, metric: str) -> np.ndarray:
         vi = v[i : i + step]
         out[i : i + step] = np.einsum("gi,ij,gj->g", vi, s, vi)
     return finalize(np.maximum(out, 0.0), metric)
-
-
-def _next_pow2(x: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(1, x))))
 
 
 @functools.lru_cache(maxsize=64)
@@ -309,30 +265,6 @@ def score_kernel(
     return finalize(out[:g], metric)
 
 
-def run_calls(kernel, rows: tuple, b: np.ndarray, r_call: int, g_call: int, progress, what: str) -> np.ndarray:
-    """Sums (G_pad,) float64 of ``kernel = (fn, rep, shard)`` over calls of
-    ``r_call`` rows (of each array in ``rows``, replicated) x ``g_call``
-    weightings (of ``b``, sharded), accumulated on the host; progress every 2 s."""
-    fn, rep, shard = kernel
-    n_pad, g_pad = len(rows[0]), len(b)
-    out = np.zeros(g_pad)
-    t0, calls, done, shown = time.perf_counter(), (g_pad // g_call) * (n_pad // r_call), 0, time.perf_counter()
-    b_chunks = [jax.device_put(b[c : c + g_call], shard) for c in range(0, g_pad, g_call)]
-    for i in range(0, n_pad, r_call):  # one block of rows on the devices at a time
-        block = tuple(jax.device_put(x[i : i + r_call], rep) for x in rows)
-        parts = [fn(*block, bc) for bc in b_chunks]  # dispatched asynchronously, collected below
-        for c, part in enumerate(parts):
-            out[c * g_call : (c + 1) * g_call] += np.asarray(part, np.float64)
-            done += 1
-            if progress is not None and time.perf_counter() - shown > 2.0:
-                shown, el = time.perf_counter(), time.perf_counter() - t0
-                progress(
-                    f"[blend] {done}/{calls} calls ({what}) | {el:.1f}s elapsed, ETA {el / done * (calls - done):.1f}s"
-                )
-        del block, parts
-    return out
-
-
 def score(
     data: BlendData,
     w: np.ndarray,
@@ -347,8 +279,6 @@ def score(
     """Scores (G,) of weightings (G, K): Gram form for MSE/RMSE without
     post-processing, multiclass accuracy's own kernel (float64 whatever
     ``dtype``), the jitted kernel otherwise."""
-    from jaxexp.blending import multiclass
-
     if multiclass.applies(data, metric):
         return multiclass.score_kernel(data, w, post, memory_budget, devices, progress, row_weights)
     if metric in ("mse", "rmse") and not post.active:
