@@ -15,7 +15,7 @@ gather, as the engine does after its per-member shuffle). Variants:
     forward ``jnp.einsum('pbi,pio->pbo')``; gradient ``jax.grad`` of the sum of
     the per-member losses; one scan over steps of the batched step;
 (c) ``vmap+map`` / ``einsum+map``: (a) / (b) run ``group`` members at a time
-    inside ``lax.map``, as ``jaxexp.engine._Compiled`` does on CPU (group from
+    inside ``lax.map``, as ``jaxexp.programs.Compiled`` does on CPU (group from
     the engine's rule: a ~4 MiB working set per group, a divisor of the
     per-device count).
 
@@ -66,7 +66,7 @@ sys.path.insert(0, HERE)
 import throughput  # noqa: E402  (machine description, git state, contention, JSON writer)
 
 import jaxexp  # noqa: E402,F401  (splits the CPU into one XLA device per core before JAX starts)
-from jaxexp import engine  # noqa: E402
+from jaxexp import programs  # noqa: E402
 
 N_FEATURES, N_OUT, BATCH, N_TRAIN = 16, 1, 128, 4096
 B1, B2, EPS = 0.9, 0.999, 1e-8
@@ -90,10 +90,10 @@ def flops_per_member_step(hidden) -> float:
 
 
 def engine_group(hidden, local: int) -> int:
-    """``engine._Compiled.group_for`` on CPU, with ``train.make_program``'s member_bytes estimate."""
+    """``programs.Compiled.group_for`` on CPU, with ``train.make_program``'s member_bytes estimate."""
     n_params = sum(i * o + o for i, o in layer_sizes(hidden))
     member_bytes = 4 * (5 * n_params + 3 * BATCH * (N_FEATURES + sum(hidden) + N_OUT))
-    target = min(local, max(1, engine._GROUP_CACHE_BYTES // member_bytes))
+    target = min(local, max(1, programs._GROUP_CACHE_BYTES // member_bytes))
     divisor = max(g for g in range(1, target + 1) if local % g == 0)
     return divisor if 2 * divisor >= target else target
 
@@ -221,7 +221,7 @@ def _mesh():
 
 
 def sharded(local_fn):
-    """jit(shard_map(local_fn)) over all local devices, population axis sharded (as engine._Compiled)."""
+    """jit(shard_map(local_fn)) over all local devices, population axis sharded (as programs.Compiled)."""
     import jax
     from jax.sharding import PartitionSpec
 

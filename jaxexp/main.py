@@ -106,7 +106,7 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     import jax
 
-    from jaxexp import checkpoint, engine
+    from jaxexp import api, checkpoint
     from jaxexp.errors import ConfigError
 
     args = argv[1:]
@@ -131,7 +131,7 @@ def main(argv: list[str]) -> None:
     if args[0] == "blend":
         _blend(workdir)
         return
-    run = engine.sweep if args[0] == "sweep" else engine.train_config
+    run = api.sweep if args[0] == "sweep" else api.train_config
     F = flags.FLAGS
     try:
         if F.distributed:

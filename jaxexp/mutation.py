@@ -5,7 +5,7 @@ the base config (node 0). Each later generation has ``sweep.slots`` nodes;
 node i of a generation mutates one parameter of its parent, the parent being
 one of the ``sweep.parent_pool`` best nodes so far (round robin), or of the
 nodes named in ``sweep.parent_ids`` for the first generation a command runs.
-A generation runs as one population (``engine.run_members``: no recompile
+A generation runs as one population (``api.run_members``: no recompile
 between generations of one bucket).
 
 The parameters that may mutate, and their bounds, are those of
@@ -103,7 +103,8 @@ def _write_lineage(lineage: pd.DataFrame, workdir: str, markdown: str) -> None:
 
 def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=None) -> pd.DataFrame:
     """Runs (or continues) the mutation tree; returns the lineage table."""
-    from jaxexp import engine, spacefile
+    from jaxexp import api, spacefile
+    from jaxexp import progress as progress_mod
 
     config = spacefile.resolve(config)
     cfgmod.validate_top(config)
@@ -119,7 +120,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
     names = [p.name for p in params]
     by_name = {p.name: p for p in params}
     sign = cfgmod.goal_sign(config.goal)
-    progress = progress if progress is not None else engine._print_progress
+    progress = progress if progress is not None else progress_mod.print_progress
 
     lineage = pd.DataFrame(columns=LINEAGE_COLUMNS + names)
     if workdir is not None:
@@ -181,7 +182,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
         else:
             if progress:
                 progress(f"[{config.name}] generation {generation}/{sw.generations}: {len(nodes)} node(s)")
-            res = engine.run_members(config, table, gen_dir, progress)
+            res = api.run_members(config, table, gen_dir, progress)
             if res.interrupted:
                 print("jaxexp: interrupted: the same command continues the tree", file=sys.stderr)
                 return lineage

@@ -146,7 +146,7 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> bool:
 
 def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
     """Builds the members, summary, comparison and group tables from a
-    ``engine.RunOutput``."""
+    ``jaxexp.engine.RunOutput``."""
     history, finals = output.history, output.finals
     metric, sign = config.metric, cfgmod.goal_sign(config.goal)
     metric_names = [c for c in history.columns if c not in ("member", "epoch", "diverged", "lr")]

@@ -118,7 +118,8 @@ def _optuna_params(values: dict, params: list[spacemod.Param]) -> dict:
 
 def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=None) -> pd.DataFrame:
     """Runs (or continues) the TPE search; returns the trials table."""
-    from jaxexp import engine, spacefile
+    from jaxexp import api, spacefile
+    from jaxexp import progress as progress_mod
 
     optuna = _optuna()
     config = spacefile.resolve(config)
@@ -132,7 +133,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
     cfgmod.check_param_names(config, [p.name for p in params])
     dists = {p.name: distribution(optuna, p) for p in params}
     names = [p.name for p in params]
-    progress = progress if progress is not None else engine._print_progress
+    progress = progress if progress is not None else progress_mod.print_progress
     direction = "minimize" if config.goal == "min" else "maximize"
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=config.seed))
 
@@ -178,7 +179,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
         if progress:
             progress(f"[{config.name}] TPE batch {batch + 1}/{sw.generations}: {len(asked)} trial(s)")
         batch_dir = None if workdir is None else os.path.join(workdir, f"batch_{batch}")
-        res = engine.run_members(config, table, batch_dir, progress)
+        res = api.run_members(config, table, batch_dir, progress)
         if res.interrupted:
             print("jaxexp: interrupted: the same command continues the search", file=sys.stderr)
             return trials

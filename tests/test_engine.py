@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import jaxexp
-from jaxexp import compile_cache, engine, space
+from jaxexp import compile_cache, engine, programs, space
 
 # Tolerance for comparing one member's numbers across populations/devices: a
 # batched (vmapped) matmul may sum in a different order than the same matmul
@@ -384,7 +384,7 @@ def test_bad_memory_budget_is_a_config_error(tiny, setting):
 
 def test_memory_budget_units():
     devs = engine.devices(1)
-    assert engine.memory_budget("off", devs) is None
-    assert engine.memory_budget("512MiB", devs) == 512 * 2**20
-    assert engine.memory_budget("2e9", devs) == 2 * 10**9
-    assert 0 < engine.memory_budget("0.5", devs) < engine.memory_budget("1", devs)
+    assert programs.memory_budget("off", devs) is None
+    assert programs.memory_budget("512MiB", devs) == 512 * 2**20
+    assert programs.memory_budget("2e9", devs) == 2 * 10**9
+    assert 0 < programs.memory_budget("0.5", devs) < programs.memory_budget("1", devs)

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from jaxexp import engine, mutation, space, strategies
+from jaxexp import api, mutation, space, strategies
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,7 +57,7 @@ def test_lineage_is_consistent_and_the_tree_continues(tiny, tmp_path):
     node = by_node.loc[4]
     table = pd.DataFrame([{"member": 4, "config_id": 4, "seed": 0, **{n: node[n] for n in names}}])
     table["train.batch_size"] = table["train.batch_size"].astype(int)
-    again = engine.run_members(c, table).members.iloc[0]
+    again = api.run_members(c, table).members.iloc[0]
     assert np.isclose(again["best_val_mse"], node["metric"], rtol=1e-4)
 
     # the same command with more generations continues the tree from chosen parents

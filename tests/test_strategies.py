@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import jaxexp
-from jaxexp import engine, strategies
+from jaxexp import engine, programs, strategies
 
 
 def test_rung_cut_keeps_the_top_fraction_of_everything_seen():
@@ -142,7 +142,7 @@ def test_exploit_copies_parameters_and_optimizer_state_between_slots(tiny):
     c = tiny()
     members = population.resolve(c, population.members_table(c))
     task = jaxexp.load_workload(c.workload).dataset(c)
-    compiled = engine._compiled(population.buckets(members)[0], task, 2, engine.devices(2), 0, ("val_mse", "min"))
+    compiled = programs.compiled(population.buckets(members)[0], task, 2, programs.devices(2), 0, ("val_mse", "min"))
     n = 4
     hp = train.encode_hparams([c] * n, task)
     hp["train.lr"] = np.asarray([1e-3, 2e-3, 3e-3, 4e-3], np.float32)

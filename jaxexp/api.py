@@ -1,0 +1,79 @@
+"""The Python entry points of a sweep: ``sweep``, ``train_config``, ``run_members``."""
+
+from __future__ import annotations
+
+import time
+
+import ml_collections
+import pandas as pd
+
+from jaxexp import config as cfgmod
+from jaxexp import cpu, distributed, engine, population, programs, results, spacefile, strategies, train, workload
+from jaxexp.errors import ConfigError
+from jaxexp.progress import print_progress
+
+
+def check_bucket(config, cfgs: list) -> None:
+    """Loads a bucket's data and checks its members' values and the workload's
+    functions (abstractly: nothing is compiled); raises ConfigError."""
+    dataset = cfgmod.workload_of(config).dataset(cfgs[0])
+    n_train = workload.n_rows(dataset.train)
+    if cfgs[0].train.batch_size > n_train:
+        raise ConfigError(
+            f"train.batch_size: {cfgs[0].train.batch_size} > {n_train} training rows; use a smaller batch"
+        )
+    train.encode_hparams(cfgs, dataset)
+    train.make_program(cfgs[0], dataset, 1, programs.off_fields(cfgs), (config.metric, config.goal))
+
+
+def sweep(config: ml_collections.ConfigDict, workdir: str | None = None, progress=print_progress) -> results.Results:
+    """Runs the whole sweep ``config.sweep`` and returns its Results.
+
+    With ``workdir`` the results are also written there (config.json,
+    members.csv, history.csv, report.md). ``sweep.space_file``, when set, gives
+    the space (and method, num_samples, metric).
+    """
+    config = spacefile.resolve(config)
+    table = population.members_table(config)
+    return run_members(config, table, workdir, progress)
+
+
+def train_config(
+    config: ml_collections.ConfigDict, workdir: str | None = None, progress=print_progress
+) -> results.Results:
+    """Trains the base config (``sweep.space`` ignored) for ``sweep.seeds`` seeds."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.sweep.space = ml_collections.ConfigDict()
+    config.sweep.space_file = ""
+    config.sweep.method = "grid"
+    return sweep(config, workdir, progress)
+
+
+def run_members(
+    config: ml_collections.ConfigDict, table: pd.DataFrame, workdir: str | None = None, progress=print_progress
+) -> results.Results:
+    """Trains the members of ``table`` (columns member, config_id, seed, params...).
+
+    Re-running a single row of a sweep's ``members.csv`` with the sweep's config
+    reproduces that member (inactive conditional parameters: empty cells).
+    """
+    cpu.use_all_cores()  # before JAX's backend starts (a no-op after)
+    config = spacefile.resolve(config)  # its metric/goal apply to these members too
+    cfgmod.validate_top(config)
+    programs.memory_budget(config.engine.memory_budget, programs.devices(config.engine.num_devices))
+    members = population.resolve(config, table)
+    strategies.check_halving(
+        config.sweep.halving_rungs, config.sweep.halving_eta, max(m.config.train.epochs for m in members)
+    )
+    for bucket in population.buckets(members):  # bad data or functions fail before anything is written
+        check_bucket(config, [m.config for m in bucket.members])
+    if workdir is not None:
+        results.prepare_workdir(workdir, config)
+    t0 = time.perf_counter()
+    output = engine.run(config, members, progress, workdir)
+    output.timings["total_s"] = time.perf_counter() - t0
+    out = results.assemble(config, table, members, output)
+    if workdir is not None and distributed.is_primary():  # every process holds the same results
+        results.write(out, workdir)
+    distributed.barrier("jaxexp results written")
+    return out
