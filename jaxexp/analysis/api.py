@@ -12,6 +12,7 @@ import pandas as pd
 from jaxexp.analysis import core, nextspace
 from jaxexp.analysis import dims as dimsmod
 from jaxexp.analysis import importance as impmod
+from jaxexp.analysis import ranges as rangesmod
 from jaxexp.analysis.dims import Dim
 from jaxexp.errors import ConfigError
 
@@ -139,12 +140,12 @@ def analyze(
     boo = core.boolean(configs, dims, metric, goal)
     cat = core.categorical(configs, dims, metric, goal, elite_mask)
     m = core.add_bh(cont, boo, cat)
-    rng = core.ranges(configs, dims, elite_mask)
-    bnd = core.boundaries(configs, dims, elite_mask)
+    rng = rangesmod.ranges(configs, dims, elite_mask)
+    bnd = rangesmod.boundaries(configs, dims, elite_mask)
     imp = impmod.ped_anova(configs, dims, metric, goal, elite_quantile)
     contours = _contours(configs, dims, imp, metric, goal)
     fixes = {
-        d.name: core.top_level_check(configs, d, metric, goal, elite_mask)
+        d.name: rangesmod.top_level_check(configs, d, metric, goal, elite_mask)
         for d in dims
         if d.kind != "numeric" or d.choice
     }
@@ -198,5 +199,5 @@ def _contours(configs, dims, imp, metric, goal) -> dict:
     for a, b in itertools.combinations(top, 2):
         both = configs[a].notna() & configs[b].notna()
         if both.sum() >= core.MIN_CONFIGS:
-            out[(a, b)] = core.contour(configs, by[a], by[b], metric, goal)
+            out[(a, b)] = rangesmod.contour(configs, by[a], by[b], metric, goal)
     return out
