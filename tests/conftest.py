@@ -36,6 +36,19 @@ def tiny_config(**sweep_space):
     return c
 
 
+def interrupt_after(n_calls: int):
+    """A progress callback that raises KeyboardInterrupt on its n-th call (after a
+    segment ran, before that segment's checkpoint)."""
+    calls = {"n": 0}
+
+    def progress(line):
+        calls["n"] += 1
+        if calls["n"] == n_calls:
+            raise KeyboardInterrupt
+
+    return progress
+
+
 @pytest.fixture
 def tiny():
     return tiny_config

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import interrupt_after
 
 import jaxexp
 from jaxexp import checkpoint, space
@@ -41,19 +42,6 @@ def _sweep_config(tiny):
     return c
 
 
-def _interrupt_after(n_calls: int):
-    """A progress callback that raises KeyboardInterrupt on its n-th call (after a
-    segment ran, before that segment's checkpoint)."""
-    calls = {"n": 0}
-
-    def progress(line):
-        calls["n"] += 1
-        if calls["n"] == n_calls:
-            raise KeyboardInterrupt
-
-    return progress
-
-
 def _compare(a: pd.DataFrame, b: pd.DataFrame) -> None:
     a, b = a.set_index("member").sort_index(), b.set_index("member").sort_index()
     assert list(a.index) == list(b.index)
@@ -74,7 +62,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(tiny, tmp_path
     c = _sweep_config(tiny)
     wd = str(tmp_path / "wd")
     c.engine.progress = True
-    part = jaxexp.sweep(c, wd, progress=_interrupt_after(5))
+    part = jaxexp.sweep(c, wd, progress=interrupt_after(5))
     assert part.interrupted and (part.members["status"] == "stopped").any()
     c.engine.progress = False
     full = jaxexp.sweep(c, wd)  # the same command again: resumes
@@ -103,7 +91,7 @@ def test_a_corrupted_latest_step_falls_back_to_the_previous_one(tiny, tmp_path, 
     c = _sweep_config(tiny)
     wd = str(tmp_path / "wd")
     c.engine.progress = True
-    jaxexp.sweep(c, wd, progress=_interrupt_after(6))
+    jaxexp.sweep(c, wd, progress=interrupt_after(6))
     step = _latest_step(wd)
     if damage == "truncate_state":
         for root, _, files in os.walk(os.path.join(step, "state")):
@@ -125,7 +113,7 @@ def test_a_changed_config_is_refused_on_resume_with_the_diff(tiny, tmp_path, ref
     c = _sweep_config(tiny)
     wd = str(tmp_path / "wd")
     c.engine.progress = True
-    jaxexp.sweep(c, wd, progress=_interrupt_after(3))
+    jaxexp.sweep(c, wd, progress=interrupt_after(3))
     c.engine.progress = False
     changed = cfgmod.with_values(c, {"train.min_delta": 0.05})
     with pytest.raises(jaxexp.ConfigError, match=r"train.min_delta: 0.02 \(checkpoint\) != 0.05 \(now\)"):

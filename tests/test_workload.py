@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_config
+from conftest import interrupt_after, tiny_config
 
 import jaxexp
 from jaxexp import config as cfgmod
@@ -296,15 +296,8 @@ def test_resume_with_a_changed_user_module_is_refused_with_the_named_diff(tmp_pa
     spec = importlib.util.spec_from_file_location("user_cfg", cfg)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    calls = {"n": 0}
-
-    def stop_after_two(line):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-
     wd = tmp_path / "wd"
-    assert jaxexp.sweep(module.get_config(), str(wd), progress=stop_after_two).interrupted
+    assert jaxexp.sweep(module.get_config(), str(wd), progress=interrupt_after(2)).interrupted
     wl.write_text(open(USER).read().replace("return Net(cfg.width)", "return Net(2 * cfg.width)"))
     out = subprocess.run(
         [sys.executable, "-m", "jaxexp.main", "sweep", f"--config={cfg}", f"--workdir={wd}"],

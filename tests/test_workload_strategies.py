@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import interrupt_after
 from test_workload import user_config
 
 import jaxexp
@@ -14,23 +15,12 @@ from jaxexp import mutation, space
 RTOL, ATOL = 1e-4, 1e-6  # a resumed population is re-formed: CPU vmap is not bit-identical
 
 
-def _interrupt_after(n_calls: int):
-    calls = {"n": 0}
-
-    def progress(line):
-        calls["n"] += 1
-        if calls["n"] == n_calls:
-            raise KeyboardInterrupt
-
-    return progress
-
-
 def test_resume_of_a_user_workload_equals_an_uninterrupted_run(tmp_path):
     c = user_config(dropout=space.choice([0.0, 0.3]), width=space.choice([4, 8]))
     c.train.epochs, c.engine.segment_epochs, c.engine.checkpoint = 4, 1, True
     ref = jaxexp.sweep(c, str(tmp_path / "ref"))
     c.engine.progress = True
-    part = jaxexp.sweep(c, str(tmp_path / "wd"), progress=_interrupt_after(3))
+    part = jaxexp.sweep(c, str(tmp_path / "wd"), progress=interrupt_after(3))
     assert part.interrupted
     c.engine.progress = False
     full = jaxexp.sweep(c, str(tmp_path / "wd"))
