@@ -9,7 +9,7 @@
     with ``nn.Dropout`` (i.e. ``jax.random.bernoulli`` masks), ``optax.adamw``;
     compiled once, then called once per member with another seed;
 (c) jaxexp through its public API (``jaxexp.sweep`` with ``sweep.seeds = P``)
-    at population sizes P = 1, 8, 64, 256, 1024.
+    at population sizes P = 1, 8, 64, 256, 1024 (the CNN: up to 256).
 
 Every (way, workload, P) runs in its own subprocess, so compiles are cold and
 the peak RSS (``ru_maxrss``) belongs to that case alone. In each subprocess a
@@ -21,18 +21,34 @@ exceeds --max-call-s is timed once (steady time estimated from the engine's own
 compile timings) and marked so. (a) and (b) time runs (after one warm-up /
 compile run) until >= 3 runs and >= 5 s.
 
+Workloads: "small" and "typical" are MLPs (the built-in workload); "cnn"
+(``--workloads cnn``) is the user-style workload ``jaxexp.examples.cnn_encoder``
+with ``encoder_type="cnn"`` (two 3x3 'SAME' convolutions of 16 channels, a 2x2
+average pool after the first, flatten, dropout, a dense 10-way head) on the 8x8
+digits [N, 8, 8, 1]: (a) the same network with ``torch.nn.Conv2d(padding=1)``,
+``AvgPool2d``, ``Dropout`` and ``Linear``; (b) the same network in flax.linen
+(``nn.Conv(padding="SAME")``, ``nn.avg_pool``, ``nn.Dropout``, default inits);
+(b') informational: (b) with the module's own flax ``Classifier`` (its im2col
+``Conv3x3`` and hash-based ``jaxexp.Dropout``), i.e. jaxexp's per-member model
+without the engine; (c) ``jaxexp.sweep`` on the module (``sweep.seeds = P``).
+Its useful FLOPs count the convolutions and the head (3x the forward
+multiply-adds x 2 per training example, plus the validation forward).
+
 Also reported: an informational (a') row, the same PyTorch loop with a
 ``DataLoader(TensorDataset, shuffle=True)`` as many researchers write it;
 jaxexp's devices (it splits the CPU into one XLA device per core) and process
 CPU utilisation; useful matmul FLOP/s as a fraction of the machine's f32 matmul
 peak (measured in its own subprocess); and, per case, how many cores other
-processes or the host took meanwhile (numbers are suspect when > 0.25).
+processes or the host took meanwhile (numbers are suspect when > 0.25; such a
+case is rerun, up to --retries times once the machine is quiet, and the least
+contended attempt kept).
 
 Usage::
 
     python benchmarks/throughput.py                 # full run (~7-10 min on 2 cores)
     python benchmarks/throughput.py --quick         # smoke check (< 2 min)
     python benchmarks/throughput.py --workloads small --sizes 1,256 --out /tmp/t.json
+    python benchmarks/throughput.py --workloads cnn --out benchmarks/results/throughput_cnn.json
 
 The parent process imports neither JAX nor torch; it only starts the cases and
 writes the table and JSON (default ``benchmarks/results/throughput.json``).
@@ -80,6 +96,18 @@ WORKLOADS = {
         "epochs": 30,
         "dropout": 0.1,
     },
+    "cnn": {
+        "title": "CNN conv3x3(16)-avgpool2-conv3x3(16)-dropout-dense(10) on 8x8 digits",
+        "module": "jaxexp.examples.cnn_encoder",  # a user-style workload (the others: the built-in MLP)
+        "task": {"name": "classification", "n_classes": 10, "n_train": 1438, "n_val": 359},  # the module's data()
+        "image": [8, 8, 1],
+        "depth": 2,
+        "width": 16,
+        "batch_size": 64,
+        "epochs": 10,
+        "dropout": 0.1,
+        "sizes": [1, 8, 64, 256],  # default population sizes (P=1024 alone would take ~3 min)
+    },
 }
 
 FULL_SIZES = [1, 8, 64, 256, 1024]
@@ -88,17 +116,21 @@ QUICK_SIZES = [1, 8, 64]
 # Targets printed beside the measured ratios.
 TARGET_P = 256
 TARGETS = [
-    # (workload, baseline, minimum ratio of jaxexp at TARGET_P to that baseline)
-    ("small", "a", 40.0),
-    ("small", "b", 5.0),
-    ("typical", "a", 10.0),
+    # (workload, baseline, minimum ratio of jaxexp to that baseline, at P = TARGET_P or None: the best P)
+    ("small", "a", 40.0, TARGET_P),
+    ("small", "b", 5.0, TARGET_P),
+    ("typical", "a", 10.0, TARGET_P),
+    ("cnn", "a", 10.0, None),
 ]
 COMPILE_FLAT_MAX_RATIO = 3.0  # "roughly flat": compile at the largest P <= 3x compile at P=1
+SUSPECT_CORES = 0.25  # cores other processes (or the host) took during a case above which its numbers are suspect
+QUIET_WAIT_S = 90.0  # before a rerun, wait up to this long for the other processes to finish
 
 WAY_LABELS = {
     "a": "(a) torch loop, 1 thread",
     "a_dl": "(a') torch DataLoader, 1 thr",
     "b": "(b) JAX sequential jit",
+    "b_mod": "(b') JAX seq, module's model",
     "c": "(c) jaxexp",
 }
 
@@ -110,8 +142,16 @@ def derived(w: dict) -> dict:
     """Shapes, steps and analytic matmul FLOPs of one workload."""
     t = w["task"]
     n_out = t["n_classes"] if t["name"] == "classification" else 1
-    dims = [t["n_features"], *w["hidden"], n_out]
-    macs = sum(a * b for a, b in zip(dims[:-1], dims[1:]))  # sum(in * out) over layers
+    if "image" in w:  # the CNN: 3x3 convolutions (a 2x2 pool after the first), then the dense head
+        h, wd, c = w["image"]
+        dims, macs = None, 0
+        for i in range(w["depth"]):
+            macs += h * wd * 9 * c * w["width"]  # output pixels x (3 * 3 * in) x out channels
+            h, wd, c = (h // 2, wd // 2, w["width"]) if i == 0 else (h, wd, w["width"])
+        macs += h * wd * c * n_out
+    else:
+        dims = [t["n_features"], *w["hidden"], n_out]
+        macs = sum(a * b for a, b in zip(dims[:-1], dims[1:]))  # sum(in * out) over layers
     steps_per_epoch = t["n_train"] // w["batch_size"]
     steps = steps_per_epoch * w["epochs"]
     flops_step = 6 * w["batch_size"] * macs  # forward 2, backward 4 per multiply-add
@@ -119,6 +159,7 @@ def derived(w: dict) -> dict:
     return {
         "dims": dims,
         "n_out": n_out,
+        "macs_per_example": macs,
         "steps_per_epoch": steps_per_epoch,
         "steps": steps,
         "flops_per_step": flops_step,
@@ -149,20 +190,27 @@ def _timed_runs(run_one, min_runs: int, max_runs: int, min_seconds: float):
 
 
 def _time_baseline(run_one, spec: dict) -> dict:
-    """One untimed first run (compile / warm-up), then timed runs: the common fields."""
+    """One untimed first run (compile / warm-up), then timed runs: the common fields.
+
+    run_one(seed) returns the final validation loss, and for classification
+    also the final validation accuracy: (loss, accuracy)."""
     t = time.perf_counter()
     run_one(0)
     first_s = time.perf_counter() - t
     outs, wall, util = _timed_runs(run_one, spec["min_runs"], spec["max_runs"], spec["min_seconds"])
-    return {
+    outs = [o if isinstance(o, tuple) else (o,) for o in outs]
+    out = {
         "P": 1,
         "runs": len(outs),
         "seconds": wall,
         "runs_per_s": len(outs) / wall,
         "first_s": first_s,
         "cpu_util": util,
-        "final_val_loss_mean": sum(outs) / len(outs),
+        "final_val_loss_mean": statistics.fmean(o[0] for o in outs),
     }
+    if len(outs[0]) > 1:
+        out["final_val_acc_mean"] = statistics.fmean(o[1] for o in outs)
+    return out
 
 
 def case_data(spec: dict) -> dict:
@@ -173,11 +221,16 @@ def case_data(spec: dict) -> dict:
     import jaxexp
 
     cfg = jaxexp_config(jaxexp, spec["workload"], 1)
-    task = jaxexp.load_task(cfg.task)
-    np.savez(spec["path"], x_train=task.x_train, y_train=task.y_train, x_val=task.x_val, y_val=task.y_val)
+    if "module" in WORKLOADS[spec["workload"]]:  # a user workload: its data(), as the engine loads it
+        ds = jaxexp.load_workload(cfg.workload).dataset(cfg)
+        arrays = {"x_train": ds.train["x"], "y_train": ds.train["y"], "x_val": ds.val["x"], "y_val": ds.val["y"]}
+    else:
+        task = jaxexp.load_task(cfg.task)
+        arrays = {k: getattr(task, k) for k in ("x_train", "y_train", "x_val", "y_val")}
+    np.savez(spec["path"], **arrays)
     return {
-        "shapes": {k: list(getattr(task, k).shape) for k in ("x_train", "y_train", "x_val", "y_val")},
-        "dtypes": {k: str(getattr(task, k).dtype) for k in ("x_train", "y_train", "x_val", "y_val")},
+        "shapes": {k: list(v.shape) for k, v in arrays.items()},
+        "dtypes": {k: str(v.dtype) for k, v in arrays.items()},
     }
 
 
@@ -244,6 +297,8 @@ def case_torch(spec: dict) -> dict:
     arr = _load_npz(spec["data"])
     classification = w["task"]["name"] == "classification"
     x_train, x_val = torch.from_numpy(arr["x_train"]).float(), torch.from_numpy(arr["x_val"]).float()
+    if "image" in w:  # [N, H, W, C] -> torch's [N, C, H, W]
+        x_train, x_val = (x.permute(0, 3, 1, 2).contiguous() for x in (x_train, x_val))
     if classification:
         y_train, y_val = torch.from_numpy(arr["y_train"]).long(), torch.from_numpy(arr["y_val"]).long()
         loss_fn = nn.CrossEntropyLoss()
@@ -253,12 +308,25 @@ def case_torch(spec: dict) -> dict:
     n_train, bs, spe = x_train.shape[0], w["batch_size"], d["steps_per_epoch"]
     use_loader = spec.get("loader", False)
 
-    def run_one(seed: int) -> float:
-        torch.manual_seed(seed)
+    def make_model() -> nn.Module:
+        if "image" in w:  # the CNN: conv3x3 + ReLU (+ 2x2 average pool after the first), dropout, dense head
+            h, wd, c = w["image"]
+            layers = []
+            for i in range(w["depth"]):
+                layers += [nn.Conv2d(c, w["width"], 3, padding=1), nn.ReLU()]
+                if i == 0:
+                    layers.append(nn.AvgPool2d(2))
+                    h, wd = h // 2, wd // 2
+                c = w["width"]
+            return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(w["dropout"]), nn.Linear(h * wd * c, d["n_out"]))
         layers, dims = [], d["dims"]
         for a, b in zip(dims[:-2], dims[1:-1]):
             layers += [nn.Linear(a, b), nn.ReLU(), nn.Dropout(w["dropout"])]
-        model = nn.Sequential(*layers, nn.Linear(dims[-2], dims[-1]))
+        return nn.Sequential(*layers, nn.Linear(dims[-2], dims[-1]))
+
+    def run_one(seed: int) -> float | tuple[float, float]:
+        torch.manual_seed(seed)
+        model = make_model()
         opt = torch.optim.AdamW(
             model.parameters(),
             lr=OPTIM["lr"],
@@ -270,7 +338,7 @@ def case_torch(spec: dict) -> dict:
             loader = torch.utils.data.DataLoader(
                 torch.utils.data.TensorDataset(x_train, y_train), batch_size=bs, shuffle=True, drop_last=True
             )
-        val_loss = float("nan")
+        val_loss, metric = float("nan"), float("nan")
         for _ in range(w["epochs"]):
             model.train()
             if use_loader:
@@ -292,10 +360,10 @@ def case_torch(spec: dict) -> dict:
                 out = model(x_val)
                 val_loss = loss_fn(out, y_val).item()
                 if classification:
-                    _ = (out.argmax(-1) == y_val).float().mean().item()
+                    metric = (out.argmax(-1) == y_val).float().mean().item()
                 else:
-                    _ = (out - y_val).abs().mean().item()
-        return val_loss
+                    metric = (out - y_val).abs().mean().item()
+        return (val_loss, metric) if classification else val_loss
 
     timed = _time_baseline(run_one, spec)
     return {
@@ -309,7 +377,10 @@ def case_torch(spec: dict) -> dict:
 
 
 def case_jax_seq(spec: dict) -> dict:
-    """(b): one member at a time, the whole run in one jitted lax.scan (plain JAX)."""
+    """(b): one member at a time, the whole run in one jitted lax.scan (plain JAX).
+
+    spec["module_model"] (the CNN only; row (b')): the workload module's own flax
+    Classifier instead of the plain flax CNN."""
     import flax.linen as nn
     import jax
     import jax.numpy as jnp
@@ -334,7 +405,42 @@ def case_jax_seq(spec: dict) -> dict:
                 x = nn.Dropout(self.rate, deterministic=not train)(x)  # jax.random.bernoulli mask
             return nn.Dense(self.n_out)(x)
 
-    model = MLP(tuple(w["hidden"]), d["n_out"], w["dropout"])
+    class CNN(nn.Module):
+        depth: int
+        width: int
+        n_out: int
+        rate: float
+
+        @nn.compact
+        def __call__(self, x, train: bool):
+            for i in range(self.depth):
+                x = nn.relu(nn.Conv(self.width, (3, 3), padding="SAME")(x))
+                if i == 0:
+                    x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+            x = nn.Dropout(self.rate, deterministic=not train)(x.reshape(x.shape[0], -1))
+            return nn.Dense(self.n_out)(x)
+
+    class ModuleCNN(nn.Module):
+        """The workload module's Classifier (im2col Conv3x3, jaxexp.Dropout with a uint32 seed)."""
+
+        depth: int
+        width: int
+        rate: float
+
+        @nn.compact
+        def __call__(self, x, train: bool):
+            classifier = importlib.import_module(w["module"]).Classifier("cnn", self.depth, self.width)
+            if not train:
+                return classifier(x)
+            return classifier(x, self.rate, jax.random.bits(self.make_rng("dropout"), dtype=jnp.uint32))
+
+    if "image" not in w:
+        model = MLP(tuple(w["hidden"]), d["n_out"], w["dropout"])
+    elif spec.get("module_model"):
+        sys.path.insert(0, ROOT)
+        model = ModuleCNN(w["depth"], w["width"], w["dropout"])
+    else:
+        model = CNN(w["depth"], w["width"], d["n_out"], w["dropout"])
     tx = optax.adamw(OPTIM["lr"], b1=OPTIM["b1"], b2=OPTIM["b2"], eps=OPTIM["eps"], weight_decay=OPTIM["weight_decay"])
 
     def loss_fn(out, y):
@@ -373,9 +479,10 @@ def case_jax_seq(spec: dict) -> dict:
         (params, _), history = jax.lax.scan(epoch, (params, opt_state), jnp.arange(epochs))
         return params, history
 
-    def run_one(seed: int) -> float:
-        _, (_, val_loss, _) = run(jnp.uint32(seed), *data)
-        return float(jax.block_until_ready(val_loss)[-1])
+    def run_one(seed: int) -> float | tuple[float, float]:
+        _, (_, val_loss, metric) = run(jnp.uint32(seed), *data)
+        val_loss = float(jax.block_until_ready(val_loss)[-1])
+        return (val_loss, float(metric[-1])) if classification else val_loss
 
     timed = _time_baseline(run_one, spec)
     first_s = timed.pop("first_s")
@@ -391,15 +498,25 @@ def case_jax_seq(spec: dict) -> dict:
     }
 
 
-def jaxexp_config(jaxexp, workload: str, population: int, segment_epochs: int = 0):
+def jaxexp_config(jaxexp, workload: str, population: int, segment_epochs: int = 0, group_size: int = 0):
     w = WORKLOADS[workload]
-    cfg = jaxexp.default_config()
+    if "module" in w:  # the CNN: the user workload with its static structure fixed (one bucket)
+        cfg = jaxexp.default_config(workload=w["module"])
+        cfg.encoder_type = "cnn"
+        cfg.depth, cfg.width = w["depth"], w["width"]
+        cfg.dropout = w["dropout"]
+        cfg.label_smoothing = 0.0
+        cfg.metric, cfg.goal = "loss", "min"
+        cfg.engine.checkpoint = False
+        cfg.engine.plots = False
+    else:
+        cfg = jaxexp.default_config()
+        for k, v in w["task"].items():
+            cfg.task[k] = v
+        cfg.metric = "val_loss"
+        cfg.model.hidden = tuple(w["hidden"])
+        cfg.model.dropout = w["dropout"]
     cfg.name = f"bench-{workload}"
-    for k, v in w["task"].items():
-        cfg.task[k] = v
-    cfg.metric = "val_loss"
-    cfg.model.hidden = tuple(w["hidden"])
-    cfg.model.dropout = w["dropout"]
     cfg.train.optimizer = "adamw"
     cfg.train.batch_size = w["batch_size"]
     cfg.train.epochs = w["epochs"]
@@ -411,6 +528,8 @@ def jaxexp_config(jaxexp, workload: str, population: int, segment_epochs: int = 
     cfg.engine.progress = False
     if segment_epochs:
         cfg.engine.segment_epochs = segment_epochs
+    if group_size:
+        cfg.engine.group_size = group_size
     return cfg
 
 
@@ -426,21 +545,35 @@ def _effective_segment(jaxexp, cfg) -> int:
     return int(fn(int(cfg.train.epochs), requested)) if fn else requested
 
 
+def _import_jaxexp():
+    """jaxexp, its CPU split (one XLA device per core) applied before JAX's backend starts: older
+    jaxexp splits on import, newer in jaxexp.sweep(), too late once the case has touched a device."""
+    sys.path.insert(0, ROOT)
+    import jaxexp
+
+    try:
+        from jaxexp import cpu
+    except ImportError:
+        return jaxexp
+    cpu.use_all_cores()
+    return jaxexp
+
+
 def case_jaxexp(spec: dict) -> dict:
     """(c): jaxexp.sweep twice with the same config (cold, then cached program)."""
-    sys.path.insert(0, ROOT)
+    jaxexp = _import_jaxexp()
     import jax
     import numpy as np
 
-    import jaxexp
-
     population = spec["P"]
-    cfg = jaxexp_config(jaxexp, spec["workload"], population, spec.get("segment_epochs", 0))
+    cfg = jaxexp_config(jaxexp, spec["workload"], population, spec.get("segment_epochs", 0), spec.get("group_size", 0))
     ru_first = _rusage()
     t = time.perf_counter()
     r1 = jaxexp.sweep(cfg)
     first_s = time.perf_counter() - t
     traces_first = dict(jaxexp.TRACE_COUNTS)
+    loss_col = "final_loss" if "module" in WORKLOADS[spec["workload"]] else "final_val_loss"
+    acc_col = next((c for c in ("final_accuracy", "final_val_accuracy") if c in r1.members), None)
     out = {
         "P": population,
         "devices": jax.local_device_count(),
@@ -452,9 +585,11 @@ def case_jaxexp(spec: dict) -> dict:
         "traces_first": traces_first,
         "rss_after_imports_mb": ru_first["maxrss_mb"],
         "jax": jax.__version__,
-        "final_val_loss_mean": float(np.nanmean(r1.members["final_val_loss"])),
+        "final_val_loss_mean": float(np.nanmean(r1.members[loss_col])),
         "diverged": int((r1.members["status"] == "diverged").sum()),
     }
+    if acc_col:
+        out["final_val_acc_mean"] = float(np.nanmean(r1.members[acc_col]))
     if first_s > spec["max_call_s"]:
         # One call only: steady time estimated as first call minus the engine's
         # own compile (segment AOT compile + init incl. its compile).
@@ -526,11 +661,9 @@ def case_early_stop(spec: dict) -> dict:
     others run every epoch. Both settings are compiled first (one call each),
     then timed alternately, median of ``repeats`` calls each.
     """
-    sys.path.insert(0, ROOT)
+    jaxexp = _import_jaxexp()
     import jax
     import numpy as np
-
-    import jaxexp
 
     population, epochs = spec["P"], spec["epochs"]
     cfg = jaxexp_config(jaxexp, spec["workload"], 1)
@@ -648,7 +781,43 @@ def _ncpu() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def run_case(mode: str, spec: dict, xla: str, timeout: float, log) -> dict:
+def run_case(mode: str, spec: dict, xla: str, timeout: float, log, retries: int = 0) -> dict:
+    """One case in its own subprocess. While other processes took > SUSPECT_CORES
+    cores during it, it is rerun (up to ``retries`` times, each after waiting for
+    the machine to go quiet) and the least contended result is kept."""
+    best, seen = None, []
+    for attempt in range(retries + 1):
+        if attempt:
+            waited = _wait_quiet(QUIET_WAIT_S)
+            log(f"  rerun {attempt}/{retries} (after {waited:.0f}s waiting for other processes)")
+        result = _run_case_once(mode, spec, xla, timeout, log)
+        if "error" in result:
+            return best or result
+        seen.append(result.get("contention", 0.0))
+        if best is None or seen[-1] < best.get("contention", 0.0):
+            best = result
+        if best.get("contention", 0.0) <= SUSPECT_CORES:
+            break
+    if len(seen) > 1:
+        best["contention_attempts"] = seen
+    return best
+
+
+def _wait_quiet(max_s: float) -> float:
+    """Waits (at most max_s) until other processes use < SUSPECT_CORES cores over a second; returns seconds waited."""
+    t = time.perf_counter()
+    while time.perf_counter() - t < max_s:
+        s0 = _system_cpu()
+        time.sleep(1.0)
+        s1 = _system_cpu()
+        if s0 is None or s1 is None:
+            break
+        if (s1["busy_s"] - s0["busy_s"]) + (s1["steal_s"] - s0["steal_s"]) < SUSPECT_CORES:
+            break
+    return time.perf_counter() - t
+
+
+def _run_case_once(mode: str, spec: dict, xla: str, timeout: float, log) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result_path = f.name
     cmd = [sys.executable, os.path.abspath(__file__), "--_child", mode, "--_spec", json.dumps(spec)]
@@ -665,7 +834,7 @@ def run_case(mode: str, spec: dict, xla: str, timeout: float, log) -> dict:
             result = json.load(f)
         result["subprocess_wall_s"] = wall
         result.update(_contention(sys0, _system_cpu(), ch0, _children_cpu(), wall))
-        if result.get("contention", 0.0) > 0.25:
+        if result.get("contention", 0.0) > SUSPECT_CORES:
             log(f"  ! other processes/host steal took {result['contention']:.2f} cores during this case")
         return result
     except subprocess.TimeoutExpired:
@@ -758,7 +927,7 @@ def _git_state() -> dict:
 
 
 def _rows_for(wl: dict) -> list[tuple[str, dict]]:
-    rows = [(k, wl["baselines"][k]) for k in ("a", "a_dl", "b") if k in wl["baselines"]]
+    rows = [(k, wl["baselines"][k]) for k in ("a", "a_dl", "b", "b_mod") if k in wl["baselines"]]
     rows += [("c", c) for c in wl["jaxexp"]]
     return rows
 
@@ -774,7 +943,7 @@ def table(report: dict) -> str:
     )
     hdr = (
         f"{'way':<30}{'P':>6}{'runs/s':>10}{'compile_s':>11}{'eng_comp_s':>11}{'peak_RSS_MB':>13}{'devs':>6}{'cpu_util':>10}"
-        f"{'%peak':>8}{'x(a)':>9}{'x(b)':>8}{'val_loss':>10}{'other':>7}"
+        f"{'%peak':>8}{'x(a)':>9}{'x(b)':>8}{'val_loss':>10}{'val_acc':>9}{'other':>7}"
     )
     for name, wl in report["workloads"].items():
         w, d = wl["spec"], wl["derived"]
@@ -783,6 +952,7 @@ def table(report: dict) -> str:
             f"workload {name}: {w['title']} (n_train {w['task']['n_train']}, n_val {w['task']['n_val']}), batch "
             f"{w['batch_size']}, {w['epochs']} epochs x {d['steps_per_epoch']} steps = {d['steps']} steps, AdamW, "
             f"dropout {w['dropout']}; {d['flops_per_run'] / 1e9:.3f} GFLOP/run"
+            + (f" ({d['macs_per_example']} multiply-adds per example)" if "image" in w else "")
         )
         lines.append(hdr)
         lines.append("-" * len(hdr))
@@ -799,7 +969,7 @@ def table(report: dict) -> str:
                 f"{_fmt(r.get('maxrss_mb'), '.0f'):>13}{r.get('devices', 1):>6}{_fmt(r.get('cpu_util'), '.2f'):>10}"
                 f"{_fmt(100 * r.get('peak_fraction', float('nan')), '.1f'):>8}"
                 f"{_fmt(r.get('x_a'), '.1f'):>9}{_fmt(r.get('x_b'), '.1f'):>8}"
-                f"{_fmt(r.get('final_val_loss_mean'), '.4f'):>10}"
+                f"{_fmt(r.get('final_val_loss_mean'), '.4f'):>10}{_fmt(r.get('final_val_acc_mean'), '.4f'):>9}"
                 f"{_fmt(r.get('contention'), '.2f'):>7}"
             )
         for note in wl.get("notes", []):
@@ -813,16 +983,18 @@ def table(report: dict) -> str:
         "runs/s: steady state (second call; * = single call, steady estimated). compile_s: first - second call; "
         "eng_comp_s: jaxexp's own timing of its compiles (segment AOT compile + init's first-use compile). "
         "cpu_util: (user+sys CPU s)/wall over the timed part. %peak: useful matmul FLOP/s over the f32 peak above. "
-        "x(a)/x(b): runs/s over (a)/(b) of the same workload. val_loss: mean final validation loss (sanity). "
-        "other: cores busy with other processes (+ host steal) during the case; > 0.25 means the numbers are suspect."
+        "x(a)/x(b): runs/s over (a)/(b) of the same workload. val_loss/val_acc: mean final validation loss/accuracy "
+        "(sanity). "
+        f"other: cores busy with other processes (+ host steal) during the case; > {SUSPECT_CORES:g} means the numbers "
+        "are suspect (the least contended of up to 1 + --retries attempts is shown)."
     )
     return "\n".join(lines)
 
 
 def evaluate_targets(report: dict) -> list[dict]:
     out = []
-    for workload, base, need in TARGETS:
-        name = f"{workload}: jaxexp P={TARGET_P} >= {need:g}x ({base})"
+    for workload, base, need, at in TARGETS:
+        name = f"{workload}: jaxexp {f'P={at}' if at else 'at the best P'} >= {need:g}x ({base})"
         wl = report["workloads"].get(workload)
         if wl is None:
             out.append({"name": name, "status": "n/a", "detail": "workload not run"})
@@ -831,10 +1003,12 @@ def evaluate_targets(report: dict) -> list[dict]:
         key = f"x_{base}"
         best = max((c for c in rows.values() if c.get(key) is not None), key=lambda c: c[key], default=None)
         best_s = f"; best over P: {best[key]:.1f}x at P={best['P']}" if best else ""
-        if TARGET_P not in rows or rows[TARGET_P].get(key) is None:
-            out.append({"name": name, "status": "n/a", "detail": f"P={TARGET_P} or ({base}) not measured{best_s}"})
+        if at is None and best is not None:
+            at, best_s = best["P"], f" at P={best['P']}"
+        if at not in rows or rows[at].get(key) is None:
+            out.append({"name": name, "status": "n/a", "detail": f"P={at or 'any'} or ({base}) not measured{best_s}"})
             continue
-        got = rows[TARGET_P][key]
+        got = rows[at][key]
         out.append(
             {
                 "name": name,
@@ -898,7 +1072,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="P in {1, 8, 64}, fewer baseline runs (< 2 min)")
     p.add_argument("--workloads", default="small,typical", help=f"comma list of {', '.join(WORKLOADS)}")
-    p.add_argument("--sizes", default=None, help="comma list of jaxexp population sizes (default 1,8,64,256,1024)")
+    p.add_argument(
+        "--sizes", default=None, help="comma list of jaxexp population sizes (default 1,8,64,256,1024; cnn: up to 256)"
+    )
     p.add_argument(
         "--out",
         default=None,
@@ -910,9 +1086,18 @@ def main(argv=None) -> int:
         default=240.0,
         help="a jaxexp case whose first call takes longer is measured once (steady time estimated)",
     )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help=f"reruns of a case during which other processes took > {SUSPECT_CORES:g} cores (least contended kept)",
+    )
     p.add_argument("--case-timeout", type=float, default=900.0, help="seconds before a case's subprocess is killed")
     p.add_argument(
         "--segment-epochs", type=int, default=0, help="override jaxexp engine.segment_epochs (0 = engine default)"
+    )
+    p.add_argument(
+        "--group-size", type=int, default=0, help="override jaxexp engine.group_size (0 = engine default: auto)"
     )
     p.add_argument("--no-dataloader", action="store_true", help="skip the informational torch DataLoader row")
     p.add_argument(
@@ -932,8 +1117,10 @@ def main(argv=None) -> int:
     for w in workloads:
         if w not in WORKLOADS:
             p.error(f"--workloads: unknown workload {w!r}; use {', '.join(WORKLOADS)}")
-    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (QUICK_SIZES if args.quick else FULL_SIZES)
-    if any(s < 1 for s in sizes):
+    sizes = {name: QUICK_SIZES if args.quick else WORKLOADS[name].get("sizes", FULL_SIZES) for name in workloads}
+    if args.sizes:
+        sizes = {name: [int(s) for s in args.sizes.split(",")] for name in workloads}
+    if any(s < 1 for v in sizes.values() for s in v):
         p.error("--sizes: population sizes must be >= 1")
     out_path = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     if args.quick:
@@ -955,7 +1142,7 @@ def main(argv=None) -> int:
     es_spec = {**EARLY_STOP, "repeats": 1 if args.quick else 3}
     if args.early_stop_only:
         log("early-stop sweep, compaction off vs on ...")
-        r = run_case("early_stop", es_spec, "inherit", args.case_timeout, log)
+        r = run_case("early_stop", es_spec, "inherit", args.case_timeout, log, args.retries)
         text = early_stop_table(r)
         path = args.out or os.path.join(HERE, "results", "early_stop.json")
         report = {"benchmark": "benchmarks/throughput.py --early-stop-only", "machine": _machine(), "early_stop": r}
@@ -972,7 +1159,9 @@ def main(argv=None) -> int:
             "workloads": workloads,
             "sizes": sizes,
             "max_call_s": args.max_call_s,
+            "retries": args.retries,
             "segment_epochs": args.segment_epochs or "engine default",
+            "group_size": args.group_size or "engine default",
             "baseline_timing": base,
             "jaxexp_steady_timing": steady_rule,
         },
@@ -985,9 +1174,13 @@ def main(argv=None) -> int:
 
     log("peak f32 matmul ...")
     trials = {"trials": 3, "reps": 4} if args.quick else {"trials": 6, "reps": 8}
-    report["peak"]["default"] = run_case("peak", {"mode": "default", **trials}, "default", args.case_timeout, log)
+    report["peak"]["default"] = run_case(
+        "peak", {"mode": "default", **trials}, "default", args.case_timeout, log, args.retries
+    )
     if not args.quick and _ncpu() > 1:
-        report["peak"]["split"] = run_case("peak", {"mode": "split", **trials}, "split", args.case_timeout, log)
+        report["peak"]["split"] = run_case(
+            "peak", {"mode": "split", **trials}, "split", args.case_timeout, log, args.retries
+        )
     peak = max((r.get("gflops", 0.0) for r in report["peak"].values()), default=0.0)
     report["peak"]["gflops"] = peak
     log(f"  peak {peak:.1f} GFLOP/s")
@@ -1005,25 +1198,31 @@ def main(argv=None) -> int:
             wl["data"] = info
             common = {"workload": name, "data": data_path, **base}
             log(f"[{name}] (a) torch loop ...")
-            wl["baselines"]["a"] = run_case("torch", common, "default", args.case_timeout, log)
+            wl["baselines"]["a"] = run_case("torch", common, "default", args.case_timeout, log, args.retries)
             if with_dl and "skipped" not in wl["baselines"]["a"]:
                 log(f"[{name}] (a') torch DataLoader loop ...")
                 wl["baselines"]["a_dl"] = run_case(
-                    "torch", {**common, "loader": True}, "default", args.case_timeout, log
+                    "torch", {**common, "loader": True}, "default", args.case_timeout, log, args.retries
                 )
             log(f"[{name}] (b) JAX sequential ...")
-            wl["baselines"]["b"] = run_case("jax_seq", common, "default", args.case_timeout, log)
-            for key in ("a", "a_dl", "b"):
+            wl["baselines"]["b"] = run_case("jax_seq", common, "default", args.case_timeout, log, args.retries)
+            if "module" in w:
+                log(f"[{name}] (b') JAX sequential, the workload module's model ...")
+                wl["baselines"]["b_mod"] = run_case(
+                    "jax_seq", {**common, "module_model": True}, "default", args.case_timeout, log, args.retries
+                )
+            for key in ("a", "a_dl", "b", "b_mod"):
                 r = wl["baselines"].get(key, {})
                 if "runs_per_s" in r:
                     log(f"  {key}: {r['runs_per_s']:.2f} runs/s ({r['runs']} runs, {r['seconds']:.1f}s)")
                 elif "skipped" in r:
                     log(f"  {key}: skipped: {r['skipped']}")
-            for size in sizes:
+            for size in sizes[name]:
                 log(f"[{name}] (c) jaxexp P={size} ...")
                 spec = {"workload": name, "P": size, "max_call_s": args.max_call_s, **steady_rule}
                 spec["segment_epochs"] = args.segment_epochs
-                r = run_case("jaxexp", spec, "inherit", args.case_timeout, log)
+                spec["group_size"] = args.group_size
+                r = run_case("jaxexp", spec, "inherit", args.case_timeout, log, args.retries)
                 r.setdefault("P", size)
                 wl["jaxexp"].append(r)
                 if "runs_per_s" in r:
@@ -1041,10 +1240,12 @@ def main(argv=None) -> int:
             busy = [
                 f"{WAY_LABELS[k]} P={r.get('P', 1)}: {r['contention']:.2f}"
                 for k, r in _rows_for(wl)
-                if r.get("contention", 0.0) > 0.25
+                if r.get("contention", 0.0) > SUSPECT_CORES
             ]
             if busy:
-                wl["notes"].append("other processes/host steal took > 0.25 cores during: " + "; ".join(busy))
+                wl["notes"].append(
+                    f"other processes/host steal took > {SUSPECT_CORES:g} cores during: " + "; ".join(busy)
+                )
             measured = [c for c in wl["jaxexp"] if "runs_per_s" in c]
             if measured:
                 best = max(measured, key=lambda c: c["runs_per_s"])
@@ -1060,6 +1261,16 @@ def main(argv=None) -> int:
                     "jaxexp group_size (members vmapped together per device) by P: "
                     + ", ".join(f"P={p}: {g:g}" for p, g in groups)
                 )
+            cached = [
+                (c["P"], c["timings_first"]["compile_cache_hits"])
+                for c in wl["jaxexp"]
+                if c.get("timings_first", {}).get("compile_cache_hits", 0) > 0
+            ]
+            if cached:
+                wl["notes"].append(
+                    "jaxexp loaded programs from its persistent compilation cache (engine.compile_cache), so its "
+                    "compile_s is not cold for: " + ", ".join(f"P={p} ({n:g} hits)" for p, n in cached)
+                )
             if seg and w["epochs"] % seg:
                 run_epochs = math.ceil(w["epochs"] / seg) * seg
                 wl["notes"].append(
@@ -1071,15 +1282,20 @@ def main(argv=None) -> int:
                 wl["notes"].append(f"(a) skipped: {wl['baselines']['a']['skipped']}")
             _write_json(report, out_path)  # partial results survive a later failure
 
-    log("early-stop sweep, compaction off vs on ...")
-    report["early_stop"] = run_case("early_stop", es_spec, "inherit", args.case_timeout, log)
+    if EARLY_STOP["workload"] in workloads:
+        log("early-stop sweep, compaction off vs on ...")
+        report["early_stop"] = run_case("early_stop", es_spec, "inherit", args.case_timeout, log, args.retries)
+    else:
+        report["early_stop"] = {"skipped": f"run with the {EARLY_STOP['workload']!r} workload only"}
     git_end = _git_state()
     if git_end != report["git"]:
         report["git_at_end"] = git_end
         log("warning: jaxexp/ changed while the benchmark ran (see git / git_at_end in the JSON)")
     report["targets"] = evaluate_targets(report)
     report["total_wall_s"] = time.perf_counter() - t_start
-    text = table(report) + "\n\n" + early_stop_table(report["early_stop"])
+    text = table(report)
+    if "skipped" not in report["early_stop"]:
+        text += "\n\n" + early_stop_table(report["early_stop"])
     report["table"] = text
     _write_json(report, out_path)
     print(text)
