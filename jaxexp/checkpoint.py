@@ -195,7 +195,10 @@ def sweep_dir(workdir: str) -> str:
 class SweepCheckpoints:
     """The CheckpointManager of a sweep's workdir (synchronous saves)."""
 
-    def __init__(self, workdir: str, max_to_keep: int, keep_best: bool, goal_sign: float):
+    def __init__(self, workdir: str, max_to_keep: int, keep_best: bool, goal_sign: float, read_only: bool = False):
+        """read_only: for readers (analyze, export, the checks before a run): nothing in
+        the workdir is written or deleted, so a sweep running there is undisturbed
+        (a writer's manager removes the temporary folder of a step being saved)."""
         ocp = _ocp()
         from orbax.checkpoint import checkpoint_managers as cm
 
@@ -208,7 +211,9 @@ class SweepCheckpoints:
         options = ocp.CheckpointManagerOptions(
             enable_async_checkpointing=False,
             preservation_policy=cm.AnyPreservationPolicy(policies),
-            cleanup_tmp_directories=True,  # a save killed mid-way leaves a temporary directory
+            cleanup_tmp_directories=not read_only,  # a save killed mid-way leaves a temporary directory
+            read_only=read_only,
+            create=not read_only,
         )
         handlers = {
             "state": ocp.StandardCheckpointHandler(),
@@ -217,6 +222,11 @@ class SweepCheckpoints:
             "arch": ocp.JsonCheckpointHandler(),
         }
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+
+    @classmethod
+    def reader(cls, workdir: str) -> SweepCheckpoints:
+        """A read-only view of a sweep's checkpoints (writes and deletes nothing)."""
+        return cls(workdir, 1, False, 1.0, read_only=True)
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -335,7 +345,7 @@ def export_member(workdir: str, member: int, out: str) -> dict:
     directory = sweep_dir(workdir)
     if not os.path.isdir(directory):
         raise CheckpointError(f"--workdir: no checkpoints in {workdir}; run the sweep with a workdir first")
-    ckpt = SweepCheckpoints(workdir, 1, False, 1.0)
+    ckpt = SweepCheckpoints.reader(workdir)
     try:
         steps = ckpt.steps()
         if not steps:

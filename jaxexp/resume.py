@@ -103,7 +103,7 @@ def prepare(workdir: str, config: ml_collections.ConfigDict) -> bool:
                 "choose another --workdir or pass --config.engine.overwrite=True"
             )
         return False
-    saver = checkpoint.SweepCheckpoints(workdir, 1, False, 1.0)
+    saver = checkpoint.SweepCheckpoints.reader(workdir)
     try:
         steps = saver.steps()
         host = saver.read_json(steps[-1])[0] if steps else {}

@@ -15,7 +15,7 @@ import pytest
 from conftest import interrupt_after
 
 import jaxexp
-from jaxexp import checkpoint, space
+from jaxexp import checkpoint, resume, space
 from jaxexp import config as cfgmod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -254,3 +254,28 @@ def test_sigkill_and_sigterm_then_resume_loses_nothing(tmp_path):
     assert r.returncode == 0 and json.loads(r.stdout)["model"]["model.hidden"] == [16]
     with pytest.raises(checkpoint.CheckpointError, match="--member: member 99 has no saved parameters"):
         checkpoint.export_member(str(wd), 99, str(tmp_path / "x"))
+
+
+def test_readers_leave_a_running_sweeps_workdir_untouched(tiny, tmp_path):
+    """analyze, export and the pre-run check read a workdir without writing or deleting
+    anything in it: the temporary folder of a step being saved survives them."""
+    c = tiny(train={"lr": space.choice([1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2]), "epochs": space.choice([1, 3])})
+    c.engine.checkpoint, c.engine.segment_epochs, c.engine.progress = True, 1, True
+    wd = tmp_path / "wd"
+    assert jaxexp.sweep(c, str(wd), progress=interrupt_after(2)).interrupted
+    saving = wd / "checkpoints" / "99.orbax-checkpoint-tmp-1733464000000000"  # a save in progress
+    saving.mkdir()
+    (saving / "part").write_text("x")
+
+    def listing():
+        return sorted((str(p.relative_to(wd)), p.stat().st_mtime_ns) for p in wd.rglob("*"))
+
+    before = listing()
+    jaxexp.analyze(str(wd))  # mid-sweep: from the latest checkpoint
+    assert resume.prepare(str(wd), c)  # the check a second run makes: it would resume
+    reader = checkpoint.SweepCheckpoints.reader(str(wd))
+    finished = sorted(int(k) for k in reader.read_arrays(reader.steps()[-1], None)[1]["finals"])
+    reader.close()
+    assert finished  # the 1-epoch members
+    checkpoint.export_member(str(wd), finished[0], str(tmp_path / "m"))
+    assert listing() == before and (saving / "part").exists()

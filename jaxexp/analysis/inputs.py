@@ -337,7 +337,7 @@ def _from_checkpoint(workdir: str):
             f"--workdir: {workdir} has no members.csv and no checkpoint; analyse a sweep's workdir "
             "(checkpoints are on by default), or pass --table=FILE.csv"
         )
-    saver = checkpoint.SweepCheckpoints(workdir, 1, False, 1.0)
+    saver = checkpoint.SweepCheckpoints.reader(workdir)
     host = results = None
     errors = []
     try:
