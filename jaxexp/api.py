@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import ml_collections
@@ -9,6 +10,7 @@ import pandas as pd
 
 from jaxexp import config as cfgmod
 from jaxexp import cpu, distributed, engine, population, programs, results, spacefile, strategies, train, workload
+from jaxexp import workdir as workdirmod
 from jaxexp.errors import ConfigError
 from jaxexp.progress import print_progress
 
@@ -68,12 +70,17 @@ def run_members(
     for bucket in population.buckets(members):  # bad data or functions fail before anything is written
         check_bucket(config, [m.config for m in bucket.members])
     if workdir is not None:
-        results.prepare_workdir(workdir, config)
-    t0 = time.perf_counter()
-    output = engine.run(config, members, progress, workdir)
-    output.timings["total_s"] = time.perf_counter() - t0
-    out = results.assemble(config, table, members, output)
-    if workdir is not None and distributed.is_primary():  # every process holds the same results
-        results.write(out, workdir)
-    distributed.barrier("jaxexp results written")
+        results.check_workdir_path(workdir)
+    # one writer per workdir (process 0 of a multi-process run holds the lock for all)
+    held = workdirmod.lock(workdir) if workdir is not None and distributed.is_primary() else contextlib.nullcontext()
+    with held:
+        if workdir is not None:
+            results.prepare_workdir(workdir, config)
+        t0 = time.perf_counter()
+        output = engine.run(config, members, progress, workdir)
+        output.timings["total_s"] = time.perf_counter() - t0
+        out = results.assemble(config, table, members, output)
+        if workdir is not None and distributed.is_primary():  # every process holds the same results
+            results.write(out, workdir)
+        distributed.barrier("jaxexp results written")
     return out

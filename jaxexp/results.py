@@ -134,6 +134,12 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> bool:
     resumes from its checkpoints (see ``jaxexp.resume.prepare``)."""
     from jaxexp import resume
 
+    check_workdir_path(workdir)
+    return resume.prepare(workdir, config)
+
+
+def check_workdir_path(workdir: str) -> None:
+    """A workdir is a directory (or can be made one) that this process can write."""
     if os.path.exists(workdir) and not os.path.isdir(workdir):
         raise ConfigError(f"workdir: {workdir} exists and is not a directory; choose another --workdir")
     existing_dir = os.path.abspath(workdir)
@@ -141,7 +147,6 @@ def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> bool:
         existing_dir = os.path.dirname(existing_dir)
     if not os.access(existing_dir, os.W_OK):
         raise ConfigError(f"workdir: cannot write to {workdir}; choose another --workdir")
-    return resume.prepare(workdir, config)
 
 
 def assemble(config, table: pd.DataFrame, members: list, output) -> Results:

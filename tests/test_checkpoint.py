@@ -279,3 +279,25 @@ def test_readers_leave_a_running_sweeps_workdir_untouched(tiny, tmp_path):
     assert finished  # the 1-epoch members
     checkpoint.export_member(str(wd), finished[0], str(tmp_path / "m"))
     assert listing() == before and (saving / "part").exists()
+
+
+def test_one_writer_per_workdir_and_a_stale_lock_is_taken_over(tiny, tmp_path, capsys):
+    import json
+    import socket
+
+    from jaxexp import workdir
+
+    c = tiny()
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    lock = wd / workdir.LOCK_FILE
+    alive = {"host": socket.gethostname(), "pid": os.getppid(), "started": "2026-12-06 07:00:00"}
+    lock.write_text(json.dumps(alive))
+    with pytest.raises(jaxexp.ConfigError, match=rf"workdir: {wd} is in use by process {os.getppid()} on "):
+        jaxexp.sweep(c, str(wd))
+    assert sorted(p.name for p in wd.iterdir()) == [workdir.LOCK_FILE]  # nothing written, the lock kept
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({**alive, "pid": int(gone.stdout)}))  # its process has exited
+    res = jaxexp.sweep(c, str(wd))
+    assert (res.members["status"] == "ok").all() and not lock.exists()  # released after the run
+    assert f"taking over the stale lock of process {int(gone.stdout)}" in capsys.readouterr().err
