@@ -8,6 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
+from jaxexp import main
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
     "--config.task.n_train=128",
@@ -144,3 +146,11 @@ def test_sigint_writes_partial_results_and_exits_130(tmp_path):
     assert (members["status"] == "stopped").all() and (members["epochs_run"] >= 3).all()
     history = pd.read_csv(wd / "history.csv")
     assert len(history) == members["epochs_run"].sum()
+
+
+def test_help_lists_every_command():
+    for args in ([], ["--help"]):
+        out = subprocess.run([sys.executable, "-m", "jaxexp.main", *args], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        listed = [line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ")]
+        assert sorted(listed) == sorted(main.COMMANDS)
