@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from typing import Any
 
 import ml_collections
@@ -275,6 +276,10 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"{field}: {msg} (got {get_path(c, field)!r})")
 
     need(c.goal in ("min", "max"), "goal", "must be 'min' or 'max'")
+    for path, value in flatten(c.to_dict()).items():  # inf/nan would silently diverge or never stop
+        values = value if isinstance(value, tuple) else (value,)
+        if path.split(".")[0] not in NON_PROGRAM and any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            raise ConfigError(f"{path}: must be a finite number (got {value!r})")
     need(c.train.optimizer in OPTIMIZERS, "train.optimizer", f"use one of {OPTIMIZERS}")
     need(c.train.schedule in SCHEDULES, "train.schedule", f"use one of {SCHEDULES}")
     need(c.train.batch_size >= 1, "train.batch_size", "must be >= 1")

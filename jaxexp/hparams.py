@@ -23,7 +23,7 @@ def encode_hparams(member_cfgs: list, dataset: workloadmod.Dataset) -> dict:
             values = [encoders[path](v, dataset) for v in values]
         try:
             out[path] = np.asarray(values, dtype=dtype)
-        except (ValueError, TypeError) as e:  # ragged vectors, text in a numeric field
+        except (ValueError, TypeError, OverflowError) as e:  # ragged vectors, text, out of the dtype's range
             raise ConfigError(f"{path}: the members' values do not form one {dtype} array ({e})") from None
     return out
 

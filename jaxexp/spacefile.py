@@ -66,6 +66,8 @@ def check(path: str, base: ml_collections.ConfigDict | None = None) -> tuple[Spa
     try:
         with open(path) as f:
             doc = yaml.load(f, Loader=_unique_key_loader())  # yaml.safe_load, refusing repeated keys
+    except UnicodeDecodeError as e:
+        return None, [f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8"]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

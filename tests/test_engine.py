@@ -388,3 +388,20 @@ def test_memory_budget_units():
     assert programs.memory_budget("512MiB", devs) == 512 * 2**20
     assert programs.memory_budget("2e9", devs) == 2 * 10**9
     assert 0 < programs.memory_budget("0.5", devs) < programs.memory_budget("1", devs)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"train.lr": float("inf")}, r"train.lr: must be a finite number \(got inf\)"),
+        ({"train.lr": float("nan")}, r"train.lr: must be a finite number \(got nan\)"),
+        ({"train.epochs": 10**10}, r"train.epochs: the members' values do not form one int32 array"),
+    ],
+)
+def test_non_finite_and_out_of_range_values_are_one_clear_error(tiny, tmp_path, values, message):
+    from jaxexp import config as cfgmod
+
+    c = cfgmod.with_values(tiny(), values)
+    with pytest.raises(jaxexp.ConfigError, match=message):
+        jaxexp.sweep(c, str(tmp_path / "wd"))
+    assert not (tmp_path / "wd").exists()

@@ -369,3 +369,10 @@ def test_a_yaml_space_file_runs_and_conditional_members_resolve(tmp_path, monkey
     orig = res.members.set_index("member").loc[int(row["member"].iloc[0])]
     for col in ("best_val_mae", "final_val_mse", "best_epoch"):
         assert np.isclose(float(again[col]), float(orig[col]), rtol=1e-4, atol=1e-6), col
+
+
+def test_a_space_file_that_is_not_utf8_is_one_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(b"method: grid\nparameters:\n  train.lr:\n    values: [0.1, \xff]\n")
+    _, errors = spacefile.check(str(path))
+    assert errors == [f"{path}: not UTF-8 text (byte 55); save the file as UTF-8"]
