@@ -208,20 +208,31 @@ class SweepCheckpoints:
             policies.append(cm.BestN(get_metric_fn=lambda m: m["score"], n=1, keep_checkpoints_without_metrics=True))
         self.sign = goal_sign
         self.directory = sweep_dir(workdir)
-        options = ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=False,
-            preservation_policy=cm.AnyPreservationPolicy(policies),
-            cleanup_tmp_directories=not read_only,  # a save killed mid-way leaves a temporary directory
-            read_only=read_only,
-            create=not read_only,
-        )
+        if read_only:  # (the values orbax would set itself, with a warning each)
+            options = ocp.CheckpointManagerOptions(
+                read_only=True, create=False, cleanup_tmp_directories=False, save_interval_steps=0, max_to_keep=None
+            )
+        else:
+            options = ocp.CheckpointManagerOptions(
+                enable_async_checkpointing=False,
+                preservation_policy=cm.AnyPreservationPolicy(policies),
+                cleanup_tmp_directories=True,  # a save killed mid-way leaves a temporary directory
+            )
         handlers = {
             "state": ocp.StandardCheckpointHandler(),
             "results": ocp.StandardCheckpointHandler(),
             "host": ocp.JsonCheckpointHandler(),
             "arch": ocp.JsonCheckpointHandler(),
         }
-        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+        from absl import logging
+
+        verbosity = logging.get_verbosity()
+        if read_only:  # orbax warns that a read-only manager is read-only
+            logging.set_verbosity(logging.ERROR)
+        try:
+            self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+        finally:
+            logging.set_verbosity(verbosity)
 
     @classmethod
     def reader(cls, workdir: str) -> SweepCheckpoints:
