@@ -1,7 +1,12 @@
-"""The command line's text: the command list of ``jaxexp --help`` and the flags of
-``jaxexp blend`` and ``jaxexp analyze``."""
+"""The command line's text: the command list of ``jaxexp --help``, every command's
+flags (defined here, apart from ``--config``), which command reads which flag
+(``COMMAND_FLAGS``) and ``jaxexp CMD --help``, rendered from absl's flag registry."""
 
 from __future__ import annotations
+
+import os
+import re
+import textwrap
 
 from absl import flags
 
@@ -15,14 +20,153 @@ COMMAND_HELP = {
     "inspect": "print a checkpoint's architecture record without reading an array: inspect PATH",
 }
 
+_RUN_FLAGS = ("config", "workdir", "distributed", "coordinator_address", "num_processes", "process_id")
+# The flags each command reads (jaxexp.main: the sweep/train path, _validate, _analyze,
+# _blend, _checkpoint_command), in the order ``jaxexp CMD --help`` lists them.
+# tests/test_cli_help.py checks that every flag jaxexp defines is listed here.
+COMMAND_FLAGS = {
+    "sweep": _RUN_FLAGS,
+    "train": _RUN_FLAGS,
+    "validate": ("config",),
+    "analyze": ("workdir", "table", "metric", "goal", "space", "elite_quantile", "out"),
+    "blend": tuple(
+        "workdir preds demo metric step weights target models row_weights groups folds n_folds nonneg sum_to_one "
+        "bounds clip round eps decimals n_boot top_k compare seed dtype memory_mb max_points milp_time_limit "
+        "milp_max_rows overwrite".split()
+    ),
+    "export": ("workdir", "member", "out"),
+    "inspect": (),
+}
+# Where a command ignores a flag's registered default (analyze reads --metric only when given).
+COMMAND_DEFAULTS = {"analyze": {"metric": None}}
+
+COMMAND_USAGE = {
+    "sweep": "jaxexp sweep --config=FILE.py --workdir=DIR [--config.FIELD=VALUE ...] [flags]",
+    "train": "jaxexp train --config=FILE.py --workdir=DIR [--config.FIELD=VALUE ...] [flags]",
+    "validate": "jaxexp validate FILE.yaml|FILE.py [--config=FILE.py] [--config.FIELD=VALUE ...]",
+    "analyze": "jaxexp analyze --workdir=DIR [--out=DIR] [--elite_quantile=Q]\n"
+    "       jaxexp analyze --table=FILE.csv --metric=COLUMN --goal=min|max [--space=FILE.yaml] [--out=DIR]",
+    "blend": "jaxexp blend --preds=FILE.csv|FILE.npz --workdir=DIR [flags]\n"
+    "       jaxexp blend --demo --workdir=DIR [flags]",
+    "export": "jaxexp export --workdir=DIR --member=N --out=PATH",
+    "inspect": "jaxexp inspect PATH",
+}
+
+_OVERRIDES = (
+    "Config fields are flags too: --config.FIELD=VALUE overrides one field,",
+    "e.g. --config.train.lr=0.01 --config.sweep.seeds=3; a misspelt field is an error (the config is locked).",
+)
+# Lines printed after the flags of ``jaxexp CMD --help``.
+COMMAND_NOTES = {
+    "sweep": (
+        *_OVERRIDES,
+        "--config.sweep.strategy=sweep|mutation|tpe: a sweep (--config.sweep.method=grid|random|sobol),",
+        "a mutation tree (configs/mutation_tree.py) or Optuna's TPE (pip install 'jaxexp[tpe]').",
+    ),
+    "train": _OVERRIDES,
+    "validate": ("FILE.yaml is a space file applied to --config; FILE.py is loaded as --config=FILE.py.", *_OVERRIDES),
+}
+
+CONFIG_HELP = "Python config file with get_config()."
+DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "quickstart.py")
+
 
 def usage() -> str:
     """``jaxexp --help``: every command with one line."""
     width = max(map(len, COMMAND_HELP))
     lines = ["usage: jaxexp COMMAND [flags]   (python -m jaxexp.main COMMAND ...)", "", "commands:"]
     lines += [f"  {name.ljust(width)}  {text}" for name, text in COMMAND_HELP.items()]
-    lines += ["", "Config fields are flags too: --config.train.lr=0.01. `jaxexp CMD --helpfull` lists every flag."]
+    lines += [
+        "",
+        "jaxexp CMD --help (or jaxexp help CMD): that command's flags, each with its default.",
+        "Config fields are flags too: --config.train.lr=0.01.",
+    ]
     return "\n".join(lines)
+
+
+def command_help(command: str, registry: flags.FlagValues | None = None) -> str:
+    """``jaxexp CMD --help``: CMD's usage, its line of ``COMMAND_HELP`` and the flags it
+    reads (``COMMAND_FLAGS``), each with its doc and default as absl registered them;
+    a doc that states its own default keeps it. ``define_command_flags`` must have run;
+    ``--config`` need not be defined (defining it loads the config file)."""
+    registry = flags.FLAGS if registry is None else registry
+    lines = [f"usage: {COMMAND_USAGE[command]}", "", f"jaxexp {command}: {COMMAND_HELP[command]}", ""]
+    names = COMMAND_FLAGS[command]
+    lines.append(f"flags of jaxexp {command}:" if names else f"jaxexp {command} takes no flags.")
+    for name in names:
+        if name == "config":
+            head, doc, shown = "--config=FILE.py", CONFIG_HELP, f"the packaged {os.path.relpath(DEFAULT_CONFIG, _ROOT)}"
+        else:
+            flag = registry[name]
+            head = f"--[no]{name}" if flag.boolean else f"--{name}={_METAVAR.get(flag.flag_type(), 'VALUE')}"
+            doc = _doc_for(command, flag.help)
+            shown = _shown(COMMAND_DEFAULTS.get(command, {}).get(name, flag.default))
+        lines.append(f"  {head}")
+        default = "" if "default:" in doc else f" (default: {shown})".replace(" ", "\xa0")  # kept on one line
+        lines.append(_wrap(doc + default).replace("\xa0", " "))
+    if command in COMMAND_NOTES:
+        lines += ["", *COMMAND_NOTES[command]]
+    lines += ["", "absl's own flags (--flagfile, logging): jaxexp CMD --helpfull."]
+    return "\n".join(lines)
+
+
+_ROOT = os.path.dirname(os.path.dirname(__file__))
+_METAVAR = {"string": "TEXT", "int": "INT", "float": "FLOAT"}
+_PREFIX = re.compile(r"([a-z]+(?:/[a-z]+)*)((?: --\w+)?): ")
+
+
+def _doc_for(command: str, text: str) -> str:
+    """The part of a flag's doc about ``command``: ``"export: X; analyze: Y"`` gives Y
+    for analyze, ``"blend: X"`` gives X for blend; a doc without such parts, all of it."""
+    parts = re.split(r"; (?=[a-z]+(?:/[a-z]+)*(?: --\w+)?: )", text)
+    for part in parts:
+        m = _PREFIX.match(part)
+        if m and command in m.group(1).split("/") and set(m.group(1).split("/")) <= set(COMMAND_HELP):
+            rest = part[m.end() :]
+            rest = f"{m.group(2).strip()}: {rest}" if m.group(2) else rest  # "analyze --table: x" -> "--table: x"
+            return rest if rest.endswith(".") else rest + "."
+    return text
+
+
+def _shown(default) -> str:
+    if default is None:
+        return "not set"
+    if isinstance(default, bool):
+        return str(default).lower()
+    return repr(default) if isinstance(default, str) else str(default)
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, 100, initial_indent=" " * 6, subsequent_indent=" " * 6, break_on_hyphens=False)
+
+
+def define_command_flags() -> None:
+    """Every flag of every command but ``--config`` (jaxexp.main defines it: it loads the
+    config file). Which command reads which: ``COMMAND_FLAGS``."""
+    if "workdir" in flags.FLAGS:
+        return
+    f = flags
+    f.DEFINE_string(
+        "workdir",
+        None,
+        "sweep/train: directory for config.json, members.csv, history.csv, report.md (a stopped sweep resumes); "
+        "blend: directory for the blend's report.md and tables; analyze/export: the sweep's workdir to read.",
+    )
+    f.DEFINE_integer("member", None, "export: the member id whose best parameters are exported.")
+    f.DEFINE_string(
+        "out",
+        None,
+        "export: path of the member checkpoint to write (must not exist); "
+        "analyze: output folder (not set: WORKDIR/analysis, or FILE_analysis for --table=FILE.csv).",
+    )
+    f.DEFINE_bool("distributed", False, "sweep/train: join a multi-process run (jax.distributed.initialize).")
+    f.DEFINE_string(
+        "coordinator_address", "", "--distributed: host:port of process 0 (default: JAX_COORDINATOR_ADDRESS/SLURM)."
+    )
+    f.DEFINE_integer("num_processes", 0, "--distributed: number of processes (default: from SLURM/Open MPI).")
+    f.DEFINE_integer("process_id", -1, "--distributed: this process's index (default: from SLURM/Open MPI).")
+    define_blend_flags()
+    define_analyze_flags()
 
 
 def define_blend_flags() -> None:
@@ -30,7 +174,9 @@ def define_blend_flags() -> None:
     f = flags
     f.DEFINE_string("preds", None, "blend: .csv/.npz with the target and one prediction column per model.")
     f.DEFINE_bool("demo", False, "blend: use the bundled three-model demo (jaxexp.blending.demo).")
-    f.DEFINE_string("metric", "mae", "blend: mae, rmse, mse, mape, logloss or accuracy.")
+    f.DEFINE_string(
+        "metric", "mae", "blend: mae, rmse, mse, mape, logloss or accuracy; analyze --table: the table's metric column."
+    )
     f.DEFINE_float("step", 0.01, "blend: simplex grid step (0 = only --weights).")
     f.DEFINE_string("weights", None, "blend: weightings to score, e.g. champion=50/30/20,52/28/20, or a CSV.")
     f.DEFINE_string("target", "target", "blend: target column/array name.")

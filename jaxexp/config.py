@@ -149,6 +149,9 @@ def default_config(workload=None) -> ml_collections.ConfigDict:
     # size (estimated from this bucket's compiles); "always"; "never".
     c.engine.compact = "auto"
     c.engine.plots = True  # write PNG plots (matplotlib) next to report.md
+    # TensorBoard event files in WORKDIR/tb/ (one run per member, HParams view); needs the
+    # 'tensorboard' extra (tensorboardX), otherwise a one-line note says how to get them.
+    c.engine.tensorboard = True
     # Orbax checkpoints in WORKDIR/checkpoints, one per segment: a killed sweep
     # resumes where it stopped when the same command is run again.
     c.engine.checkpoint = True

@@ -10,6 +10,7 @@ and ``jaxexp blend --preds=FILE --metric=mae --step=0.01 --workdir=DIR``.
   jaxexp analyze --table=trials.csv --metric=value --goal=min [--space=space.yaml]
   jaxexp validate configs/space_v3.yaml           # a space file (on --config, default the quickstart)
   jaxexp validate configs/quickstart.py --config.sweep.method=random  # a config file's sweep
+  jaxexp blend --help                             # one command's flags (also -h, jaxexp help blend)
 
 Config files define ``get_config()`` (ml-collections); ``--config.a.b=value``
 overrides a field, and a misspelt field is an error (the config is locked).
@@ -28,30 +29,16 @@ from ml_collections import config_flags
 from jaxexp import cli_flags
 
 COMMANDS = ("sweep", "train", "export", "inspect", "blend", "validate", "analyze")
-_DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "configs", "quickstart.py")
+_HELP_FLAGS = ("--help", "-h", "--helpshort", "-?")
 
 
 def _define_flags() -> None:
     # Defined on first use, not at import: config_flags loads the config file and
     # applies overrides while defining the flag, and those errors must be caught.
+    cli_flags.define_command_flags()
     if "config" in flags.FLAGS:
         return
-    config_flags.DEFINE_config_file(
-        "config", _DEFAULT_CONFIG, "Python config file with get_config().", lock_config=True
-    )
-    flags.DEFINE_string("workdir", None, "Directory for config.json, members.csv, history.csv, report.md.")
-    flags.DEFINE_integer("member", None, "export: the member id whose best parameters are exported.")
-    flags.DEFINE_string(
-        "out", None, "export: path of the member checkpoint to write (must not exist); analyze: output folder."
-    )
-    flags.DEFINE_bool("distributed", False, "sweep/train: join a multi-process run (jax.distributed.initialize).")
-    flags.DEFINE_string(
-        "coordinator_address", "", "--distributed: host:port of process 0 (default: JAX_COORDINATOR_ADDRESS/SLURM)."
-    )
-    flags.DEFINE_integer("num_processes", 0, "--distributed: number of processes (default: from SLURM/Open MPI).")
-    flags.DEFINE_integer("process_id", -1, "--distributed: this process's index (default: from SLURM/Open MPI).")
-    cli_flags.define_blend_flags()
-    cli_flags.define_analyze_flags()
+    config_flags.DEFINE_config_file("config", cli_flags.DEFAULT_CONFIG, cli_flags.CONFIG_HELP, lock_config=True)
 
 
 def _fail(message: str) -> None:
@@ -338,10 +325,31 @@ def _one_line(e: BaseException, argv: list[str]) -> str:
     return f"--config: {msg}" if "config file" in msg else msg
 
 
+def _help_command(args: list[str]) -> str | None:
+    """The command of ``jaxexp CMD --help|-h`` or ``jaxexp help CMD``; "" for help with
+    no command; None when no help is asked for. An unknown command: one line, exit 2."""
+    positional = [a for a in args if not a.startswith("-")]
+    if positional[:1] == ["help"]:
+        if len(positional) == 1 or (len(positional) == 2 and positional[1] in COMMANDS):
+            return positional[1] if len(positional) == 2 else ""
+        asked = f"unknown command {positional[1]!r}" if len(positional) == 2 else "one command at a time"
+        _fail(f"help: {asked}; the commands: {', '.join(COMMANDS)} (jaxexp help CMD)")
+    if not any(a in _HELP_FLAGS for a in args):
+        return None
+    command = next((a for a in positional if a in COMMANDS), None)
+    if command is None and positional:
+        _fail(f"unknown command {positional[0]!r}; the commands: {', '.join(COMMANDS)} (jaxexp CMD --help)")
+    return command or ""
+
+
 def run() -> None:
     """The ``jaxexp`` console script."""
-    if sys.argv[1:] in ([], ["--help"], ["-h"], ["help"]):
-        print(cli_flags.usage())
+    args = sys.argv[1:]
+    command = _help_command(args) if args else ""
+    if command is not None:  # help: printed from the flag registry; no JAX, nothing written
+        if command:
+            cli_flags.define_command_flags()
+        print(cli_flags.command_help(command) if command else cli_flags.usage())
         return
     from jaxexp import cpu
 

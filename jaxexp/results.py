@@ -10,7 +10,10 @@ Files in a workdir (each written atomically: temp file, then rename):
 - ``comparison.csv``: each recipe (or configuration) against the baseline;
 - ``groups.csv`` / ``group_history.csv`` (grouped tasks): per-group metrics of
   every member at its best epoch / at every epoch;
-- ``report.md`` and the plots it lists (``*.png``).
+- ``report.md`` and the plots it lists (``*.png``);
+- ``report.html``: the same in one self-contained page with sortable tables and
+  interactive charts (``jaxexp.webreport``);
+- ``tb/``: TensorBoard event files, one run per member (``jaxexp.tensorboard``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import ml_collections
 import numpy as np
@@ -29,6 +33,7 @@ import pandas as pd
 from jaxexp import config as cfgmod
 from jaxexp import population, report, stats
 from jaxexp.errors import ConfigError
+from jaxexp.webreport import sweep as websweep
 from jaxexp.workdir import RESULT_FILES  # noqa: F401 - part of this module's API
 
 _ID_COLUMNS = population.ID_COLUMNS
@@ -282,6 +287,16 @@ def summarize(rows: pd.DataFrame, params: list[str], metric: str, goal: str) -> 
     )
 
 
+def _tensorboard(res: Results, directory: str) -> list[str]:
+    from jaxexp import tensorboard
+
+    try:
+        return tensorboard.write_events(res, directory, walltime=time.time())
+    except ImportError as e:
+        print(f"jaxexp: note: no TensorBoard events ({e}; or --config.engine.tensorboard=False)", file=sys.stderr)
+        return []
+
+
 def write(res: Results, workdir: str) -> None:
     """Writes every result file into ``workdir`` (created if missing).
 
@@ -310,10 +325,15 @@ def write(res: Results, workdir: str) -> None:
 
             res.plots = plots.write_all(res, tmp, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr))
         texts["report.md"] = report.markdown(res)
+        texts["report.html"] = websweep.render(res, texts["report.md"], tmp, res.plots)
         for name, text in texts.items():
             with open(os.path.join(tmp, name), "w") as f:
                 f.write(text)
+        folders = _tensorboard(res, tmp) if res.config.engine.get("tensorboard", False) else []
         for name in [*texts, *res.plots]:
+            os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
+        for name in folders:  # a folder cannot be renamed over a non-empty one
+            shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
             os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,6 +23,7 @@ RESULT_FILES = (
     "rungs.csv",
     "pbt.csv",
     "report.md",
+    "report.html",
 )
 
 LOCK_FILE = ".jaxexp.lock"  # held by the process writing into the workdir: {"host", "pid", "started"}

@@ -395,7 +395,7 @@ def test_list_only_and_k4_profiles(tmp_path):
     wd = tmp_path / "k4"
     df4 = jaxexp.blend(frame4, step=0.1, n_boot=50, n_folds=2, workdir=str(wd), progress=None)
     assert len(df4[df4["source"] == "grid"]) == math.comb(13, 3)
-    assert sorted(os.listdir(wd)) == ["profiles.png", "report.md", "scores.csv", "summary.json"]
+    assert sorted(os.listdir(wd)) == ["profiles.png", "report.html", "report.md", "scores.csv", "summary.json"]
 
 
 @pytest.mark.parametrize("metric", ["logloss", "accuracy"])
@@ -467,7 +467,7 @@ def test_cli_demo_writes_everything(tmp_path):
     wd = tmp_path / "demo"
     p = _cli("--demo", "--step=0.02", "--n_boot=200", "--milp_max_rows=100", f"--workdir={wd}")
     assert p.returncode == 0, p.stderr
-    assert sorted(os.listdir(wd)) == ["report.md", "scores.csv", "summary.json", "ternary.png"]
+    assert sorted(os.listdir(wd)) == ["report.html", "report.md", "scores.csv", "summary.json", "ternary.png"]
     scores = pd.read_csv(wd / "scores.csv")
     assert len(scores[scores["source"] == "grid"]) == gridmod.grid_size(3, 0.02)
     report = (wd / "report.md").read_text()

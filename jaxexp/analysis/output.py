@@ -16,6 +16,7 @@ import pandas as pd
 from jaxexp.analysis import core, nextspace, plots
 from jaxexp.analysis.importance import __doc__ as _IMPORTANCE_DOC
 from jaxexp.errors import ConfigError
+from jaxexp.webreport import analysis as webanalysis
 
 TABLES = (
     "continuous.csv",
@@ -28,7 +29,7 @@ TABLES = (
     "changes.csv",
 )
 # Files of an earlier analysis in the same folder that a new one replaces or removes.
-_OURS = (*TABLES, "report.md", "next_space.yaml", "metric_vs_params.png", "parallel.png", "lineage.png")
+_OURS = (*TABLES, "report.md", "report.html", "next_space.yaml", "metric_vs_params.png", "parallel.png", "lineage.png")
 _OURS_GLOBS = ("contour_*__*.csv", "contour_*__*.png")
 
 
@@ -221,6 +222,7 @@ def write(a, out: str, plot: bool = True, warn=None) -> list[str]:
     try:
         figures = plots.write_all(a, tmp, warn) if plot else []
         texts["report.md"] = report(a, figures)
+        texts["report.html"] = webanalysis.render(a, texts["report.md"], tmp, figures)
         for name, text in texts.items():
             with open(os.path.join(tmp, name), "w") as f:
                 f.write(text)

@@ -18,8 +18,9 @@ from jaxexp.blending import exact, plots, report, stats
 from jaxexp.blending import grid as gridmod
 from jaxexp.blending import score as scoremod
 from jaxexp.errors import ConfigError, DataError
+from jaxexp.webreport import blend as webblend
 
-RESULT_FILES = ("scores.csv", "report.md", "summary.json", "ternary.png", "profiles.png")
+RESULT_FILES = ("scores.csv", "report.md", "report.html", "summary.json", "ternary.png", "profiles.png")
 
 
 def _prepare_workdir(workdir: str, overwrite: bool) -> None:
@@ -38,8 +39,9 @@ def _prepare_workdir(workdir: str, overwrite: bool) -> None:
         raise ConfigError(f"--workdir: cannot write to {workdir}; choose another --workdir")
 
 
-def _write(workdir: str, texts: dict, figures: dict) -> None:
-    """All files into a temporary folder first, then renamed into place."""
+def _write(workdir: str, texts: dict, figures: dict, html=None) -> None:
+    """All files into a temporary folder first, then renamed into place;
+    ``html(folder)`` (given the folder holding the PNGs) makes report.html."""
     os.makedirs(workdir, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=workdir, prefix=".writing-")
     try:
@@ -48,6 +50,10 @@ def _write(workdir: str, texts: dict, figures: dict) -> None:
                 f.write(text)
         for name, fig in figures.items():
             plots.save(fig, os.path.join(tmp, name))
+        if html is not None:
+            texts = {**texts, "report.html": html(tmp)}
+            with open(os.path.join(tmp, "report.html"), "w") as f:
+                f.write(texts["report.html"])
         for name in list(texts) + list(figures):
             os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
     finally:
@@ -360,5 +366,6 @@ def blend(
                 "summary.json": json.dumps(summary, indent=1, default=float),
             },
             figs,
+            lambda folder: webblend.render(df, names, metric, sign < 0, text, folder, list(figs)),
         )
     return df
