@@ -47,7 +47,7 @@ class Analysis:
     declared: bool  # ranges/kinds from a declared space
     source: str = ""
     notes: list = dataclasses.field(default_factory=list)
-    lineage: pd.DataFrame | None = None  # node_id, parent_id, metric (mutation runs)
+    lineage: pd.DataFrame | None = None  # node_id, parent_id, metric[, generation, mutation, status] (trees)
 
     @property
     def elites(self) -> pd.DataFrame:
@@ -165,7 +165,13 @@ def analyze(
     lineage = None
     pair = next((pair for pair in LINEAGE if set(pair) <= set(table.columns)), None)
     if pair is not None:
-        lineage = rows[[*pair, metric]].set_axis(["node_id", "parent_id", metric], axis=1).reset_index(drop=True)
+        # every node, failed ones included (the plot marks them), with what the tree records about it
+        extra = [c for c in ("generation", "mutation", "status") if c in table.columns]
+        lineage = (
+            table[[*pair, metric, *extra]]
+            .set_axis(["node_id", "parent_id", metric, *extra], axis=1)
+            .reset_index(drop=True)
+        )
     return Analysis(
         metric=metric,
         goal=goal,

@@ -29,7 +29,16 @@ TABLES = (
     "changes.csv",
 )
 # Files of an earlier analysis in the same folder that a new one replaces or removes.
-_OURS = (*TABLES, "report.md", "report.html", "next_space.yaml", "metric_vs_params.png", "parallel.png", "lineage.png")
+_OURS = (
+    *TABLES,
+    "report.md",
+    "report.html",
+    "next_space.yaml",
+    "metric_vs_params.png",
+    "parallel.png",
+    "importance.png",
+    "lineage.png",
+)
 _OURS_GLOBS = ("contour_*__*.csv", "contour_*__*.png")
 
 

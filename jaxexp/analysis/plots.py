@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from jaxexp.analysis import core
-from jaxexp.analysis.dims import to_scale
+from jaxexp.analysis.dims import from_scale, to_scale
 
 
 def _pyplot():
@@ -79,12 +79,31 @@ def metric_vs_params(a, path: str) -> None:
     plt.close(fig)
 
 
+def _axis_ticks(d, col: pd.Series, lo_hi: tuple | None) -> list[tuple[float, str]]:
+    """(position in [0, 1], label in the parameter's units) for one axis of the
+    parallel-coordinates plot: low, middle and high of a range (geometric middle
+    for log ranges), or every level (at most 8; else the first, middle and last)."""
+    if lo_hi is not None:
+        lo, hi = lo_hi
+        s_lo, s_hi = (float(v) for v in to_scale(d, [lo, hi]))
+        if not s_hi > s_lo:
+            return [(0.0, f"{lo:.3g}")]
+        return [(t, f"{from_scale(d, s_lo + t * (s_hi - s_lo)):.3g}") for t in (0.0, 0.5, 1.0)]
+    _, labels = _positions(d, col)
+    n = len(labels)
+    keep = range(n) if n <= 8 else sorted({0, n // 2, n - 1})
+    return [(i / max(1, n - 1), str(labels[i])) for i in keep]
+
+
 def parallel(a, path: str) -> None:
     """Parallel coordinates: each parameter scaled to [0, 1] over its range (log
-    scale for log ranges, level index for levels), lines coloured by the metric,
-    elites drawn on top; inactive parameters leave a gap."""
+    scale for log ranges, level index for levels) with its values in its own
+    units on the axis, lines coloured by the metric (colour bar; dark = better),
+    elites drawn on top in red; inactive parameters leave a gap."""
     plt = _pyplot()
-    cols = []
+    from matplotlib.colors import Normalize
+
+    cols, ticks = [], []
     for d in a.dims:
         col = a.configs[d.name]
         if d.kind == "numeric" and not d.choice:
@@ -92,28 +111,92 @@ def parallel(a, path: str) -> None:
             s = to_scale(d, col.to_numpy(float))
             s_lo, s_hi = to_scale(d, [lo, hi])
             cols.append((s - s_lo) / (s_hi - s_lo) if s_hi > s_lo else np.zeros(len(s)))
+            ticks.append(_axis_ticks(d, col, (float(lo), float(hi))))
         else:
             x, labels = _positions(d, col)
             cols.append(x / max(1, len(labels) - 1))
+            ticks.append(_axis_ticks(d, col, None))
     data = np.stack(cols, axis=1)
     y = a.configs[a.metric].to_numpy(float)
-    norm = (y - y.min()) / (np.ptp(y) or 1.0)
-    if a.goal == "max":
-        norm = 1 - norm  # dark = good either way
-    cmap = plt.get_cmap("viridis")
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(a.dims)), 4.5))
-    order = np.argsort(-norm)  # worst first, best drawn last
-    for i in order:
+    cmap = plt.get_cmap("viridis" if a.goal == "min" else "viridis_r")  # dark = good either way
+    norm = Normalize(np.nanmin(y), np.nanmax(y) if np.nanmax(y) > np.nanmin(y) else np.nanmin(y) + 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(a.dims)) + 1.2, 4.8))
+    order = np.argsort(-core.goal_sign(a.goal) * y, kind="stable")
+    for i in order:  # worst first, best drawn last
         elite = a.elite_mask[i]
         ax.plot(
-            range(len(a.dims)), data[i], color="red" if elite else cmap(norm[i]), lw=1.6 if elite else 0.7, alpha=0.8
+            range(len(a.dims)),
+            data[i],
+            color="red" if elite else cmap(norm(y[i])),
+            lw=1.6 if elite else 0.7,
+            alpha=0.8,
+            zorder=3 if elite else 2,
         )
-    ax.set_xticks(range(len(a.dims)), [d.name for d in a.dims], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("position in range (0 = low, 1 = high)")
-    ax.set_title(f"parallel coordinates; red = elites (top {a.counts['elites']}); colour: {a.metric}")
+    for j, axis_ticks in enumerate(ticks):
+        ax.axvline(j, color="0.2", lw=0.8, zorder=1)
+        for pos, label in axis_ticks:
+            ax.plot([j - 0.03, j], [pos, pos], color="0.2", lw=0.8, zorder=1)
+            ax.text(
+                j + 0.04,
+                pos,
+                label,
+                fontsize=7,
+                va="center",
+                ha="left",
+                zorder=4,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75},
+            )
+    ax.set_xticks(
+        range(len(a.dims)), [d.name + (" (log)" if d.log else "") for d in a.dims], rotation=30, ha="right", fontsize=8
+    )
+    ax.set_xlim(-0.15, len(a.dims) - 1 + 0.45)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=ax, pad=0.02, label=f"{a.metric} (mean over seeds; dark = better)")
+    ax.set_title(
+        f"parallel coordinates: one line per configuration; red = elites (top {a.counts['elites']})", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def importance(a, path: str) -> bool:
+    """Horizontal bars of the PED-ANOVA importance of each parameter (most
+    important on top); parameters with too few configurations are listed as
+    n/a. False (nothing written) when no parameter has an importance."""
+    imp = a.importance
+    if imp is None or imp.empty or imp["importance"].notna().sum() == 0:
+        return False
+    plt = _pyplot()
+    imp = imp.sort_values("importance", ascending=True, na_position="first", kind="stable")
+    vals = imp["importance"].fillna(0.0).to_numpy(float)
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.38 * len(imp) + 1.4)))
+    ypos = np.arange(len(imp))
+    ax.barh(ypos, vals, color="#1f77b4", gid="importance")
+    for yy, v, (_, row) in zip(ypos, vals, imp.iterrows()):
+        text = (
+            f"{v:.2f} (n={int(row['n'])}, top {int(row['n_top'])})"
+            if np.isfinite(row["importance"])
+            else "n/a (too few)"
+        )
+        ax.text(v + 0.01, yy, text, va="center", fontsize=7)
+    ax.set_yticks(ypos, imp["parameter"], fontsize=8)
+    ax.set_xlim(0, max(1.0, vals.max() * 1.35))
+    ax.set_xlabel("importance (share of the summed Pearson divergence)")
+    ax.set_title(
+        f"parameter importance (PED-ANOVA): how differently the top {a.elite_quantile:.0%}\n"
+        "of configurations are spread than all of them, per parameter",
+        fontsize=9,
+    )
+    ax.grid(axis="x", alpha=0.3, lw=0.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
 
 
 def contour(a, pair: tuple, path: str) -> None:
@@ -138,13 +221,25 @@ def contour(a, pair: tuple, path: str) -> None:
     plt.close(fig)
 
 
-def lineage(a, path: str) -> None:
-    """Mutation tree: x = generation (depth from a root), nodes coloured by the
-    metric, an edge from each parent to its child."""
-    plt = _pyplot()
+def _short_mutation(text) -> str:
+    """``train.lr: 0.01 -> 0.02`` -> ``lr 0.01→0.02`` (a node label's middle part)."""
+    if text is None or (isinstance(text, float) and math.isnan(text)) or not str(text).strip():
+        return ""
+    name, sep, change = str(text).partition(":")
+    if not sep:
+        return str(text).strip()
+    return f"{name.strip().split('.')[-1]} {change.strip().replace(' -> ', '→')}"
+
+
+def lineage_layout(a) -> pd.DataFrame:
+    """One row per node of ``a.lineage``: node_id, parent_id (strings, "" for a
+    root), generation (the ``generation`` column when there is one, else the
+    depth from a root), row (position within its generation: children follow
+    their parent's order), failed (``status`` other than ok, or no finite
+    metric), label ("#id mutation · metric")."""
     t = a.lineage.copy()
-    t["node_id"] = t["node_id"].astype(str)
-    t["parent_id"] = t["parent_id"].map(lambda v: "" if pd.isna(v) else str(v))
+    t["node_id"] = t["node_id"].map(_node_key)
+    t["parent_id"] = t["parent_id"].map(lambda v: "" if pd.isna(v) else _node_key(v))
     parent = dict(zip(t["node_id"], t["parent_id"]))
     depth: dict = {}
 
@@ -155,19 +250,125 @@ def lineage(a, path: str) -> None:
         depth[n] = 0 if not p or p not in parent or p in seen else depth_of(p, (*seen, n)) + 1
         return depth[n]
 
-    t["depth"] = [depth_of(n) for n in t["node_id"]]
-    t["row"] = t.groupby("depth").cumcount()
-    pos = {n: (d, r) for n, d, r in zip(t["node_id"], t["depth"], t["row"])}
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * (t["depth"].max() + 1)), max(4, 0.25 * t["row"].max() + 2)))
-    for n, p in parent.items():
+    gen = pd.to_numeric(t["generation"], errors="coerce") if "generation" in t.columns else None
+    if gen is not None and gen.notna().all():
+        t["generation"] = gen.astype(int)
+    else:
+        t["generation"] = [depth_of(n) for n in t["node_id"]]
+    value = pd.to_numeric(t[a.metric], errors="coerce")
+    failed = ~np.isfinite(value.to_numpy(float))
+    if "status" in t.columns:
+        failed |= ~t["status"].astype(str).str.strip().str.lower().isin(core.OK_STATUS).to_numpy()
+    t["failed"] = failed
+    status = t["status"].astype(str) if "status" in t.columns else pd.Series("failed", index=t.index)
+    mutation = t["mutation"].map(_short_mutation) if "mutation" in t.columns else pd.Series("", index=t.index)
+    t["label"] = [
+        " ".join(
+            part
+            for part in (f"#{n}", m or ("root" if not p or p not in parent else ""), st if bad else f"· {v:.4g}")
+            if part
+        )
+        for n, p, m, v, bad, st in zip(t["node_id"], t["parent_id"], mutation, value, failed, status)
+    ]
+    t["_num"] = pd.to_numeric(t["node_id"], errors="coerce")
+    rows: dict = {}
+    t["row"] = 0
+    for g in sorted(t["generation"].unique()):
+        part = t[t["generation"] == g].copy()
+        part["_p"] = [rows.get(p, -1) for p in part["parent_id"]]
+        part = part.sort_values(["_p", "_num", "node_id"], kind="stable")
+        for i, n in enumerate(part["node_id"]):
+            rows[n] = i
+    t["row"] = t["node_id"].map(rows)
+    return t.drop(columns="_num")
+
+
+def _node_key(v) -> str:
+    """Node ids as strings, 3.0 read back from a CSV as "3"."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def lineage(a, path: str) -> None:
+    """Mutation tree: one column per generation (integers), a node per
+    configuration labelled with its id, its mutation and its metric (coloured by
+    the metric), failed nodes as grey crosses, the best node ringed, an edge
+    from each parent to its child."""
+    plt = _pyplot()
+    t = lineage_layout(a)
+    pos = {n: (g, r) for n, g, r in zip(t["node_id"], t["generation"], t["row"])}
+    n_gen = int(t["generation"].max()) + 1
+    n_rows = int(t["row"].max()) + 1
+    longest = max(len(s) for s in t["label"])
+    col_w = max(1.6, 0.065 * longest + 0.5)  # inches per generation: the node and its label
+    fig, ax = plt.subplots(figsize=(min(60, col_w * n_gen + 1.8), min(60, max(3.5, 0.32 * n_rows + 1.6))))
+    for n, p in zip(t["node_id"], t["parent_id"]):
         if p in pos:
             (x0, y0), (x1, y1) = pos[p], pos[n]
-            ax.plot([x0, x1], [y0, y1], color="0.7", lw=0.8, zorder=1)
-    sc = ax.scatter(t["depth"], t["row"], c=t[a.metric], cmap="viridis_r" if a.goal == "min" else "viridis", zorder=2)
-    fig.colorbar(sc, ax=ax, label=a.metric)
-    ax.set_xlabel("generation")
+            ax.plot([x0, x1], [y0, y1], color="0.65", lw=0.8, zorder=1)
+    ok = t[~t["failed"]]
+    bad = t[t["failed"]]
+    cmap = "viridis_r" if a.goal == "min" else "viridis"
+    sc = ax.scatter(
+        ok["generation"],
+        ok["row"],
+        c=ok[a.metric].astype(float),
+        cmap=cmap,
+        s=45,
+        zorder=3,
+        edgecolors="0.2",
+        linewidths=0.4,
+    )
+    if len(bad):
+        ax.scatter(
+            bad["generation"],
+            bad["row"],
+            marker="X",
+            s=60,
+            c="0.55",
+            edgecolors="black",
+            linewidths=0.5,
+            zorder=3,
+            label=f"failed ({len(bad)})",
+        )
+    if len(ok):
+        values = ok[a.metric].astype(float)
+        best = ok.loc[values.idxmin() if a.goal == "min" else values.idxmax()]
+        ax.scatter(
+            [best["generation"]],
+            [best["row"]],
+            s=220,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.5,
+            zorder=4,
+            label=f"best (#{best['node_id']})",
+        )
+    for g, r, label, failed in zip(t["generation"], t["row"], t["label"], t["failed"]):
+        ax.annotate(
+            label,
+            (g, r),
+            xytext=(7, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+            color="0.45" if failed else "black",
+            zorder=5,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+        )
+    fig.colorbar(sc, ax=ax, pad=0.01, label=f"{a.metric} ({'lower' if a.goal == 'min' else 'higher'} is better)")
+    ax.set_xticks(range(n_gen), [str(g) for g in range(n_gen)])
+    ax.set_xlim(-0.3, n_gen - 0.05)
+    ax.set_ylim(n_rows - 0.4, -0.6)  # generation 0 at the top, rows downwards
     ax.set_yticks([])
-    ax.set_title("lineage (parent -> child)")
+    ax.xaxis.tick_top()
+    ax.xaxis.set_label_position("top")
+    ax.set_xlabel("generation")
+    for side in ("left", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7, frameon=False, markerscale=0.7)
+    ax.set_title(f"lineage: parent -> child; each node: #id, its mutation, {a.metric}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -175,7 +376,11 @@ def lineage(a, path: str) -> None:
 
 def write_all(a, directory: str, warn=None) -> list[str]:
     """Writes every plot that applies; a plot that fails is skipped with a warning."""
-    jobs = {"metric_vs_params.png": lambda p: metric_vs_params(a, p), "parallel.png": lambda p: parallel(a, p)}
+    jobs = {
+        "metric_vs_params.png": lambda p: metric_vs_params(a, p),
+        "parallel.png": lambda p: parallel(a, p),
+        "importance.png": lambda p: importance(a, p),
+    }
     for pair in a.contours:
         jobs[f"contour_{safe_name(pair[0])}__{safe_name(pair[1])}.png"] = lambda p, pair=pair: contour(a, pair, p)
     if a.lineage is not None:
@@ -183,8 +388,8 @@ def write_all(a, directory: str, warn=None) -> list[str]:
     written = []
     for name, fn in jobs.items():
         try:
-            fn(os.path.join(directory, name))
-            written.append(name)
+            if fn(os.path.join(directory, name)) is not False:
+                written.append(name)
         except Exception as e:  # a plot must never cost the tables or the other plots
             if warn is not None:
                 warn(f"{name} not written: {type(e).__name__}: {e}")

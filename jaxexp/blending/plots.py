@@ -15,6 +15,13 @@ from matplotlib.tri import Triangulation
 
 from jaxexp.blending.score import goal_sign
 
+GRID_STEP = 0.2  # gridlines and ticks of the full simplex
+MAX_NAMED = 15  # listed weightings labelled by name; the others by number, with a key
+ZOOM_SPAN = 0.25  # listed weightings closer together than this (triangle side = 1) get a zoomed panel
+_H = np.sqrt(3) / 2
+# per model (vertex 0 bottom left, 1 bottom right, 2 top): the colour of its tick labels
+TICK_COLORS = ("#b2182b", "#2166ac", "#1b7837")
+
 
 def save(fig: Figure, path: str) -> None:
     fig.savefig(path, dpi=110, format="png")
@@ -23,38 +30,282 @@ def save(fig: Figure, path: str) -> None:
 def _xy(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Barycentric (G, 3) -> Cartesian: model 0 bottom left, 1 bottom right, 2 top."""
     w = np.atleast_2d(w)
-    return w[:, 1] + 0.5 * w[:, 2], (np.sqrt(3) / 2) * w[:, 2]
+    return w[:, 1] + 0.5 * w[:, 2], _H * w[:, 2]
+
+
+def _gridline(i: int, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two ends (Cartesian) of the line where model i has weight t: first the
+    end on the edge that carries model i's ticks (0: left edge, 1: bottom, 2: right)."""
+    a, b = np.zeros(3), np.zeros(3)
+    a[i] = b[i] = t
+    j, k = {0: (2, 1), 1: (0, 2), 2: (1, 0)}[i]  # a: the other weight on the tick edge; b: the far edge
+    a[j], b[k] = 1 - t, 1 - t
+    return np.concatenate(_xy(a)), np.concatenate(_xy(b))
+
+
+def _nice_step(span: float) -> float:
+    """A 1-2-5 step giving about six gridlines over ``span``."""
+    raw = span / 6
+    base = 10 ** np.floor(np.log10(raw))
+    return float(next(m * base for m in (1, 2, 5, 10) if m * base >= raw))
+
+
+def _ticks(t: float) -> np.ndarray:
+    return np.round(np.arange(t, 1 - t / 2, t), 10)
+
+
+def simplex_grid(ax, names, step: float = GRID_STEP) -> None:
+    """Gridlines every ``step`` of each weight, tick labels outside the triangle
+    (model i's in ``TICK_COLORS[i]``), and the edges named (the weight grows
+    along its arrow)."""
+    align = {0: ("right", "center"), 1: ("center", "top"), 2: ("left", "center")}
+    for i in range(3):
+        for t in _ticks(step):
+            a, b = _gridline(i, t)
+            ax.plot([a[0], b[0]], [a[1], b[1]], color="white", lw=0.6, alpha=0.45, zorder=2)
+            d = (a - b) / np.linalg.norm(a - b)
+            ax.plot(*np.c_[a, a + 0.025 * d], color="k", lw=0.8, zorder=2)
+            ax.text(*(a + 0.035 * d), f"{t:g}", fontsize=7, color=TICK_COLORS[i], ha=align[i][0], va=align[i][1])
+    titles = (  # outside each tick edge, along it
+        (0.25 - 0.16 * _H, _H / 2 + 0.08, 60, f"← {names[0]} weight"),
+        (0.5, -0.12, 0, f"{names[1]} weight →"),
+        (0.75 + 0.16 * _H, _H / 2 + 0.08, -60, f"← {names[2]} weight"),
+    )
+    for i, (x, y, rot, text) in enumerate(titles):
+        ax.text(
+            x,
+            y,
+            text,
+            rotation=rot,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color=TICK_COLORS[i],
+            rotation_mode="anchor",
+        )
+
+
+def _zoom_grid(ax, step: float, names) -> None:
+    """Gridlines of a zoomed view, each weight's labelled where it leaves the view:
+    model 2 (horizontal lines) on the left, model 1 at the bottom, model 0 at the top."""
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    for i in range(3):
+        for t in _ticks(step):
+            a, b = _gridline(i, t)
+            ax.plot([a[0], b[0]], [a[1], b[1]], color="white", lw=0.6, alpha=0.45, zorder=2)
+            if i == 2:  # horizontal: y = H t
+                y = _H * t
+                if y0 < y < y1:
+                    ax.text(x0, y, f"{t:g} ", fontsize=7, color=TICK_COLORS[i], ha="right", va="center")
+                continue
+            yb = y0 if i == 1 else y1
+            if abs(b[1] - a[1]) < 1e-12:
+                continue
+            s = (yb - a[1]) / (b[1] - a[1])
+            x = a[0] + s * (b[0] - a[0])
+            if 0 <= s <= 1 and x0 < x < x1:
+                ax.text(
+                    x, yb, f"{t:g}", fontsize=7, color=TICK_COLORS[i], ha="center", va="top" if i == 1 else "bottom"
+                )
+    ax.set_xlabel(f"{names[1]} weight (bottom labels), {names[0]} weight (top labels)", fontsize=8, labelpad=14)
+    ax.set_ylabel(f"{names[2]} weight", fontsize=8, labelpad=22, color=TICK_COLORS[2])
+
+
+def point_boxes(ax, xs, ys, radius: float = 3.5) -> list:
+    """Display boxes (``radius`` points around each point) that labels keep clear of."""
+    from matplotlib.transforms import Bbox
+
+    r = radius * ax.figure.dpi / 72
+    return [Bbox.from_extents(px - r, py - r, px + r, py + r) for px, py in ax.transData.transform(np.c_[xs, ys])]
+
+
+def label_points(ax, xs, ys, texts, renderer, taken: list, fontsize: float = 7) -> list[bool]:
+    """Writes ``texts[i]`` next to point i where it overlaps nothing in ``taken``
+    (display boxes: the points, earlier labels; each label placed is added) and
+    stays inside the axes: greedy, in order, a few directions at growing
+    distances, with a leader line when far. Returns, per point, whether a place
+    was found (a point without one is not labelled)."""
+    from matplotlib.text import Text
+
+    inside = ax.get_window_extent(renderer)
+    angles = np.deg2rad([0, 180, 45, 135, -45, -135, 90, -90, 22, 158, -22, -158, 68, 112, -68, -112])
+    offsets = [(d * np.cos(g), d * np.sin(g)) for d in (5, 11, 18, 27, 38, 52, 68) for g in angles]
+    found = []
+    for (x, y), text in zip(zip(xs, ys), texts):
+        ok = False
+        for dx, dy in offsets:
+            ha = "left" if dx > 1 else "right" if dx < -1 else "center"
+            va = "bottom" if dy > 1 else "top" if dy < -1 else "center"
+            far = np.hypot(dx, dy) > 12
+            ann = ax.annotate(
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
+                va=va,
+                fontsize=fontsize,
+                zorder=7,
+                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.15", "shrinkA": 0, "shrinkB": 2} if far else None,
+                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},
+            )
+            ann.update_positions(renderer)
+            bb = Text.get_window_extent(ann, renderer).expanded(1.04, 1.1)
+            fits = inside.x0 <= bb.x0 and bb.x1 <= inside.x1 and inside.y0 <= bb.y0 and bb.y1 <= inside.y1
+            if fits and not any(bb.overlaps(t) for t in taken):
+                taken.append(bb)
+                ok = True
+                break
+            ann.remove()
+        found.append(ok)
+    return found
+
+
+def _label_listed(fig, ax, lx, ly, labels) -> str:
+    """Labels the listed weightings in ``ax``: the first ``MAX_NAMED`` by name,
+    the others (and any name with no room) by number; returns the key of the
+    numbers ("16 micro_n, ..."), "" when none."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    for a in fig.axes:
+        a.apply_aspect()  # the final positions (equal aspect) before measuring, without drawing the heatmap
+    renderer = canvas.get_renderer()
+    n = len(lx)
+    named = list(range(min(n, MAX_NAMED)))
+    taken = point_boxes(ax, lx, ly)
+    ok = label_points(ax, lx[named], ly[named], [labels[i] for i in named], renderer, taken)
+    numbered = [i for i, good in zip(named, ok) if not good] + list(range(MAX_NAMED, n))
+    if numbered:
+        idx = np.array(numbered)
+        got = label_points(ax, lx[idx], ly[idx], [str(i + 1) for i in numbered], renderer, taken, fontsize=6.5)
+        for i, good in zip(numbered, got):
+            if not good:  # no free place: written anyway, on top
+                ax.annotate(
+                    str(i + 1), (lx[i], ly[i]), xytext=(3, 3), textcoords="offset points", fontsize=6.5, zorder=7
+                )
+    return ", ".join(f"{i + 1} {labels[i]}" for i in numbered)
 
 
 def ternary(names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, labels, w_list) -> Figure:
-    fig = Figure(figsize=(7.5, 6.5))
-    ax = fig.add_subplot()
+    """The score over the simplex (see the module doc), gridlines every
+    ``GRID_STEP`` with tick labels, and every listed weighting labelled; listed
+    weightings closer together than ``ZOOM_SPAN`` are labelled in a zoomed
+    panel beside the triangle."""
+    listed = w_list is not None and len(w_list) > 0
+    labels = list(labels) if labels is not None else []
+    if listed:
+        lx, ly = _xy(np.asarray(w_list, float))
+        labels += [f"#{i + 1}" for i in range(len(labels), len(lx))]
+        span = max(np.ptp(lx), np.ptp(ly))
+    zoom = listed and len(lx) >= 2 and span < ZOOM_SPAN
+    fig = Figure(figsize=(13.5, 7.2) if zoom else (8.5, 7.8))
+    gs = fig.add_gridspec(
+        1,
+        3 if zoom else 2,
+        width_ratios=[1, 0.85, 0.035] if zoom else [1, 0.04],
+        left=0.04,
+        right=0.93 if zoom else 0.88,
+        bottom=0.17,
+        top=0.92,
+        wspace=0.25 if zoom else 0.08,
+    )
+    ax = fig.add_subplot(gs[0])
     x, y = _xy(w)
     sign = goal_sign(metric)
     best = np.min(sign * scores) * sign
-    far = np.quantile(scores, 0.5 if sign > 0 else 0.5)
+    far = np.quantile(scores, 0.5)
     lo, hi = (best, far) if sign > 0 else (far, best)
     tri = Triangulation(x, y)
-    pc = ax.tripcolor(tri, scores, shading="gouraud", cmap="viridis_r" if sign > 0 else "viridis", vmin=lo, vmax=hi)
-    fig.colorbar(pc, ax=ax, shrink=0.8, label=f"{metric} (colour clipped at the median)")
-    if plateau_mask.any() and not plateau_mask.all():
-        ax.tricontour(tri, plateau_mask.astype(float), levels=[0.5], colors="white", linewidths=1.5)
-    ax.scatter(x[tie_mask], y[tie_mask], s=4, c="black", label=f"exact ties with the best ({int(tie_mask.sum())})")
-    bx, by = _xy(best_w)
-    ax.scatter(bx, by, marker="*", s=180, c="red", edgecolors="white", label="grid best", zorder=5)
-    if opt_w is not None:
-        ox, oy = _xy(np.asarray(opt_w))
-        ax.scatter(ox, oy, marker="X", s=110, c="orange", edgecolors="black", label="exact optimum", zorder=6)
-    if w_list is not None and len(w_list):
-        lx, ly = _xy(w_list)
-        ax.scatter(lx, ly, s=18, facecolors="none", edgecolors="magenta", label="listed weightings", zorder=4)
-    ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], c="k", lw=0.8)
-    for (cx, cy), name, ha in zip([(0, 0), (1, 0), (0.5, np.sqrt(3) / 2)], names, ("right", "left", "center")):
-        ax.annotate(name, (cx, cy), xytext=(0, -12 if cy == 0 else 6), textcoords="offset points", ha=ha)
-    ax.set_aspect("equal")
+    cmap = "viridis_r" if sign > 0 else "viridis"
+    panels = [(ax, tri)]
+    if zoom:
+        cx, cy = (lx.max() + lx.min()) / 2, (ly.max() + ly.min()) / 2
+        half = max(span * 0.75, 0.015)
+        view = (cx - half, cx + half, cy - half, cy + half)
+        tx, ty = x[tri.triangles], y[tri.triangles]  # only the triangles that reach the view are drawn
+        out = (tx.max(1) < view[0]) | (tx.min(1) > view[1]) | (ty.max(1) < view[2]) | (ty.min(1) > view[3])
+        zax = fig.add_subplot(gs[1])
+        panels.append((zax, Triangulation(x, y, tri.triangles, mask=out)))
+    handles = {}
+    for a, t in panels:
+        pc = a.tripcolor(t, scores, shading="gouraud", cmap=cmap, vmin=lo, vmax=hi, zorder=1)
+        if plateau_mask.any() and not plateau_mask.all():
+            a.tricontour(t, plateau_mask.astype(float), levels=[0.5], colors="white", linewidths=1.5, zorder=3)
+        handles["ties"] = a.scatter(
+            x[tie_mask],
+            y[tie_mask],
+            s=4,
+            c="black",
+            zorder=4,
+            label=f"exact ties with the best ({int(tie_mask.sum())})",
+        )
+        bx, by = _xy(best_w)
+        handles["best"] = a.scatter(bx, by, marker="*", s=180, c="red", edgecolors="white", label="grid best", zorder=6)
+        if opt_w is not None:
+            ox, oy = _xy(np.asarray(opt_w))
+            handles["opt"] = a.scatter(
+                ox, oy, marker="X", s=110, c="orange", edgecolors="black", label="exact optimum", zorder=6
+            )
+        if listed:
+            handles["listed"] = a.scatter(
+                lx,
+                ly,
+                s=22,
+                facecolors="none",
+                edgecolors="magenta",
+                linewidths=1.2,
+                label=f"listed weightings ({len(lx)})",
+                zorder=5,
+            )
+        a.set_aspect("equal")
+    fig.colorbar(pc, cax=fig.add_subplot(gs[-1]), label=f"{metric} (colour clipped at the median)")
+    ax.plot([0, 1, 0.5, 0], [0, 0, _H, 0], c="k", lw=0.8, zorder=3)
+    for (vx, vy), name, ha, dy in zip([(0, 0), (1, 0), (0.5, _H)], names, ("right", "left", "center"), (-4, -4, 6)):
+        ax.annotate(
+            name,
+            (vx, vy),
+            xytext=(0, dy),
+            textcoords="offset points",
+            ha=ha,
+            va="top" if dy < 0 else "bottom",
+            fontsize=9,
+            fontweight="bold",
+        )
+    simplex_grid(ax, names)
+    ax.set_xlim(-0.2, 1.2)
+    ax.set_ylim(-0.18, _H + 0.1)
     ax.set_axis_off()
-    ax.set_title("Score of every weighting (white line: plateau within eps)", pad=22)
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
+    key = ""
+    if zoom:
+        zax.set_xlim(*view[:2])
+        zax.set_ylim(*view[2:])
+        zax.set_xticks([])
+        zax.set_yticks([])
+        _zoom_grid(zax, _nice_step(2 * half), names)
+        zax.set_title("zoom on the listed weightings", fontsize=9, pad=14)
+        ax.indicate_inset((view[0], view[2], 2 * half, 2 * half), inset_ax=zax, edgecolor="0.1", lw=0.8)
+        key = _label_listed(fig, zax, lx, ly, labels)
+    elif listed:
+        key = _label_listed(fig, ax, lx, ly, labels)
+    fig.suptitle(
+        f"Score of every weighting (white line: plateau within eps; {metric}, "
+        f"{'lower' if sign > 0 else 'higher'} is better)",
+        fontsize=11,
+    )
+    fig.legend(
+        handles=list(handles.values()),
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.07),
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
+    if key:
+        import textwrap
+
+        fig.text(0.5, 0.015, "\n".join(textwrap.wrap("listed: " + key, 160)), ha="center", va="bottom", fontsize=7)
     return fig
 
 
