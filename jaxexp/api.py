@@ -9,16 +9,36 @@ import ml_collections
 import pandas as pd
 
 from jaxexp import config as cfgmod
-from jaxexp import cpu, distributed, engine, population, programs, results, spacefile, strategies, train, workload
+from jaxexp import (
+    cpu,
+    distributed,
+    engine,
+    population,
+    programs,
+    results,
+    resume,
+    spacefile,
+    strategies,
+    timing,
+    train,
+    workload,
+)
 from jaxexp import workdir as workdirmod
 from jaxexp.errors import ConfigError
 from jaxexp.progress import print_progress
 
 
-def check_bucket(config, cfgs: list) -> None:
+def check_bucket(config, cfgs: list, timings: dict | None = None) -> None:
     """Loads a bucket's data and checks its members' values and the workload's
     functions (abstractly: nothing is compiled); raises ConfigError."""
-    dataset = cfgmod.workload_of(config).dataset(cfgs[0])
+    timings = {} if timings is None else timings
+    with timing.phase(timings, "data_s"):
+        dataset = cfgmod.workload_of(config).dataset(cfgs[0])
+    with timing.phase(timings, "checks_s"):
+        _check(config, cfgs, dataset)
+
+
+def _check(config, cfgs: list, dataset) -> None:
     n_train = workload.n_rows(dataset.train)
     if cfgs[0].train.batch_size > n_train:
         raise ConfigError(
@@ -67,8 +87,10 @@ def run_members(
     strategies.check_halving(
         config.sweep.halving_rungs, config.sweep.halving_eta, max(m.config.train.epochs for m in members)
     )
+    timings = {"startup_s": timing.process_seconds()} if timing.FROM_PROCESS_START["on"] else {}
+    t_start = time.perf_counter() - timings.get("startup_s", 0.0)
     for bucket in population.buckets(members):  # bad data or functions fail before anything is written
-        check_bucket(config, [m.config for m in bucket.members])
+        check_bucket(config, [m.config for m in bucket.members], timings)
     if workdir is not None:
         results.check_workdir_path(workdir)
     # one writer per workdir (process 0 of a multi-process run holds the lock for all)
@@ -79,8 +101,13 @@ def run_members(
         t0 = time.perf_counter()
         output = engine.run(config, members, progress, workdir)
         output.timings["total_s"] = time.perf_counter() - t0
-        out = results.assemble(config, table, members, output)
-        if workdir is not None and distributed.is_primary():  # every process holds the same results
-            results.write(out, workdir)
+        output.timings.update(timings)
+        with resume.deferred_signals():  # a stop signal now waits for complete result files
+            with timing.phase(output.timings, "assemble_s"):
+                out = results.assemble(config, table, members, output)
+            if workdir is not None and distributed.is_primary():  # every process holds the same results
+                results.write(out, workdir, t_start)
+            else:
+                out.timings["wall_s"] = time.perf_counter() - t_start
         distributed.barrier("jaxexp results written")
     return out

@@ -92,8 +92,28 @@ def _key_name(k) -> str:
     return str(k)
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
+
+
 def _canonical(obj) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
+
+
+def _fingerprint(rec: dict) -> str:
+    core = {k: rec.get(k) for k in ("schema_version", "model", "param_spec")}
+    return hashlib.sha256(_canonical(core).encode()).hexdigest()
+
+
+def check_fingerprint(rec: dict, where: str) -> None:
+    """Raises CheckpointError when a record's sha256 fingerprint does not match its
+    contents (edited or damaged after it was written)."""
+    if rec.get("fingerprint") != _fingerprint(rec):
+        raise CheckpointError(
+            f"{where}: the architecture record does not match its sha256 fingerprint (edited or damaged after it "
+            "was written); restore the original files or use another checkpoint"
+        )
 
 
 def architecture(config, model=None, sample=None, member_ids=None) -> dict:
@@ -105,7 +125,7 @@ def architecture(config, model=None, sample=None, member_ids=None) -> dict:
         model, _, sample = model_of(config)
     spec = spec_of(workload.abstract_params(model, sample))
     rec = {"schema_version": SCHEMA_VERSION, "model": model_record(config), "param_spec": spec}
-    rec["fingerprint"] = hashlib.sha256(_canonical(rec).encode()).hexdigest()
+    rec["fingerprint"] = _fingerprint(rec)
     if member_ids is not None:
         rec["population"] = {"size": len(member_ids), "member_ids": [int(i) for i in member_ids]}
     rec["versions"] = _versions()
@@ -158,7 +178,9 @@ def spec_differences(stored: dict, wanted: dict, prefix: str, stored_name: str) 
 
 
 def verify(stored: dict, requested: dict, where: str) -> None:
-    """Raises ArchitectureMismatchError naming ``where`` and every differing field."""
+    """Raises ArchitectureMismatchError naming ``where`` and every differing field
+    (CheckpointError first when the stored record is not intact)."""
+    check_fingerprint(stored, where)
     diff = differences(stored, requested)
     if diff:
         raise ArchitectureMismatchError(
@@ -193,7 +215,8 @@ def sweep_dir(workdir: str) -> str:
 
 
 class SweepCheckpoints:
-    """The CheckpointManager of a sweep's workdir (synchronous saves)."""
+    """The CheckpointManager of a sweep's workdir (asynchronous saves; ``close``
+    waits for the last one)."""
 
     def __init__(self, workdir: str, max_to_keep: int, keep_best: bool, goal_sign: float, read_only: bool = False):
         """read_only: for readers (analyze, export, the checks before a run): nothing in
@@ -214,7 +237,11 @@ class SweepCheckpoints:
             )
         else:
             options = ocp.CheckpointManagerOptions(
-                enable_async_checkpointing=False,
+                # A save blocks only while the arrays are copied to host memory; files are
+                # written and the step finalised (renamed into place) in the background while
+                # the next segment trains. A kill before that leaves a temporary folder,
+                # removed on resume, which then starts from the previous finalised step.
+                enable_async_checkpointing=True,
                 preservation_policy=cm.AnyPreservationPolicy(policies),
                 cleanup_tmp_directories=True,  # a save killed mid-way leaves a temporary directory
             )
@@ -252,7 +279,10 @@ class SweepCheckpoints:
             arch=ocp.args.JsonSave(arch),
         )
         metrics = None if best is None or not np.isfinite(best) else {"score": float(-self.sign * best)}
-        self.manager.save(step, args=args, metrics=metrics, force=True)
+        self.manager.save(step, args=args, metrics=metrics, force=True)  # waits for the previous save first
+
+    def wait(self) -> None:
+        """Blocks until the last save is on disk."""
         self.manager.wait_until_finished()
 
     def read_json(self, step: int) -> tuple[dict, dict]:
@@ -315,7 +345,7 @@ def inspect(path: str) -> dict:
         try:
             return ckptr.restore(path, args=ocp.args.Composite(arch=ocp.args.JsonRestore())).arch
         except Exception as e:  # orbax raises many types for unreadable files
-            raise CheckpointError(f"{path}: cannot read the architecture record: {str(e).splitlines()[0]}") from None
+            raise CheckpointError(f"{path}: cannot read the architecture record: {_first_line(e)}") from None
 
 
 def load_member(path: str, config) -> dict:
@@ -336,11 +366,17 @@ def load_member(path: str, config) -> dict:
     target = workload.abstract_params(model, sample)
     with _member_checkpointer() as ckptr:
         # the arrays as stored (orbax would cast a dtype or keep a shape silently)
-        meta = ckptr.metadata(path).item_metadata["params"]
+        try:
+            meta = ckptr.metadata(path).item_metadata["params"]
+        except Exception as e:  # orbax raises many types (JSONDecodeError, ValueError, ...) for damaged files
+            raise CheckpointError(f"{path}: cannot read the parameters' metadata: {_first_line(e)}") from None
         diff = spec_differences(spec_of(getattr(meta, "tree", meta)), requested["param_spec"], "params", "stored")
         if diff:
             raise ArchitectureMismatchError(f"{path}: stored arrays do not match the record: " + "; ".join(diff))
-        params = ckptr.restore(path, args=ocp.args.Composite(params=ocp.args.StandardRestore(target))).params
+        try:
+            params = ckptr.restore(path, args=ocp.args.Composite(params=ocp.args.StandardRestore(target))).params
+        except Exception as e:
+            raise CheckpointError(f"{path}: cannot read the parameters (damaged files?): {_first_line(e)}") from None
     check_leaves(params, target, path)
     return params
 

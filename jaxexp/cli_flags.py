@@ -32,7 +32,7 @@ COMMAND_FLAGS = {
     "blend": tuple(
         "workdir preds demo metric step weights target models row_weights groups folds n_folds nonneg sum_to_one "
         "bounds clip round eps decimals n_boot top_k compare seed dtype memory_mb max_points milp_time_limit "
-        "milp_max_rows overwrite".split()
+        "milp_max_rows scores overwrite".split()
     ),
     "export": ("workdir", "member", "out"),
     "inspect": (),
@@ -201,6 +201,13 @@ def define_blend_flags() -> None:
     f.DEFINE_integer("max_points", 20_000_000, "blend: refuse grids larger than this.")
     f.DEFINE_float("milp_time_limit", 30.0, "blend: seconds for the MILP of the post-processed optimum (0 = skip).")
     f.DEFINE_integer("milp_max_rows", 2_000, "blend: the MILP of the post-processed optimum is not tried above this.")
+    f.DEFINE_enum(
+        "scores",
+        "auto",
+        ["auto", "csv", "parquet", "top"],
+        "blend: the table of every weighting: auto (CSV up to 100,000 rows, else Parquet plus the best 1,000 as "
+        "CSV), csv, parquet or top (only the best 1,000).",
+    )
     f.DEFINE_bool("overwrite", False, "blend: replace results already in --workdir.")
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from jaxexp import checkpoint, compile_cache, distributed, inrun, population, programs, resume, train
 from jaxexp import config as cfgmod
 from jaxexp.programs import _PROGRAMS, TRACE_COUNTS, Compiled, devices  # noqa: F401 - engine's API before the split
-from jaxexp.progress import Progress, print_progress
+from jaxexp.progress import Progress, end_line, print_progress
 
 
 class RunOutput(NamedTuple):
@@ -85,7 +85,10 @@ def run(
         max_epochs = max(m.config.train.epochs for m in bucket.members)
         seg = population.segment_length(max_epochs, config.engine.segment_epochs)
         seg = math.gcd(seg, *config.sweep.halving_rungs, config.sweep.pbt_interval)  # on segment boundaries
-        return programs.compiled(bucket, dataset, seg, devs, config.engine.group_size, monitor)
+        # One member alone: one device (no padded copy training beside it). Other sizes keep
+        # every device, so buckets of different sizes share programs (TPE batches, trees).
+        used = devs[:1] if len(bucket.members) == 1 and not distributed.multiprocess() else devs
+        return programs.compiled(bucket, dataset, seg, used, config.engine.group_size, monitor)
 
     def bucket_arch(b_idx: int) -> dict:
         """The architecture record of a bucket's population."""
@@ -109,7 +112,7 @@ def run(
         out.finals.update(finals)
         out.initial.update(initial)
         out.timings["resumed_from_step"] = resumed.step
-        meter.update("resumed", 0, 0, sum(len(h) for h in out.history), len(finals), 0, None, 0.0)
+        meter.resumed(resumed.step, out.history, finals, max(m.config.train.epochs for m in members))
     try:
         with resume.graceful_stop(saver is not None) as stop:
             for b_idx, bucket in enumerate(groups):
@@ -134,8 +137,11 @@ def run(
         out.timings["interrupted"] = 1
         out.timings["signal"] = e.signum
     finally:
+        end_line()
         if saver is not None:
-            saver.close()
+            t = time.perf_counter()
+            saver.close()  # waits for the last background save
+            out.timings["checkpoint_wait_s"] += time.perf_counter() - t
         if cache_dir:
             out.timings["compile_cache_hits"] = compile_cache.EVENTS["hits"] - cache_before["hits"]
             out.timings["compile_cache_misses"] = compile_cache.EVENTS["misses"] - cache_before["misses"]
@@ -160,7 +166,7 @@ class _Stop(Exception):
         self.signum = signum
 
 
-def _start(config, compiled: Compiled, part, slot, limit, overrides, fill, state, data, initial: dict):
+def _start(config, compiled: Compiled, part, slot, limit, overrides, fill, state, data, initial: dict, timings):
     """Starts the members now in slots ``fill`` (every slot when ``state`` is
     None); records their initial metrics. Returns (state, hparams)."""
     hp = compiled.encode(part, slot, limit, overrides)
@@ -168,13 +174,19 @@ def _start(config, compiled: Compiled, part, slot, limit, overrides, fill, state
     seeds = np.asarray([m.seed for m in padded], np.uint32)
     ids = np.asarray([m.member for m in padded], np.uint32)
     if state is None:
-        state = compiled.init(np.uint32(config.seed), seeds, ids, hp, data)
+        args = (np.uint32(config.seed), seeds, ids, hp, data)
+        compiled.compile_init("init", args, len(slot), timings)
+        t = time.perf_counter()
+        state = compiled.init(*args)
     else:
         mask = np.zeros(len(slot), bool)
         mask[fill] = True
-        mask = distributed.put(mask, compiled.pop)
-        state = compiled.refill(state, mask, np.uint32(config.seed), seeds, ids, hp, data)
+        args = (state, distributed.put(mask, compiled.pop), np.uint32(config.seed), seeds, ids, hp, data)
+        compiled.compile_init("refill", args, len(slot), timings)
+        t = time.perf_counter()
+        state = compiled.refill(*args)
     evals = distributed.to_host(state.init_eval)
+    timings["init_s"] += time.perf_counter() - t
     for s in fill:
         initial[part[slot[s]].member] = {name: float(v[s]) for name, v in evals.items()}
     return state, hp
@@ -225,13 +237,11 @@ def _run_bucket(
     while True:
         free = np.nonzero((slot < 0) | done[np.maximum(slot, 0)])[0]
         if queued < len(part) and len(free):
-            t = time.perf_counter()
             fill = free[: len(part) - queued]
             slot[fill] = np.arange(queued, queued + len(fill))
             queued += len(fill)
             timings["refills"] += state is not None
-            state, hp = _start(config, compiled, part, slot, limit, overrides, fill, state, data, out.initial)
-            timings["init_s"] += time.perf_counter() - t  # includes its compile on first use
+            state, hp = _start(config, compiled, part, slot, limit, overrides, fill, state, data, out.initial, timings)
         elif hp is None:
             hp = compiled.encode(part, slot, limit, overrides)
         if done.all():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     import jax
 
-    from jaxexp import api, checkpoint
+    from jaxexp import api, checkpoint, resume, timing
     from jaxexp.errors import ConfigError
 
     args = argv[1:]
@@ -76,6 +77,7 @@ def main(argv: list[str]) -> None:
         _blend(workdir)
         return
     run = api.sweep if args[0] == "sweep" else api.train_config
+    timing.FROM_PROCESS_START["on"] = True  # timings.json: wall time from process start
     F = flags.FLAGS
     try:
         if F.distributed:
@@ -99,6 +101,11 @@ def main(argv: list[str]) -> None:
         res = run(flags.FLAGS.config, workdir)
     except (ConfigError, checkpoint.CheckpointError, checkpoint.ArchitectureMismatchError) as e:
         _fail(str(e))  # e.g. a checkpoint of another architecture: refused with the named diff
+    except resume.StoppedAfterWriting as e:
+        print(
+            f"jaxexp: {signal.Signals(e.signum).name}: stopped after writing the results to {workdir}", file=sys.stderr
+        )
+        sys.exit(143 if e.signum == signal.SIGTERM else 130)
     except KeyboardInterrupt:  # before training started (training itself returns partial results)
         _fail("interrupted before training started; nothing was written")
     if jax.process_index() != 0:  # process 0 reports
@@ -219,6 +226,7 @@ def _blend(workdir: str) -> None:
             milp_max_rows=F.milp_max_rows,
             workdir=workdir,
             overwrite=F.overwrite,
+            scores=F.scores,
         )
     except ConfigError as e:
         _fail(str(e))

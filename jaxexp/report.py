@@ -52,6 +52,32 @@ def _halving_line(res) -> str:
     )
 
 
+def _timing_line(t: dict) -> str:
+    """Where the time went (the full breakdown is timings.json)."""
+
+    def sec(key: str, label: str) -> str:
+        return f"{label} {t[key]:.1f} s" if t.get(key) else ""
+
+    cache = t.get("compile_cache_hits")
+    run = [
+        f"compile {t.get('compile_s', 0.0):.1f} s"
+        + (f" ({int(cache)} program(s) loaded from the compilation cache)" if cache else ""),
+        sec("init_compile_s", "init compile"),
+        f"init {t.get('init_s', 0.0):.1f} s",
+        f"training segments {t.get('segments_s', 0.0):.1f} s",
+        sec("checkpoint_s", "checkpoints"),
+        sec("checkpoint_wait_s", "waiting for the last checkpoint"),
+    ]
+    around = [sec("startup_s", "startup"), sec("data_s", "data"), sec("checks_s", "checks")]
+    after = [sec("plots_s", "plots"), sec("tensorboard_s", "TensorBoard events")]
+    text = f"Training run {t.get('total_s', float('nan')):.1f} s: " + ", ".join(p for p in run if p)
+    if "resumed_from_step" in t:
+        text += f" (resumed from checkpoint step {int(t['resumed_from_step'])})"
+    if any(around) or any(after):
+        text += "; besides: " + ", ".join(p for p in around + after if p)
+    return text + " (every phase: timings.json)."
+
+
 def markdown(res) -> str:
     """The report of a Results object."""
     cfg, m, s = res.config, res.metric, res.summary
@@ -64,18 +90,7 @@ def markdown(res) -> str:
         f"Selection metric: `{m}` ({cfg.goal}). Diverged members: {n_div}. "
         + (f"**Interrupted**: {n_stop} member(s) stopped before their last epoch. " if res.interrupted else "")
         + _halving_line(res)
-        + f"Wall time {t.get('total_s', float('nan')):.1f} s: compile {t.get('compile_s', 0.0):.1f} s"
-        + (
-            f" ({int(t['compile_cache_hits'])} program(s) loaded from the compilation cache)"
-            if t.get("compile_cache_hits")
-            else ""
-        )
-        + ", "
-        f"init {t.get('init_s', 0.0):.1f} s, "
-        f"training segments {t.get('segments_s', 0.0):.1f} s"
-        + (f", checkpoints {t['checkpoint_s']:.1f} s" if t.get("checkpoint_s") else "")
-        + (f" (resumed from checkpoint step {int(t['resumed_from_step'])})" if "resumed_from_step" in t else "")
-        + ".",
+        + _timing_line(t),
         "",
         f"## Best configurations (mean ± sample std over seeds, top {cfg.sweep.top_k})",
         "",

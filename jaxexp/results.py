@@ -13,7 +13,8 @@ Files in a workdir (each written atomically: temp file, then rename):
 - ``report.md`` and the plots it lists (``*.png``);
 - ``report.html``: the same in one self-contained page with sortable tables and
   interactive charts (``jaxexp.webreport``);
-- ``tb/``: TensorBoard event files, one run per member (``jaxexp.tensorboard``).
+- ``tb/``: TensorBoard event files, one run per member (``jaxexp.tensorboard``);
+- ``timings.json``: where the wall time went, phase by phase (``jaxexp.timing``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from jaxexp import config as cfgmod
-from jaxexp import population, report, stats
+from jaxexp import population, report, stats, timing
 from jaxexp.errors import ConfigError
 from jaxexp.webreport import sweep as websweep
 from jaxexp.workdir import RESULT_FILES  # noqa: F401 - part of this module's API
@@ -297,13 +298,16 @@ def _tensorboard(res: Results, directory: str) -> list[str]:
         return []
 
 
-def write(res: Results, workdir: str) -> None:
+def write(res: Results, workdir: str, t_start: float | None = None) -> None:
     """Writes every result file into ``workdir`` (created if missing).
 
     All files are written into a temporary folder inside ``workdir`` first and
     then renamed into place, so an error while writing leaves the old set.
+    ``t_start`` (a ``time.perf_counter`` value): when the run started, for
+    ``timings["wall_s"]``; timings.json, written last, has every phase.
     """
     os.makedirs(workdir, exist_ok=True)
+    t = res.timings
     texts = {
         "config.json": json.dumps(res.config.to_dict(), indent=2, default=list),
         "members.csv": res.members.to_csv(index=False),
@@ -323,14 +327,25 @@ def write(res: Results, workdir: str) -> None:
         if res.config.engine.plots:
             from jaxexp import plots
 
-            res.plots = plots.write_all(res, tmp, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr))
-        texts["report.md"] = report.markdown(res)
-        texts["report.html"] = websweep.render(res, texts["report.md"], tmp, res.plots)
-        for name, text in texts.items():
-            with open(os.path.join(tmp, name), "w") as f:
-                f.write(text)
-        folders = _tensorboard(res, tmp) if res.config.engine.get("tensorboard", False) else []
-        for name in [*texts, *res.plots]:
+            with timing.phase(t, "plots_s"):
+                res.plots = plots.write_all(res, tmp, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr))
+        folders = []
+        if res.config.engine.get("tensorboard", False):
+            with timing.phase(t, "tensorboard_s"):
+                folders = _tensorboard(res, tmp)
+        with timing.phase(t, "files_s"):
+            texts["report.md"] = report.markdown(res)
+        with timing.phase(t, "html_s"):
+            texts["report.html"] = websweep.render(res, texts["report.md"], tmp, res.plots)
+        with timing.phase(t, "files_s"):
+            for name, text in texts.items():
+                with open(os.path.join(tmp, name), "w") as f:
+                    f.write(text)
+        if t_start is not None:
+            t["wall_s"] = time.perf_counter() - t_start
+        with open(os.path.join(tmp, "timings.json"), "w") as f:
+            json.dump({k: (v if not isinstance(v, float) else round(v, 4)) for k, v in t.items()}, f, indent=1)
+        for name in [*texts, *res.plots, "timings.json"]:
             os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
         for name in folders:  # a folder cannot be renamed over a non-empty one
             shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)

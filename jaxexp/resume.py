@@ -26,6 +26,7 @@ from jaxexp import checkpoint, distributed
 from jaxexp import config as cfgmod
 from jaxexp import workdir as workdir_layout
 from jaxexp.errors import ConfigError
+from jaxexp.progress import end_line
 
 # Fields that change neither a member's numbers nor the layout of the population.
 IGNORED = {
@@ -217,13 +218,15 @@ class Saver:
             warn(f"checkpoint step {step} is unreadable ({errors[-1]}); trying the previous step")
 
         for step in reversed(steps):
+            where = f"{self.ckpt.directory} step {step}"
             try:
                 host, arch = self.ckpt.read_json(step)
-            except Exception as e:  # a truncated/corrupted step: try the previous one
+                if host.get("in_bucket"):
+                    checkpoint.check_fingerprint(arch, where)
+            except Exception as e:  # a truncated/corrupted/altered step: try the previous one
                 unreadable(step, e)
                 continue
             check_config(host["config"], self.config)
-            where = f"{self.ckpt.directory} step {step}"
             target = None
             if host.get("in_bucket"):
                 checkpoint.verify(arch, requested_arch(host["bucket"]), where)
@@ -270,6 +273,7 @@ def graceful_stop(enabled: bool):
         if flag["signal"] is not None:
             raise KeyboardInterrupt
         flag["signal"] = signum
+        end_line()
         print(
             f"jaxexp: {signal.Signals(signum).name}: stopping after this segment's checkpoint "
             "(send it again to stop at once)",
@@ -283,3 +287,43 @@ def graceful_stop(enabled: bool):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def deferred_signals():
+    """SIGINT/SIGTERM while the block runs (writing the results) are held until it
+    ends: the files are completed, then ``StoppedAfterWriting`` (a KeyboardInterrupt)
+    is raised. A second signal stops at once (the writes are atomic, so the previous
+    files stay)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list = []
+
+    def handler(signum, frame):
+        if got:
+            raise KeyboardInterrupt
+        got.append(signum)
+        end_line()
+        print(
+            f"jaxexp: {signal.Signals(signum).name}: finishing the result files first (send it again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if got:
+        raise StoppedAfterWriting(got[0])
+
+
+class StoppedAfterWriting(KeyboardInterrupt):
+    """A stop signal arrived while the result files were written; they are complete."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,15 +40,30 @@ _STATUS = {"ok": "STATUS_SUCCESS", "pruned": "STATUS_SUCCESS", "diverged": "STAT
 _DATASETS = (("train", "DATASET_TRAINING"), ("val", "DATASET_VALIDATION"))  # metric name prefixes
 
 
+def _import_tensorboardx() -> None:
+    """Imports tensorboardX without torch: its package import loads torch when torch is
+    installed (0.7 s here, most of the events' cost), for a ``SummaryWriter`` feature
+    (torch tensors as values) that is optional there and unused here."""
+    hide = "torch" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # ``import torch`` raises ImportError, which tensorboardX allows
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError as e:
+        raise ImportError(INSTALL_HINT) from e
+    finally:
+        if hide:
+            del sys.modules["torch"]
+
+
 def write_events(res: Results, directory: str, walltime: float = 0.0) -> list[str]:
     """Writes the event files of ``res`` (a ``jaxexp.results.Results``) under
     ``directory/tb/`` and returns the top-level paths written, relative to
     ``directory``: ``["tb"]``. Raises ImportError (INSTALL_HINT) without
     tensorboardX."""
-    try:
-        from tensorboardX.proto import api_pb2, plugin_hparams_pb2
-    except ImportError as e:
-        raise ImportError(INSTALL_HINT) from e
+    _import_tensorboardx()
+    from tensorboardX.proto import api_pb2, plugin_hparams_pb2
+
     root = os.path.join(directory, "tb")
     shutil.rmtree(root, ignore_errors=True)  # members of an earlier write
     os.makedirs(root)

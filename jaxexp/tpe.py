@@ -15,7 +15,8 @@ and a parameter with a ``when`` condition is only suggested when its parents
 take the listed values (define-by-run). ``normal`` and ``q_log_uniform`` have no
 Optuna equivalent and are refused.
 
-With a workdir every batch is a checkpointed sweep workdir ``batch_<k>/`` and
+With a workdir every batch is a checkpointed sweep workdir ``batch_<k>/`` (without
+PNG plots: its report.html has the interactive views) and
 ``trials.csv`` (Optuna's ``trials_dataframe()`` layout: number, value,
 params_<name>, state, batch) is rewritten after each batch, so
 ``jaxexp analyze --table=trials.csv`` reads it; running the command again
@@ -134,6 +135,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
     dists = {p.name: distribution(optuna, p) for p in params}
     names = [p.name for p in params]
     progress = progress if progress is not None else progress_mod.print_progress
+    # Batches are short sweeps: their PNG plots would cost about as much as their
+    # training (trials.csv and each batch's report.md/report.html say it all).
+    batch_config = ml_collections.ConfigDict(config.to_dict())
+    batch_config.engine.plots = False
     direction = "minimize" if config.goal == "min" else "maximize"
     study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=config.seed))
 
@@ -179,7 +184,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
         if progress:
             progress(f"[{config.name}] TPE batch {batch + 1}/{sw.generations}: {len(asked)} trial(s)")
         batch_dir = None if workdir is None else os.path.join(workdir, f"batch_{batch}")
-        res = api.run_members(config, table, batch_dir, progress)
+        res = api.run_members(batch_config, table, batch_dir, progress)
         if res.interrupted:
             print("jaxexp: interrupted: the same command continues the search", file=sys.stderr)
             return trials

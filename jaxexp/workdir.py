@@ -24,6 +24,7 @@ RESULT_FILES = (
     "pbt.csv",
     "report.md",
     "report.html",
+    "timings.json",
 )
 
 LOCK_FILE = ".jaxexp.lock"  # held by the process writing into the workdir: {"host", "pid", "started"}

@@ -3,6 +3,7 @@ ties and their mechanism, bootstrap coverage, held-out check, bad inputs, CLI.""
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -433,6 +434,13 @@ def test_classification_metrics_end_to_end(metric):
         ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"step": 0.03}, "--step: 1/step must be"),
         ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"bounds": "z=0:1"}, "--bounds: unknown model"),
         ({"target": [1.0, 2.0], "a": [1.0, 2.0], "b": [1.0, 2.0]}, {"dtype": "f16"}, "--dtype: 'f16'"),
+        # a model column with one text cell is refused, not silently left out of the blend
+        (
+            {"target": [1.0, 2.0, 3.0], "a": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0], "c": [1.0, "n/a", 3.0]},
+            {},
+            "column 'c' in DataFrame is numeric but for 1 cell(s) (first: row 1, 'n/a')",
+        ),
+        ({"target": [1.0], "a": [1.0], "b": [2.0]}, {}, "1 row(s) in DataFrame; a blend needs at least 2 rows"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(frame, kw, fragment):
@@ -634,3 +642,64 @@ def test_native_cpu_kernel_equals_the_xla_form(monkeypatch):
     monkeypatch.setattr(native, "_STATE", {})
     monkeypatch.setenv("JAXEXP_BLEND_KERNEL", "xla")
     assert not native.available() and native.status() == "JAXEXP_BLEND_KERNEL=xla"
+
+
+def test_large_tables_are_written_as_parquet_plus_the_top_rows(tmp_path, monkeypatch):
+    """--scores: "auto" keeps scores.csv for small blends and writes Parquet plus the
+    best rows as CSV above CSV_ROWS; "top" and "csv"; a bad value is one line."""
+    pytest.importorskip("pyarrow")
+    from jaxexp.blending import api as blend_api
+
+    frame = demo.demo_data(n=200)
+    monkeypatch.setattr(blend_api, "CSV_ROWS", 50)  # the grid below has 231 weightings
+    monkeypatch.setattr(blend_api, "TOP_ROWS", 20)
+    kw = dict(step=0.05, n_boot=0, n_folds=0, progress=None)
+    df = jaxexp.blend(frame, workdir=str(tmp_path / "auto"), **kw)
+    full = pd.read_parquet(tmp_path / "auto" / "scores.parquet")
+    pd.testing.assert_frame_equal(full, df.reset_index(drop=True), check_exact=True)
+    top = pd.read_csv(tmp_path / "auto" / "scores.csv")
+    assert len(top) == 20 and np.allclose(top["score"], df["score"].head(20), rtol=1e-12)
+    assert "`scores.parquet` (every scored weighting" in (tmp_path / "auto" / "report.md").read_text()
+    jaxexp.blend(frame, workdir=str(tmp_path / "auto"), overwrite=True, scores="top", **kw)
+    assert not (tmp_path / "auto" / "scores.parquet").exists()  # no stale table of the earlier blend
+    assert len(pd.read_csv(tmp_path / "auto" / "scores.csv")) == 20
+    jaxexp.blend(frame, workdir=str(tmp_path / "csv"), scores="csv", **kw)
+    assert len(pd.read_csv(tmp_path / "csv" / "scores.csv")) == len(df)
+    with pytest.raises(ConfigError, match=r"^--scores: 'xlsx'; use one of auto, csv, parquet, top$"):
+        jaxexp.blend(frame, workdir=str(tmp_path / "bad"), scores="xlsx", **kw)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_fine_grid_is_thinned_for_the_ternary_plot_not_for_the_scores():
+    from jaxexp.blending import plots as blend_plots
+
+    cons = gridmod.make_constraints(["a", "b", "c"], True, True, None)
+    w = gridmod.simplex_grid(cons, 0.002, 10**7)  # 125,751 weightings
+    keep = blend_plots._thinned(w)
+    assert 3 <= len(keep) <= blend_plots.MAX_DRAWN
+    kept = np.rint(w[keep] * 500).astype(int)
+    assert len({int(d) for d in np.diff(np.unique(kept[:, 0]))}) == 1  # one coarser lattice step
+    assert {(500, 0, 0), (0, 500, 0), (0, 0, 500)} <= {tuple(r) for r in kept}  # corners drawn
+    small = w[:1000]
+    assert (blend_plots._thinned(small) == np.arange(1000)).all()
+
+
+def test_native_kernel_cache_is_checked_before_loading(tmp_path, monkeypatch):
+    """The compiled library is loaded only with its recorded sha256 and only from a
+    folder no other user can write to; otherwise it is rebuilt (privately)."""
+    from jaxexp.blending import native
+
+    if not (os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")):
+        pytest.skip("no C++ compiler")
+    monkeypatch.setenv("JAXEXP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(native, "_STATE", {})
+    path = native._build()
+    assert os.path.dirname(path) == str(tmp_path / "native")
+    good = open(path, "rb").read()
+    with open(path, "r+b") as f:  # damaged (or swapped) after it was built
+        f.write(b"\0" * 64)
+    assert native._build() == path and open(path, "rb").read() == good  # rebuilt, same bytes
+    os.chmod(tmp_path / "native", 0o777)  # a folder anyone can write to is not trusted
+    private = native._build()
+    assert os.path.dirname(private) != str(tmp_path / "native")
+    assert native._sha256(private) == open(private + ".sha256").read()

@@ -3,10 +3,12 @@ corrupted steps, config changes on resume, member export."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 import jax
 import numpy as np
@@ -86,7 +88,7 @@ def _latest_step(wd) -> str:
     return os.path.join(d, str(max(int(s) for s in os.listdir(d) if s.isdigit())))
 
 
-@pytest.mark.parametrize("damage", ["truncate_state", "garble_host"])
+@pytest.mark.parametrize("damage", ["truncate_state", "garble_host", "edit_record"])
 def test_a_corrupted_latest_step_falls_back_to_the_previous_one(tiny, tmp_path, reference, capsys, damage):
     c = _sweep_config(tiny)
     wd = str(tmp_path / "wd")
@@ -99,12 +101,20 @@ def test_a_corrupted_latest_step_falls_back_to_the_previous_one(tiny, tmp_path, 
                 if "metadata" not in f.lower():
                     with open(os.path.join(root, f), "r+b") as fh:
                         fh.truncate(3)
-    else:
+    elif damage == "garble_host":
         with open(os.path.join(step, "host", "metadata"), "w") as fh:
             fh.write("{not json")
+    else:  # a record edited by hand to match another model: its sha256 fingerprint tells
+        path = os.path.join(step, "arch", "metadata")
+        rec = json.load(open(path))
+        rec["model"]["model.hidden"] = [99]
+        json.dump(rec, open(path, "w"))
     c.engine.progress = False
     full = jaxexp.sweep(c, wd)
-    assert f"checkpoint step {os.path.basename(step)} is unreadable" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"checkpoint step {os.path.basename(step)} is unreadable" in err
+    if damage == "edit_record":
+        assert "does not match its sha256 fingerprint" in err
     assert full.timings["resumed_from_step"] < int(os.path.basename(step))
     _compare(full.members, reference.members)
 
@@ -146,6 +156,24 @@ def test_member_export_roundtrip_and_every_mismatch_class(tiny, tmp_path, refere
     for x, y in zip(jax.tree.leaves(params), jax.tree.leaves(reference.best_params[5])):
         np.testing.assert_array_equal(x, y)
     assert jax.tree.structure(params) == jax.tree.structure(reference.best_params[5])
+    # damaged copies: one-line CheckpointErrors, never a bare JSONDecodeError
+    for damage in ("truncate", "edit"):
+        bad = str(tmp_path / f"m5_{damage}")
+        shutil.copytree(out, bad)
+        if damage == "truncate":
+            for root, _, files in os.walk(os.path.join(bad, "params")):
+                for f in files:
+                    with open(os.path.join(root, f), "r+b") as fh:
+                        fh.truncate(5)
+            pattern = r"cannot read the parameters"
+        else:
+            rec = json.load(open(os.path.join(bad, "arch", "metadata")))
+            rec["param_spec"] = {}
+            json.dump(rec, open(os.path.join(bad, "arch", "metadata"), "w"))
+            pattern = r"does not match its sha256 fingerprint"
+        with pytest.raises(checkpoint.CheckpointError, match=pattern) as e:
+            jaxexp.load_member(bad, cfg)
+        assert "\n" not in str(e.value)
 
     def refused(values, pattern):
         with pytest.raises(checkpoint.ArchitectureMismatchError, match=pattern):
@@ -172,6 +200,7 @@ def test_member_export_roundtrip_and_every_mismatch_class(tiny, tmp_path, refere
     # dtype: honest record of float16 arrays; and a record that lies about them
     half = jax.tree.map(lambda x: np.asarray(x, np.float16), params)
     rec16 = dict(record, param_spec=checkpoint.spec_of(half))
+    rec16["fingerprint"] = checkpoint._fingerprint(rec16)  # honest: written as such
     checkpoint.save_member(str(tmp_path / "h"), half, rec16)
     with pytest.raises(
         checkpoint.ArchitectureMismatchError, match=r"float16 \(checkpoint\) != .* float32 \(requested\)"
@@ -218,11 +247,56 @@ CLI = [
 ]
 
 
-def test_sigkill_and_sigterm_then_resume_loses_nothing(tmp_path):
-    ref = tmp_path / "ref"
+@pytest.fixture(scope="module")
+def cli_reference(tmp_path_factory):
+    """An uninterrupted CLI run of ``CLI``: the results every resumed run must equal."""
+    ref = tmp_path_factory.mktemp("cli") / "ref"
     p = _popen(CLI, ref)
     p.communicate(timeout=300)
     assert p.returncode == 0
+    return ref
+
+
+def test_sigkill_during_an_async_save_resumes_to_identical_results(tmp_path, cli_reference):
+    """Checkpoints are saved in the background while the next segment trains; a
+    kill -9 while a save is being written (its temporary folder exists) resumes
+    from the previous finalised step to the same results."""
+    caught = None
+    for attempt in range(3):  # a save of this tiny run takes ~0.1 s: polled every ms, it is caught
+        wd = tmp_path / f"killed{attempt}"
+        p = _popen(CLI, wd)
+        watchdog = threading.Timer(240, p.kill)
+        watchdog.start()
+        try:
+            while p.poll() is None and caught is None:
+                names = os.listdir(wd / "checkpoints") if (wd / "checkpoints").is_dir() else []
+                tmp = [n for n in names if "tmp" in n]
+                if tmp and any(n.isdigit() for n in names):  # not the first save: a finalised step exists
+                    p.send_signal(signal.SIGKILL)
+                    caught = (wd, tmp)
+                time.sleep(0.001)
+            p.communicate(timeout=120)
+        finally:
+            watchdog.cancel()
+            p.kill()
+        if caught:
+            break
+    assert caught, "no kill landed during a checkpoint save in 3 runs"
+    wd = caught[0]
+    p = _popen(CLI, wd)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert "Traceback" not in err
+    assert not [n for n in os.listdir(wd / "checkpoints") if "tmp" in n]  # the half-written step is gone
+    a, b = pd.read_csv(wd / "members.csv"), pd.read_csv(cli_reference / "members.csv")
+    assert (a["status"] == "ok").all()
+    _compare(a, b)
+    h, ref_h = pd.read_csv(wd / "history.csv"), pd.read_csv(cli_reference / "history.csv")
+    assert not h.duplicated(["member", "epoch"]).any() and len(h) == len(ref_h)
+
+
+def test_sigkill_and_sigterm_then_resume_loses_nothing(tmp_path, cli_reference):
+    ref = cli_reference
     wd = tmp_path / "killed"
     # SIGKILL as a progress line appears: the line is printed just before its segment's save
     assert _run_until(CLI, wd, 3, signal.SIGKILL) == -signal.SIGKILL
@@ -301,3 +375,31 @@ def test_one_writer_per_workdir_and_a_stale_lock_is_taken_over(tiny, tmp_path, c
     res = jaxexp.sweep(c, str(wd))
     assert (res.members["status"] == "ok").all() and not lock.exists()  # released after the run
     assert f"taking over the stale lock of process {int(gone.stdout)}" in capsys.readouterr().err
+
+
+def test_sigterm_while_results_are_written_completes_them_then_exits_143(tmp_path, cli_reference):
+    """Training is over and the result files are being written (their temporary
+    folder exists): SIGTERM waits for complete files, releases the lock, exits 143."""
+    wd = tmp_path / "late"
+    p = _popen(CLI, wd)
+    watchdog = threading.Timer(240, p.kill)
+    watchdog.start()
+    sent = False
+    try:
+        while p.poll() is None and not sent:
+            if wd.is_dir() and any(n.startswith(".writing-") for n in os.listdir(wd)):
+                p.send_signal(signal.SIGTERM)
+                sent = True
+            time.sleep(0.001)
+        _, err = p.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+        p.kill()
+    assert sent, "the run ended before its result files were being written"
+    assert p.returncode == 143, err
+    assert "finishing the result files first" in err and "Traceback" not in err
+    assert not (wd / ".jaxexp.lock").exists()
+    a = pd.read_csv(wd / "members.csv")
+    assert (a["status"] == "ok").all()
+    _compare(a, pd.read_csv(cli_reference / "members.csv"))
+    assert (wd / "report.html").exists() and (wd / "timings.json").exists()

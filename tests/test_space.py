@@ -106,3 +106,14 @@ def test_quantised_values_count_from_min():
 def test_malformed_spec_types(spec, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         space.parse({"x": spec})
+
+
+def test_huge_grids_are_refused_before_anything_is_allocated():
+    def grid(spec):
+        return space.expand(space.parse(spec), "grid", 0, 0)
+
+    with pytest.raises(ConfigError, match=r"^sweep.space.lr: num=1000000000 grid points \(at most 1,000,000\)"):
+        grid({"lr": space.log_uniform(1e-4, 1e-1, num=10**9)})
+    with pytest.raises(ConfigError, match=r"a grid of up to 1,001,000 configurations \(a 1000 x b 1001\)"):
+        grid({"a": space.uniform(0, 1, num=1000), "b": space.uniform(0, 1, num=1001)})
+    assert len(grid({"a": space.uniform(0, 1, num=1000), "b": space.choice([1, 2])})) == 2000

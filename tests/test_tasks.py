@@ -61,6 +61,15 @@ def test_npz_task_with_explicit_splits(tiny, tmp_path):
         (lambda p: pd.DataFrame({"a": [1.0, np.nan, 3.0], "y": [1.0, 2.0, 3.0]}).to_csv(p, index=False), "have NaN"),
         (lambda p: pd.DataFrame({"a": [1.0, 2.0], "z": [1.0, 2.0]}).to_csv(p, index=False), "task.target: column 'y'"),
         (lambda p: pd.DataFrame({"a": ["x", "y"], "y": [1.0, 2.0]}).to_csv(p, index=False), "not numeric"),
+        # a 1e30 "missing" sentinel would zero the whole column when standardised in float32
+        (
+            lambda p: pd.DataFrame({"a": [1.0] * 9 + [1e30], "y": np.arange(10.0)}).to_csv(p, index=False),
+            "has |value| >= 1e+18 (1e+30 at row",
+        ),
+        (
+            lambda p: pd.DataFrame({"a": np.arange(10.0), "y": [1.0] * 9 + [-1e30]}).to_csv(p, index=False),
+            "has |value| >= 1e+18 (-1e+30 at row",
+        ),
     ],
 )
 def test_bad_csv_gives_one_line_errors(tiny, tmp_path, make, fragment):
@@ -77,6 +86,9 @@ def test_bad_npz_and_paths(tiny, tmp_path):
         jaxexp.load_task(_file_cfg(tiny, tmp_path / "short.npz").task)
     with pytest.raises(DataError, match="task.path: file not found"):
         jaxexp.load_task(_file_cfg(tiny, tmp_path / "missing.csv").task)
+    np.savez(tmp_path / "complex.npz", x=np.ones((10, 2)) * (1 + 2j), y=np.zeros(10))
+    with pytest.raises(DataError, match="x_train is complex; give real numbers"):
+        jaxexp.load_task(_file_cfg(tiny, tmp_path / "complex.npz").task)
     np.savez(tmp_path / "nox.npz", a=np.zeros(3))
     with pytest.raises(DataError, match="has no array 'x'"):
         jaxexp.load_task(_file_cfg(tiny, tmp_path / "nox.npz").task)

@@ -3,6 +3,7 @@ and whether any difference is more than noise; optionally written to a workdir."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,7 +21,18 @@ from jaxexp.blending import score as scoremod
 from jaxexp.errors import ConfigError, DataError
 from jaxexp.webreport import blend as webblend
 
-RESULT_FILES = ("scores.csv", "report.md", "report.html", "summary.json", "ternary.png", "profiles.png")
+RESULT_FILES = (
+    "scores.csv",
+    "scores.parquet",
+    "report.md",
+    "report.html",
+    "summary.json",
+    "ternary.png",
+    "profiles.png",
+)
+SCORES = ("auto", "csv", "parquet", "top")
+CSV_ROWS = 100_000  # scores="auto": above this many weightings the full table is Parquet
+TOP_ROWS = 1_000  # rows of scores.csv when the full table is in scores.parquet (or left out: "top")
 
 
 def _prepare_workdir(workdir: str, overwrite: bool) -> None:
@@ -39,22 +51,63 @@ def _prepare_workdir(workdir: str, overwrite: bool) -> None:
         raise ConfigError(f"--workdir: cannot write to {workdir}; choose another --workdir")
 
 
-def _write(workdir: str, texts: dict, figures: dict, html=None) -> None:
+def _parquet_ok() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def score_files(df: pd.DataFrame, scores: str) -> tuple[dict, str]:
+    """The files of the scores table: ({name: writer(path)}, a sentence for the report).
+
+    ``scores``: "csv" (all rows in scores.csv), "parquet" (all rows in
+    scores.parquet, the best TOP_ROWS in scores.csv), "top" (only the best
+    TOP_ROWS, in scores.csv) or "auto" (csv up to CSV_ROWS weightings, parquet
+    above when pyarrow is installed)."""
+    if scores not in SCORES:
+        raise ConfigError(f"--scores: {scores!r}; use one of {', '.join(SCORES)}")
+    if scores == "auto":
+        scores = "parquet" if len(df) > CSV_ROWS and _parquet_ok() else "csv"
+    elif scores == "parquet" and not _parquet_ok():
+        raise ConfigError("--scores: parquet needs pyarrow; pip install 'jaxexp[parquet]' (or --scores=csv)")
+    if scores == "csv" or len(df) <= TOP_ROWS:
+        return {"scores.csv": lambda p: df.to_csv(p, index=False)}, "`scores.csv` (every scored weighting, best first)"
+    top = lambda p: df.head(TOP_ROWS).to_csv(p, index=False)  # noqa: E731
+    if scores == "top":
+        return {"scores.csv": top}, f"`scores.csv` (the best {TOP_ROWS:,} of {len(df):,} weightings; --scores=csv: all)"
+    return (
+        {"scores.csv": top, "scores.parquet": lambda p: df.to_parquet(p, index=False)},
+        f"`scores.parquet` (every scored weighting, best first; `pd.read_parquet`), "
+        f"`scores.csv` (the best {TOP_ROWS:,})",
+    )
+
+
+def _write(workdir: str, texts: dict, figures: dict, html=None, tables: dict | None = None) -> None:
     """All files into a temporary folder first, then renamed into place;
-    ``html(folder)`` (given the folder holding the PNGs) makes report.html."""
+    ``html(folder)`` (given the folder holding the PNGs) makes report.html;
+    ``tables``: {name: writer(path)} (the scores table)."""
     os.makedirs(workdir, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=workdir, prefix=".writing-")
+    tables = tables or {}
     try:
         for name, text in texts.items():
             with open(os.path.join(tmp, name), "w") as f:
                 f.write(text)
+        for name, write in tables.items():
+            write(os.path.join(tmp, name))
+        for name in RESULT_FILES:  # a scores.parquet of an earlier blend must not outlive it
+            if name not in texts and name not in tables and name not in figures and name != "report.html":
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(workdir, name))
         for name, fig in figures.items():
             plots.save(fig, os.path.join(tmp, name))
         if html is not None:
             texts = {**texts, "report.html": html(tmp)}
             with open(os.path.join(tmp, "report.html"), "w") as f:
                 f.write(texts["report.html"])
-        for name in list(texts) + list(figures):
+        for name in [*texts, *tables, *figures]:
             os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -134,6 +187,7 @@ def blend(
     milp_max_rows: int = exact.MILP_MAX_ROWS,
     workdir: str | None = None,
     overwrite: bool = False,
+    scores: str = "auto",
     progress=scoremod.print_progress,
 ) -> pd.DataFrame:
     """Scores every weighting of K models' predictions and analyses the optimum.
@@ -153,7 +207,10 @@ def blend(
       milp_time_limit, milp_max_rows: with clip/round_to, the exact optimum of the
         post-processed blend is a MILP (MAE/MAPE; MSE/RMSE with rounding): HiGHS's
         time limit in seconds and the most rows it is attempted on (0: not attempted).
-      workdir: if given, writes scores.csv, report.md, summary.json and a plot there.
+      workdir: if given, writes scores.csv, report.md, report.html, summary.json and a plot there.
+      scores: how the table of every weighting is written: "auto" (scores.csv up to
+        100,000 weightings; above, scores.parquet with every row and scores.csv with
+        the best 1,000, when pyarrow is installed), "csv", "parquet" or "top".
 
     Returns:
       One row per scored weighting (grid, list, exact optimum, refinement), best
@@ -168,6 +225,8 @@ def blend(
     metric = datamod.check_metric(metric)
     if dtype not in ("auto", "float32", "float64"):
         raise ConfigError(f"--dtype: {dtype!r}; use auto, float32 or float64")
+    if scores not in SCORES or scores == "parquet" and not _parquet_ok():
+        score_files(pd.DataFrame(), scores)  # raises the one-line error
     data = _load(preds, metric, target, models, row_weights, groups, folds)
     names = data.names
     cons = gridmod.make_constraints(names, nonneg, sum_to_one, bounds)
@@ -351,6 +410,8 @@ def blend(
     df["in_plateau"], df["exact_tie"] = in_pl, tie
     df = df.iloc[np.argsort(sign * df["score"].to_numpy(), kind="stable")].reset_index(drop=True)
     df.insert(len(names) + 1, "rank", np.arange(1, len(df) + 1))
+    tables, described = score_files(df, scores) if workdir is not None else ({}, "")
+    summary["files"] = described
     text = report.markdown(summary, df)
     df.attrs["summary"] = summary
     df.attrs["report"] = text
@@ -361,11 +422,11 @@ def blend(
         _write(
             workdir,
             {
-                "scores.csv": df.to_csv(index=False),
                 "report.md": text,
                 "summary.json": json.dumps(summary, indent=1, default=float),
             },
             figs,
             lambda folder: webblend.render(df, names, metric, sign < 0, text, folder, list(figs)),
+            tables,
         )
     return df

@@ -122,8 +122,8 @@ def from_arrays(
         )
     if len(preds) != len(y):
         raise DataError(f"--preds: {len(y)} target(s) but {len(preds)} prediction row(s) in {source}; align the rows")
-    if len(y) == 0:
-        raise DataError(f"--preds: no rows in {source}")
+    if len(y) < 2:  # one row: every weighting that fits it exactly ties, and no statistic exists
+        raise DataError(f"--preds: {len(y)} row(s) in {source}; a blend needs at least 2 rows")
     for arr, what in ((y, "target"), (preds, "predictions")):
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise DataError(f"--preds: {what} in {source} are not numeric ({arr.dtype}); encode them as numbers")
@@ -250,6 +250,16 @@ def from_frame(
             raise DataError(f"--models: column(s) {missing} not in {source} (columns: {', '.join(cols)})")
     else:
         names = [c for c in cols if c not in special and pd.api.types.is_numeric_dtype(df[c])]
+        for c in cols:  # a model column with a stray text cell must not vanish from the blend
+            if c in special or c in names:
+                continue
+            numbers = pd.to_numeric(df[c], errors="coerce")
+            if numbers.notna().mean() >= 0.5:
+                bad = int(np.argmax(numbers.isna().to_numpy() & df[c].notna().to_numpy()))
+                raise DataError(
+                    f"--preds: column {c!r} in {source} is numeric but for {int(numbers.isna().sum())} cell(s) "
+                    f"(first: row {bad}, {str(df[c].iloc[bad])[:30]!r}); fix them, or pass --models without it"
+                )
     non_numeric = [c for c in names + [target] if not pd.api.types.is_numeric_dtype(df[c])]
     if non_numeric:
         raise DataError(f"--preds: column(s) {non_numeric} in {source} are not numeric; encode them or drop them")

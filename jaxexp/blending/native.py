@@ -11,7 +11,9 @@ It is compiled on first use with the system C++ compiler (``$CXX``, else
 ``c++``) for this CPU (``-march=native``) into
 ``$JAXEXP_CACHE_DIR/native`` (else ``~/.cache/jaxexp/native``), keyed by the
 source, the compiler, the JAX headers and the CPU's flags, and written
-atomically. Without a compiler, or with ``JAXEXP_BLEND_KERNEL=xla``, the
+atomically with its sha256 beside it: a library whose bytes no longer match is
+rebuilt, and a cache folder that other users can write to (or that belongs to
+someone else) is not used (a private temporary one is). Without a compiler, or with ``JAXEXP_BLEND_KERNEL=xla``, the
 jitted XLA form is used instead (same results within float32 rounding).
 """
 
@@ -57,21 +59,49 @@ def _build() -> str:
         )
     ).hexdigest()[:16]
     cache = os.path.join(os.environ.get("JAXEXP_CACHE_DIR") or os.path.dirname(compile_cache.default_dir()), "native")
+    os.makedirs(cache, mode=0o700, exist_ok=True)
+    if not _private(cache):  # another user could swap the library: build a private one for this process
+        cache = _STATE.setdefault("private_dir", tempfile.mkdtemp(prefix="jaxexp-native-"))
     path = os.path.join(cache, f"abs_sum_{key}.so")
-    if not os.path.exists(path):
-        os.makedirs(cache, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
-        os.close(fd)
-        try:
-            cmd = [cxx, *FLAGS, f"-I{jax.ffi.include_dir()}", SOURCE, "-o", tmp]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip().splitlines()[-1:]}")
-            os.replace(tmp, path)  # atomic: a concurrent or interrupted build never leaves half a library
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    if os.path.exists(path) and _sha256(path) == _read(path + ".sha256"):
+        return path
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+    os.close(fd)
+    try:
+        cmd = [cxx, *FLAGS, f"-I{jax.ffi.include_dir()}", SOURCE, "-o", tmp]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {done.stderr.strip().splitlines()[-1:]}")
+        digest = _sha256(tmp)
+        with open(tmp + ".sha256", "w") as f:
+            f.write(digest)
+        # atomic: a concurrent or interrupted build never leaves half a library
+        os.replace(tmp + ".sha256", path + ".sha256")
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, tmp + ".sha256"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
     return path
+
+
+def _private(directory: str) -> bool:
+    """Owned by this user and writable by no one else (a library loaded from it runs as us)."""
+    st = os.stat(directory)
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def available() -> bool:

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.tri import Triangulation
@@ -188,6 +190,22 @@ def _label_listed(fig, ax, lx, ly, labels) -> str:
     return ", ".join(f"{i + 1} {labels[i]}" for i in numbered)
 
 
+MAX_DRAWN = 40_000  # grid points drawn on the triangle (a 0.001 grid has 501,501; the figure ~800 px)
+
+
+def _thinned(w: np.ndarray) -> np.ndarray:
+    """Indices of the grid points on a lattice k times coarser than the grid, with k
+    the smallest that leaves at most MAX_DRAWN points (all of them when they fit)."""
+    if len(w) <= MAX_DRAWN:
+        return np.arange(len(w))
+    positive = w[w > 1e-12]
+    n = round(1.0 / positive.min()) if positive.size else 1  # grid steps per unit weight
+    k = math.ceil(math.sqrt(len(w) / MAX_DRAWN))
+    units = np.rint(w * n).astype(np.int64)
+    on = np.all(units % k == 0, axis=1)
+    return np.nonzero(on)[0] if on.sum() >= 3 else np.arange(len(w))
+
+
 def ternary(names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, labels, w_list) -> Figure:
     """The score over the simplex (see the module doc), gridlines every
     ``GRID_STEP`` with tick labels, and every listed weighting labelled; listed
@@ -217,22 +235,25 @@ def ternary(names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, lab
     best = np.min(sign * scores) * sign
     far = np.quantile(scores, 0.5)
     lo, hi = (best, far) if sign > 0 else (far, best)
-    tri = Triangulation(x, y)
+    keep = _thinned(w)
     cmap = "viridis_r" if sign > 0 else "viridis"
-    panels = [(ax, tri)]
+    panels = [(ax, keep)]
     if zoom:
         cx, cy = (lx.max() + lx.min()) / 2, (ly.max() + ly.min()) / 2
         half = max(span * 0.75, 0.015)
         view = (cx - half, cx + half, cy - half, cy + half)
-        tx, ty = x[tri.triangles], y[tri.triangles]  # only the triangles that reach the view are drawn
-        out = (tx.max(1) < view[0]) | (tx.min(1) > view[1]) | (ty.max(1) < view[2]) | (ty.min(1) > view[3])
+        # the full grid near the view (a margin of a few grid steps), not the thinned one
+        pad = 2 * half
+        near = np.nonzero((np.abs(x - cx) <= half + pad) & (np.abs(y - cy) <= half + pad))[0]
         zax = fig.add_subplot(gs[1])
-        panels.append((zax, Triangulation(x, y, tri.triangles, mask=out)))
+        panels.append((zax, near if len(near) >= 3 else keep))
     handles = {}
-    for a, t in panels:
-        pc = a.tripcolor(t, scores, shading="gouraud", cmap=cmap, vmin=lo, vmax=hi, zorder=1)
-        if plateau_mask.any() and not plateau_mask.all():
-            a.tricontour(t, plateau_mask.astype(float), levels=[0.5], colors="white", linewidths=1.5, zorder=3)
+    for a, idx in panels:
+        t = Triangulation(x[idx], y[idx])
+        pc = a.tripcolor(t, scores[idx], shading="gouraud", cmap=cmap, vmin=lo, vmax=hi, zorder=1)
+        plateau = plateau_mask[idx]
+        if plateau.any() and not plateau.all():
+            a.tricontour(t, plateau.astype(float), levels=[0.5], colors="white", linewidths=1.5, zorder=3)
         handles["ties"] = a.scatter(
             x[tie_mask],
             y[tie_mask],

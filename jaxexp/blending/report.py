@@ -246,7 +246,8 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
         "",
         "## Files",
         "",
-        "`scores.csv` (every scored weighting, best first), `summary.json` (all numbers above), "
+        (summary.get("files") or "`scores.csv` (every scored weighting, best first)")
+        + ", `summary.json` (all numbers above), "
         + (
             "`ternary.png` (heatmap, plateau outlined)"
             if len(names) == 3

@@ -22,6 +22,9 @@ def _quantise(p: Param, x: np.ndarray) -> np.ndarray:
     return x
 
 
+MAX_GRID = 1_000_000  # configurations of a grid (and points of one parameter): beyond, memory and time explode
+
+
 def grid_values(p: Param, prefix: str = "sweep.space") -> list:
     """All values a parameter takes in a grid sweep."""
     if p.kind in ("fixed", "choice"):
@@ -30,8 +33,12 @@ def grid_values(p: Param, prefix: str = "sweep.space") -> list:
         if p.high - p.low + 1 > 1000:
             raise ConfigError(f"{prefix}.{p.name}: int range too wide for a grid; set 'num' or use method='random'")
         return list(range(int(p.low), int(p.high) + 1))
+    if p.num > MAX_GRID:
+        raise ConfigError(f"{prefix}.{p.name}: num={p.num} grid points (at most {MAX_GRID:,}); use method='random'")
     if p.kind.startswith("q_") and not p.num:
         n = int(math.floor((p.high - p.low) / p.q + 1e-9)) + 1
+        if n > MAX_GRID:
+            raise ConfigError(f"{prefix}.{p.name}: q={p.q} makes {n:,} grid points (at most {MAX_GRID:,}); set 'num'")
         return [float(v) for v in np.round(p.low + p.q * np.arange(n), 12)]
     if not p.num:
         raise ConfigError(
@@ -126,6 +133,13 @@ def expand(params: list[Param], method: str, num_samples: int, seed: int, prefix
     names = [p.name for p in params]
     if method == "grid":
         axes = {p.name: grid_values(p, prefix) for p in params}
+        bound = math.prod(len(v) for v in axes.values())  # before expanding (conditions only remove rows)
+        if bound > MAX_GRID:
+            sizes = " x ".join(f"{n} {len(v)}" for n, v in axes.items() if len(v) > 1)
+            raise ConfigError(
+                f"{prefix}: a grid of up to {bound:,} configurations ({sizes}); at most {MAX_GRID:,}: "
+                "use fewer points or method='random'/'sobol' with num_samples"
+            )
         order = topological(params)
         rows: list[dict] = []
 

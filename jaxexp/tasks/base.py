@@ -82,12 +82,32 @@ def standardize(task: Task) -> Task:
     return task._replace(x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, info=info)
 
 
+MAX_MAGNITUDE = 1e18  # float32 squares overflow above ~1.8e19: standardising would zero the column
+
+
+def _check_magnitude(name: str, what: str, a: np.ndarray) -> None:
+    """Values too large for float32 statistics (e.g. a 1e30 "missing" sentinel)."""
+    big = np.abs(a) >= MAX_MAGNITUDE
+    if big.any():
+        at = np.argwhere(big)[0]
+        where = f"row {at[0]}" + (f", column {at[1]}" if len(at) > 1 else "")
+        raise DataError(
+            f"{name}: {what} has |value| >= {MAX_MAGNITUDE:.0e} ({float(a[tuple(at)]):.3g} at {where}): too large "
+            "for float32 training (a sentinel for missing values?); clean or rescale the data"
+        )
+
+
 def make_task(name: str, kind: str, x_train, y_train, x_val, y_val, info=None, n_classes=None) -> Task:
     """Builds a Task from arrays after checking shapes, dtypes and finiteness."""
     if kind not in KINDS:
         raise DataError(f"task.kind: unknown kind {kind!r}; use 'regression' or 'classification'")
     arrays = {}
     for split, x, y in (("train", x_train, y_train), ("val", x_val, y_val)):
+        for what, a in (("x", x), ("y", y)):
+            if np.iscomplexobj(a):  # a cast to float32 would drop the imaginary part silently
+                raise DataError(
+                    f"{name}: {what}_{split} is complex; give real numbers (e.g. real and imaginary columns)"
+                )
         try:
             x = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError):
@@ -108,6 +128,7 @@ def make_task(name: str, kind: str, x_train, y_train, x_val, y_val, info=None, n
         if not np.isfinite(x).all():
             bad = np.argwhere(~np.isfinite(x))[0]
             raise DataError(f"{name}: x_{split} has NaN/inf (first at row {bad[0]}, feature {bad[1]}); clean the data")
+        _check_magnitude(name, f"x_{split}", x)
         if kind == "classification":
             if y.ndim != 1:
                 raise DataError(f"{name}: classification targets must be 1-D class ids, got shape {y.shape}")
@@ -121,6 +142,7 @@ def make_task(name: str, kind: str, x_train, y_train, x_val, y_val, info=None, n
             if not np.isfinite(y).all():
                 bad = int(np.argwhere(~np.isfinite(y))[0][0])
                 raise DataError(f"{name}: y_{split} has NaN/inf (first at row {bad}); clean the data")
+            _check_magnitude(name, f"y_{split}", y)
         arrays[split] = (x, y)
     (xt, yt), (xv, yv) = arrays["train"], arrays["val"]
     if xt.shape[1] != xv.shape[1]:

@@ -63,13 +63,14 @@ def ternary(df: pd.DataFrame, names: list[str], metric: str, good_high: bool) ->
     marks = [
         f'<polygon points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in zip(*_xy(np.eye(3))))}" fill="#fff" stroke="#333"/>'
     ]
-    for (_, row), px, py, c in zip(grid.iterrows(), x, y, colours):
+    # records, not iterrows: each row Series would deep-copy the frame's attrs (the whole summary)
+    for row, px, py, c in zip(grid.to_dict("records"), x, y, colours):
         marks.append(
             f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{c}" data-tip="{page.esc(_tip(row, names, metric))}"/>'
         )
     marks += _grid_lines(names)  # over the points, so they stay visible
     special = df[df["source"] != "grid"]
-    for (_, row), px, py in zip(special.iterrows(), *_xy(special[names].to_numpy(float))):
+    for row, px, py in zip(special.to_dict("records"), *_xy(special[names].to_numpy(float))):
         colour = {"exact": "orange", "refined": "red"}.get(row["source"], "magenta")
         marks.append(
             f'<circle cx="{px:.1f}" cy="{py:.1f}" r="5" fill="none" stroke="{colour}" stroke-width="2" '
@@ -79,7 +80,7 @@ def ternary(df: pd.DataFrame, names: list[str], metric: str, good_high: bool) ->
     bx, by = _xy(df.iloc[[0]][names].to_numpy(float))
     marks.append(
         f'<text x="{bx[0] - 6:.1f}" y="{by[0] + 5:.1f}" font-size="16" fill="red" '
-        f'data-tip="{page.esc(_tip(df.iloc[0], names, metric))}">★</text>'
+        f'data-tip="{page.esc(_tip(df.iloc[:1].to_dict("records")[0], names, metric))}">★</text>'
     )
     corners = _xy(np.eye(3))
     for name, cx, cy, dy in zip(names, *corners, (16, 16, -8)):
