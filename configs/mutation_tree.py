@@ -4,6 +4,10 @@
     # then steer it: more generations from chosen parents, with a hypothesis
     jaxexp sweep --config=configs/mutation_tree.py --workdir=/tmp/tree --config.sweep.generations=4 \
         --config.sweep.parent_ids='(5,)' --config.sweep.hypothesis='a lower lr lets dropout help'
+    # or plan the next batch slot by slot (README "Mutation trees"), then record what each node showed
+    jaxexp sweep --config=configs/mutation_tree.py --workdir=/tmp/tree --config.sweep.generations=5 \
+        --config.sweep.plan=plan.yaml
+    jaxexp tree annotate --workdir=/tmp/tree --node=9 --observation='...' --verdict=supported
 """
 
 from jaxexp import space
@@ -27,6 +31,7 @@ def get_config():
     c.sweep.generations = 3
     c.sweep.slots = 4
     c.sweep.parent_pool = 2
+    c.sweep.plan = ""  # a plan .yaml for the next batch: per slot parent, mutation, hypothesis, target
     # the parameters that may mutate, and their ranges
     c.sweep.space = {
         "train": {"lr": space.log_uniform(1e-4, 3e-2), "weight_decay": space.log_uniform(1e-5, 1e-1)},

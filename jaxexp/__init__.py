@@ -11,7 +11,7 @@ _EXPORTS = {
     "TRACED": ("jaxexp.config", "TRACED"),
     "default_config": ("jaxexp.config", "default_config"),
     "TRACE_COUNTS": ("jaxexp.engine", "TRACE_COUNTS"),
-    "run_members": ("jaxexp.api", "run_members"),
+    "run_members": ("jaxexp.runner", "run_members"),
     "sweep": ("jaxexp.api", "sweep"),
     "train_config": ("jaxexp.api", "train_config"),
     "ConfigError": ("jaxexp.errors", "ConfigError"),

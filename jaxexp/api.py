@@ -1,60 +1,43 @@
-"""The Python entry points of a sweep: ``sweep``, ``train_config``, ``run_members``."""
+"""The Python entry points of a sweep: ``sweep``, ``train_config``, and ``run_members``
+(from ``jaxexp.runner``)."""
 
 from __future__ import annotations
-
-import contextlib
-import time
 
 import ml_collections
 import pandas as pd
 
-from jaxexp import config as cfgmod
-from jaxexp import (
-    cpu,
-    distributed,
-    engine,
-    population,
-    programs,
-    results,
-    resume,
-    spacefile,
-    strategies,
-    timing,
-    train,
-    workload,
-)
-from jaxexp import workdir as workdirmod
-from jaxexp.errors import ConfigError
+from jaxexp import population, results, spacefile
 from jaxexp.progress import print_progress
+from jaxexp.runner import check_bucket, run_members  # noqa: F401 - part of this module's API
 
 
-def check_bucket(config, cfgs: list, timings: dict | None = None) -> None:
-    """Loads a bucket's data and checks its members' values and the workload's
-    functions (abstractly: nothing is compiled); raises ConfigError."""
-    timings = {} if timings is None else timings
-    with timing.phase(timings, "data_s"):
-        dataset = cfgmod.workload_of(config).dataset(cfgs[0])
-    with timing.phase(timings, "checks_s"):
-        _check(config, cfgs, dataset)
-
-
-def _check(config, cfgs: list, dataset) -> None:
-    n_train = workload.n_rows(dataset.train)
-    if cfgs[0].train.batch_size > n_train:
-        raise ConfigError(
-            f"train.batch_size: {cfgs[0].train.batch_size} > {n_train} training rows; use a smaller batch"
-        )
-    train.encode_hparams(cfgs, dataset)
-    train.make_program(cfgs[0], dataset, 1, programs.off_fields(cfgs), (config.metric, config.goal))
-
-
-def sweep(config: ml_collections.ConfigDict, workdir: str | None = None, progress=print_progress) -> results.Results:
+def sweep(
+    config: ml_collections.ConfigDict, workdir: str | None = None, progress=print_progress
+) -> results.Results | pd.DataFrame:
     """Runs the whole sweep ``config.sweep`` and returns its Results.
 
     With ``workdir`` the results are also written there (config.json,
     members.csv, history.csv, report.md). ``sweep.space_file``, when set, gives
     the space (and method, num_samples, metric).
+
+    ``sweep.strategy`` is honoured as ``jaxexp sweep`` honours it, and decides
+    what is returned: ``"sweep"`` (the default) expands the space (``sweep.method``)
+    and returns the Results of its members; ``"tpe"`` runs ``jaxexp.tpe.run`` and
+    returns its trials table (a DataFrame, one row per trial: number, value,
+    params_<name>, state, batch; also ``trials.csv``); ``"mutation"`` runs
+    ``jaxexp.mutation.run`` and returns its lineage table (a DataFrame, one row per
+    node; also ``lineage.csv``). Their batches and generations are populations of
+    their own (with ``workdir``: complete sweep workdirs ``batch_<k>/``, ``gen_<g>/``),
+    so no single Results holds a whole search.
     """
+    if config.sweep.strategy == "tpe":
+        from jaxexp import tpe
+
+        return tpe.run(config, workdir, progress)
+    if config.sweep.strategy == "mutation":
+        from jaxexp import mutation
+
+        return mutation.run(config, workdir, progress)
     config = spacefile.resolve(config)
     table = population.members_table(config)
     return run_members(config, table, workdir, progress)
@@ -63,51 +46,10 @@ def sweep(config: ml_collections.ConfigDict, workdir: str | None = None, progres
 def train_config(
     config: ml_collections.ConfigDict, workdir: str | None = None, progress=print_progress
 ) -> results.Results:
-    """Trains the base config (``sweep.space`` ignored) for ``sweep.seeds`` seeds."""
+    """Trains the base config (``sweep.space`` and ``sweep.strategy`` ignored) for ``sweep.seeds`` seeds."""
     config = ml_collections.ConfigDict(config.to_dict())
     config.sweep.space = ml_collections.ConfigDict()
     config.sweep.space_file = ""
     config.sweep.method = "grid"
+    config.sweep.strategy = "sweep"  # the base config itself, not a search
     return sweep(config, workdir, progress)
-
-
-def run_members(
-    config: ml_collections.ConfigDict, table: pd.DataFrame, workdir: str | None = None, progress=print_progress
-) -> results.Results:
-    """Trains the members of ``table`` (columns member, config_id, seed, params...).
-
-    Re-running a single row of a sweep's ``members.csv`` with the sweep's config
-    reproduces that member (inactive conditional parameters: empty cells).
-    """
-    cpu.use_all_cores()  # before JAX's backend starts (a no-op after)
-    config = spacefile.resolve(config)  # its metric/goal apply to these members too
-    cfgmod.validate_top(config)
-    programs.memory_budget(config.engine.memory_budget, programs.devices(config.engine.num_devices))
-    members = population.resolve(config, table)
-    strategies.check_halving(
-        config.sweep.halving_rungs, config.sweep.halving_eta, max(m.config.train.epochs for m in members)
-    )
-    timings = {"startup_s": timing.process_seconds()} if timing.FROM_PROCESS_START["on"] else {}
-    t_start = time.perf_counter() - timings.get("startup_s", 0.0)
-    for bucket in population.buckets(members):  # bad data or functions fail before anything is written
-        check_bucket(config, [m.config for m in bucket.members], timings)
-    if workdir is not None:
-        results.check_workdir_path(workdir)
-    # one writer per workdir (process 0 of a multi-process run holds the lock for all)
-    held = workdirmod.lock(workdir) if workdir is not None and distributed.is_primary() else contextlib.nullcontext()
-    with held:
-        if workdir is not None:
-            results.prepare_workdir(workdir, config)
-        t0 = time.perf_counter()
-        output = engine.run(config, members, progress, workdir)
-        output.timings["total_s"] = time.perf_counter() - t0
-        output.timings.update(timings)
-        with resume.deferred_signals():  # a stop signal now waits for complete result files
-            with timing.phase(output.timings, "assemble_s"):
-                out = results.assemble(config, table, members, output)
-            if workdir is not None and distributed.is_primary():  # every process holds the same results
-                results.write(out, workdir, t_start)
-            else:
-                out.timings["wall_s"] = time.perf_counter() - t_start
-        distributed.barrier("jaxexp results written")
-    return out

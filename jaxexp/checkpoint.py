@@ -25,25 +25,30 @@ the first write, so none of those checks are left to it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
+import shutil
 from typing import Any
 
 import jax
 import numpy as np
 
+from jaxexp import diskfull
+from jaxexp.records import (  # noqa: F401 - re-exported: part of this module's API
+    ArchitectureMismatchError,
+    CheckpointError,
+    _canonical,
+    _fingerprint,
+    _show,
+    check_fingerprint,
+    differences,
+    spec_differences,
+    spec_of,
+)
+
 SCHEMA_VERSION = 2  # 2: records name the workload and its static config
 STATE_ITEMS = ("state", "results", "host", "arch")
-
-
-class ArchitectureMismatchError(ValueError):
-    """A checkpoint holds another architecture than the one requested."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable or inconsistent."""
 
 
 def _versions() -> dict:
@@ -79,41 +84,9 @@ def model_of(config):
     return workload.build_model(wl, config, dataset), dataset, sample
 
 
-def spec_of(tree) -> dict:
-    """{path: [shape, dtype]} of a pytree of arrays (or ShapeDtypeStructs)."""
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {"/".join(_key_name(k) for k in path): [list(leaf.shape), str(leaf.dtype)] for path, leaf in flat}
-
-
-def _key_name(k) -> str:
-    for attr in ("key", "name", "idx"):  # DictKey, GetAttrKey (NamedTuple fields), SequenceKey
-        if hasattr(k, attr):
-            return str(getattr(k, attr))
-    return str(k)
-
-
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
-
-
-def _canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=list)
-
-
-def _fingerprint(rec: dict) -> str:
-    core = {k: rec.get(k) for k in ("schema_version", "model", "param_spec")}
-    return hashlib.sha256(_canonical(core).encode()).hexdigest()
-
-
-def check_fingerprint(rec: dict, where: str) -> None:
-    """Raises CheckpointError when a record's sha256 fingerprint does not match its
-    contents (edited or damaged after it was written)."""
-    if rec.get("fingerprint") != _fingerprint(rec):
-        raise CheckpointError(
-            f"{where}: the architecture record does not match its sha256 fingerprint (edited or damaged after it "
-            "was written); restore the original files or use another checkpoint"
-        )
 
 
 def architecture(config, model=None, sample=None, member_ids=None) -> dict:
@@ -130,51 +103,6 @@ def architecture(config, model=None, sample=None, member_ids=None) -> dict:
         rec["population"] = {"size": len(member_ids), "member_ids": [int(i) for i in member_ids]}
     rec["versions"] = _versions()
     return rec
-
-
-def differences(stored: dict, requested: dict) -> list[str]:
-    """Every field where two records disagree, as ``name: stored (checkpoint) != requested (requested)``."""
-    out = []
-    if stored.get("schema_version") != requested.get("schema_version"):
-        out.append(
-            f"schema_version: {stored.get('schema_version')} (checkpoint) != {requested.get('schema_version')} "
-            "(requested)"
-        )
-    sm, rm = stored.get("model", {}), requested.get("model", {})
-    for key in sorted(set(sm) | set(rm)):
-        if sm.get(key) != rm.get(key):
-            out.append(f"model.{key}: {_show(sm.get(key))} (checkpoint) != {_show(rm.get(key))} (requested)")
-    sp, rp = stored.get("param_spec", {}), requested.get("param_spec", {})
-    for key in sorted(set(sp) | set(rp)):
-        if key not in rp:
-            out.append(f"params.{key}: {_show(sp[key])} in the checkpoint, absent from the requested model")
-        elif key not in sp:
-            out.append(f"params.{key}: absent from the checkpoint, {_show(rp[key])} in the requested model")
-        elif sp[key] != rp[key]:
-            out.append(f"params.{key}: {_show(sp[key])} (checkpoint) != {_show(rp[key])} (requested)")
-    if "population" in stored and "population" in requested:
-        s_pop, r_pop = stored["population"], requested["population"]
-        if s_pop["size"] != r_pop["size"]:
-            out.append(f"population.size: {s_pop['size']} (checkpoint) != {r_pop['size']} (requested)")
-        elif s_pop["member_ids"] != r_pop["member_ids"]:
-            out.append("population.member_ids: the checkpoint holds other members than requested")
-    return out
-
-
-def _show(v) -> str:
-    if isinstance(v, list) and len(v) == 2 and isinstance(v[0], list):
-        return f"{tuple(v[0])} {v[1]}"
-    return str(tuple(v)) if isinstance(v, list) else repr(v)
-
-
-def spec_differences(stored: dict, wanted: dict, prefix: str, stored_name: str) -> list[str]:
-    """``prefix.path: shape dtype (stored_name) != shape dtype (requested)`` for every
-    leaf where two ``spec_of`` dicts differ (missing leaves show as None)."""
-    return [
-        f"{prefix}.{k}: {_show(stored.get(k))} ({stored_name}) != {_show(wanted.get(k))} (requested)"
-        for k in sorted(set(stored) | set(wanted))
-        if stored.get(k) != wanted.get(k)
-    ]
 
 
 def verify(stored: dict, requested: dict, where: str) -> None:
@@ -214,6 +142,25 @@ def sweep_dir(workdir: str) -> str:
     return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
+TMP_MARK = ".orbax-checkpoint-tmp"  # in the name of a step (or item) folder being written
+
+
+def remove_unfinished(directory: str) -> list[str]:
+    """Removes the temporary folders of saves that never finished (a kill -9, a full
+    disk) and returns their names. Run by the writer, under the workdir lock, before
+    its manager starts: synchronous and tolerant of files already gone (orbax's own
+    cleanup runs in a background thread, and two of them racing over one folder raised
+    FileNotFoundError at the next save)."""
+    names = sorted(n for n in os.listdir(directory) if TMP_MARK in n) if os.path.isdir(directory) else []
+    for name in names:
+        shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+    return names
+
+
+def _score(metrics) -> float:
+    return (metrics or {}).get("score", float("-inf"))  # a step saved without a score ranks last
+
+
 class SweepCheckpoints:
     """The CheckpointManager of a sweep's workdir (asynchronous saves; ``close``
     waits for the last one)."""
@@ -227,8 +174,10 @@ class SweepCheckpoints:
 
         policies = [cm.LatestN(max(1, max_to_keep))]
         if keep_best:
-            # BestN keeps the largest metric; "score" is larger-is-better
-            policies.append(cm.BestN(get_metric_fn=lambda m: m["score"], n=1, keep_checkpoints_without_metrics=True))
+            # BestN keeps the largest metric; "score" is larger-is-better. Every step is saved
+            # with metrics ({} without a score), so a step without them (an older workdir's)
+            # is not kept forever.
+            policies.append(cm.BestN(get_metric_fn=_score, n=1, keep_checkpoints_without_metrics=False))
         self.sign = goal_sign
         self.directory = sweep_dir(workdir)
         if read_only:  # (the values orbax would set itself, with a warning each)
@@ -236,6 +185,9 @@ class SweepCheckpoints:
                 read_only=True, create=False, cleanup_tmp_directories=False, save_interval_steps=0, max_to_keep=None
             )
         else:
+            diskfull.quiet_logs()  # a full disk: one line from the caller, not a traceback per thread
+            if jax.process_index() == 0:
+                remove_unfinished(self.directory)
             options = ocp.CheckpointManagerOptions(
                 # A save blocks only while the arrays are copied to host memory; files are
                 # written and the step finalised (renamed into place) in the background while
@@ -243,7 +195,10 @@ class SweepCheckpoints:
                 # removed on resume, which then starts from the previous finalised step.
                 enable_async_checkpointing=True,
                 preservation_policy=cm.AnyPreservationPolicy(policies),
-                cleanup_tmp_directories=True,  # a save killed mid-way leaves a temporary directory
+                # best_fn only makes orbax write each step's metrics to disk: without them, the
+                # steps found on disk after a kill had none, and BestN kept them all forever
+                best_fn=_score,
+                cleanup_tmp_directories=False,  # done above, before the manager starts
             )
         handlers = {
             "state": ocp.StandardCheckpointHandler(),
@@ -257,7 +212,8 @@ class SweepCheckpoints:
         if read_only:  # orbax warns that a read-only manager is read-only
             logging.set_verbosity(logging.ERROR)
         try:
-            self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+            with diskfull.converted("a checkpoint", self.directory):
+                self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
         finally:
             logging.set_verbosity(verbosity)
 
@@ -278,12 +234,14 @@ class SweepCheckpoints:
             host=ocp.args.JsonSave(host),
             arch=ocp.args.JsonSave(arch),
         )
-        metrics = None if best is None or not np.isfinite(best) else {"score": float(-self.sign * best)}
-        self.manager.save(step, args=args, metrics=metrics, force=True)  # waits for the previous save first
+        metrics = {} if best is None or not np.isfinite(best) else {"score": float(-self.sign * best)}
+        with diskfull.converted("a checkpoint", self.directory):  # also the previous save's error
+            self.manager.save(step, args=args, metrics=metrics, force=True)  # waits for the previous save first
 
     def wait(self) -> None:
         """Blocks until the last save is on disk."""
-        self.manager.wait_until_finished()
+        with diskfull.converted("a checkpoint", self.directory):
+            self.manager.wait_until_finished()
 
     def read_json(self, step: int) -> tuple[dict, dict]:
         """(host, arch) of a step; no array is read."""
@@ -311,7 +269,8 @@ class SweepCheckpoints:
         return spec_of(tree) if tree else {}
 
     def close(self) -> None:
-        self.manager.close()
+        with diskfull.converted("a checkpoint", self.directory):
+            self.manager.close()
 
 
 # ----------------------------------------------------------------------------- member checkpoints

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import textwrap
 
 from absl import flags
@@ -18,6 +19,7 @@ COMMAND_HELP = {
     "blend": "score every weighting of several models' predictions: --preds=FILE --metric=mae --workdir=DIR",
     "export": "write one member's best parameters as a verified checkpoint: --workdir=DIR --member=N --out=PATH",
     "inspect": "print a checkpoint's architecture record without reading an array: inspect PATH",
+    "tree": "record a mutation tree node's observation and verdict: tree annotate --workdir=DIR --node=N",
 }
 
 _RUN_FLAGS = ("config", "workdir", "distributed", "coordinator_address", "num_processes", "process_id")
@@ -28,28 +30,33 @@ COMMAND_FLAGS = {
     "sweep": _RUN_FLAGS,
     "train": _RUN_FLAGS,
     "validate": ("config",),
-    "analyze": ("workdir", "table", "metric", "goal", "space", "elite_quantile", "out"),
+    "analyze": tuple("workdir table metric goal space params id seed limits elite_quantile out".split()),
     "blend": tuple(
-        "workdir preds demo metric step weights target models row_weights groups folds n_folds nonneg sum_to_one "
-        "bounds clip round eps decimals n_boot top_k compare seed dtype memory_mb max_points milp_time_limit "
-        "milp_max_rows scores overwrite".split()
+        "workdir preds demo metric step weights target preds_key models row_weights groups folds n_folds nonneg "
+        "sum_to_one bounds clip round eps decimals n_boot top_k compare seed dtype memory_mb max_points "
+        "milp_time_limit milp_max_rows scores overwrite".split()
     ),
     "export": ("workdir", "member", "out"),
     "inspect": (),
+    "tree": ("workdir", "node", "observation", "verdict"),
 }
 # Where a command ignores a flag's registered default (analyze reads --metric only when given).
-COMMAND_DEFAULTS = {"analyze": {"metric": None}}
+COMMAND_DEFAULTS = {"analyze": {"metric": None, "seed": None}}
 
 COMMAND_USAGE = {
     "sweep": "jaxexp sweep --config=FILE.py --workdir=DIR [--config.FIELD=VALUE ...] [flags]",
     "train": "jaxexp train --config=FILE.py --workdir=DIR [--config.FIELD=VALUE ...] [flags]",
     "validate": "jaxexp validate FILE.yaml|FILE.py [--config=FILE.py] [--config.FIELD=VALUE ...]",
     "analyze": "jaxexp analyze --workdir=DIR [--out=DIR] [--elite_quantile=Q]\n"
-    "       jaxexp analyze --table=FILE.csv --metric=COLUMN --goal=min|max [--space=FILE.yaml] [--out=DIR]",
+    "       jaxexp analyze --table=FILE.csv --metric=COLUMN --goal=min|max [--space=FILE.yaml] [--out=DIR]\n"
+    "                      [--params=COL,...] [--id=COL,...] [--seed=COL] [--limits=NAME=LOW:HIGH,...]",
     "blend": "jaxexp blend --preds=FILE.csv|FILE.npz --workdir=DIR [flags]\n"
     "       jaxexp blend --demo --workdir=DIR [flags]",
     "export": "jaxexp export --workdir=DIR --member=N --out=PATH",
     "inspect": "jaxexp inspect PATH",
+    "tree": "jaxexp tree annotate --workdir=DIR --node=N [--observation=TEXT]\n"
+    "       [--verdict=supported|falsified|inconclusive]\n"
+    "       jaxexp tree annotate --workdir=DIR   (re-reads a hand-edited annotations.yaml)",
 }
 
 _OVERRIDES = (
@@ -64,7 +71,12 @@ COMMAND_NOTES = {
         "a mutation tree (configs/mutation_tree.py) or Optuna's TPE (pip install 'jaxexp[tpe]').",
     ),
     "train": _OVERRIDES,
-    "validate": ("FILE.yaml is a space file applied to --config; FILE.py is loaded as --config=FILE.py.", *_OVERRIDES),
+    "validate": (
+        "FILE.yaml alone: a space of any project (structure, ranges, probabilities, conditions, size; names not",
+        "checked); with --config=FILE.py it is applied to that config and its names are checked against it.",
+        "FILE.py is loaded as --config=FILE.py.",
+        *_OVERRIDES,
+    ),
 }
 
 CONFIG_HELP = "Python config file with get_config()."
@@ -150,7 +162,8 @@ def define_command_flags() -> None:
         "workdir",
         None,
         "sweep/train: directory for config.json, members.csv, history.csv, report.md (a stopped sweep resumes); "
-        "blend: directory for the blend's report.md and tables; analyze/export: the sweep's workdir to read.",
+        "blend: directory for the blend's report.md and tables; analyze/export: the sweep's workdir to read; "
+        "tree: the mutation tree's workdir (lineage.csv, lineage.md, annotations.yaml).",
     )
     f.DEFINE_integer("member", None, "export: the member id whose best parameters are exported.")
     f.DEFINE_string(
@@ -167,6 +180,7 @@ def define_command_flags() -> None:
     f.DEFINE_integer("process_id", -1, "--distributed: this process's index (default: from SLURM/Open MPI).")
     define_blend_flags()
     define_analyze_flags()
+    define_tree_flags()
 
 
 def define_blend_flags() -> None:
@@ -180,6 +194,7 @@ def define_blend_flags() -> None:
     f.DEFINE_float("step", 0.01, "blend: simplex grid step (0 = only --weights).")
     f.DEFINE_string("weights", None, "blend: weightings to score, e.g. champion=50/30/20,52/28/20, or a CSV.")
     f.DEFINE_string("target", "target", "blend: target column/array name.")
+    f.DEFINE_string("preds_key", "preds", "blend: .npz array of the stacked (N, K) predictions (target: --target).")
     f.DEFINE_string("models", None, "blend: comma list of model columns (default: all other numeric columns).")
     f.DEFINE_string("row_weights", None, "blend: column of row weights.")
     f.DEFINE_string("groups", None, "blend: column of group ids (bootstrap and folds resample whole groups).")
@@ -221,3 +236,42 @@ def define_analyze_flags() -> None:
         if name not in flags.FLAGS:  # another command may define the same flag
             flags.DEFINE_string(name, None, help_)
     flags.DEFINE_float("elite_quantile", 0.2, "analyze: top share of configurations that are elites (at least 3).")
+    flags.DEFINE_string(
+        "params", None, "analyze --table: the parameter columns, comma-separated (default: the format's, or guessed)."
+    )
+    flags.DEFINE_string(
+        "id", None, "analyze --table: id columns (trial or configuration ids; never parameters), comma-separated."
+    )
+    flags.DEFINE_string(
+        "limits", None, "analyze: hard limits no proposed expansion passes, e.g. lr=:1,dropout=0:0.9 (a side open)."
+    )
+    _analyze_seed_flag()
+
+
+class _SeedParser(flags.IntegerParser):
+    """blend's --seed is an integer; ``analyze --seed=COL`` names a column: text is kept
+    as text when the command is analyze (anything else still needs an integer)."""
+
+    def parse(self, argument):
+        try:
+            return super().parse(argument)
+        except ValueError:
+            if isinstance(argument, str) and "analyze" in sys.argv[1:]:
+                return argument
+            raise
+
+
+def _analyze_seed_flag() -> None:
+    """``--seed`` is defined by blend (an integer); analyze reads it as a seed column."""
+    seed = flags.FLAGS["seed"]
+    if not isinstance(seed.parser, _SeedParser):
+        seed.parser = _SeedParser()
+        seed.help += "; analyze --table: the seed column, by name (rows differing only there are one configuration)."
+
+
+def define_tree_flags() -> None:
+    """Flags of ``jaxexp tree annotate`` (it also reads --workdir)."""
+    f = flags
+    f.DEFINE_integer("node", None, "tree: the node to annotate (lineage.csv's node column).")
+    f.DEFINE_string("observation", None, "tree: what the node showed (replaces the node's observation).")
+    f.DEFINE_string("verdict", None, "tree: the verdict on the node's hypothesis: supported, falsified, inconclusive.")

@@ -131,6 +131,7 @@ def default_config(workload=None) -> ml_collections.ConfigDict:
     c.sweep.parent_pool = 2  # mutation: parents are the best `parent_pool` nodes so far
     c.sweep.parent_ids = ()  # mutation: parents of the next generation this command runs (node ids)
     c.sweep.hypothesis = ""  # mutation: recorded in lineage.csv for the generations this command runs
+    c.sweep.plan = ""  # mutation: a YAML plan of the next batch (per slot: parent, mutate, hypothesis, target)
     c.sweep.mutation_scale = 2.0  # mutation: log ranges move by x or / this; linear ones by a quarter range
 
     c.engine = ml_collections.ConfigDict()

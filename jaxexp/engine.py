@@ -44,6 +44,7 @@ def run(
     members: list[population.Member],
     progress: Callable[[str], None] | None = print_progress,
     workdir: str | None = None,
+    pending: list | None = None,
 ) -> RunOutput:
     """Trains ``members``.
 
@@ -59,7 +60,9 @@ def run(
     latest one; SIGINT/SIGTERM then stop at the next segment boundary. Without
     checkpoints a KeyboardInterrupt stops at once. Either way the run returns
     what finished so far, with ``timings["interrupted"] = 1`` (members still
-    running have no ``finals`` entry).
+    running have no ``finals`` entry). ``pending``: if given, the closing of the
+    checkpoint manager (which waits for the last background save) is appended to
+    it instead of done here, so the caller can write its outputs meanwhile.
     """
     cache_dir = compile_cache.enable(config.engine.compile_cache)
     cache_before = compile_cache.EVENTS.copy()
@@ -138,7 +141,9 @@ def run(
         out.timings["signal"] = e.signum
     finally:
         end_line()
-        if saver is not None:
+        if saver is not None and pending is not None:
+            pending.append(saver.close)  # the caller waits for the last save after its own work
+        elif saver is not None:
             t = time.perf_counter()
             saver.close()  # waits for the last background save
             out.timings["checkpoint_wait_s"] += time.perf_counter() - t

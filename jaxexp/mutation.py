@@ -1,24 +1,30 @@
 """Mutation-tree exploration: each generation mutates parents into new nodes.
 
 A *node* is one configuration (run for ``sweep.seeds`` seeds). Generation 0 is
-the base config (node 0). Each later generation has ``sweep.slots`` nodes;
-node i of a generation mutates one parameter of its parent, the parent being
-one of the ``sweep.parent_pool`` best nodes so far (round robin), or of the
-nodes named in ``sweep.parent_ids`` for the first generation a command runs.
-A generation runs as one population (``api.run_members``: no recompile
-between generations of one bucket).
+the base config (node 0). Each later generation (a *batch*) has ``sweep.slots``
+nodes. A plan file (``sweep.plan``, ``jaxexp.tree_plan``) may fix, for the first
+batch a command runs, each slot's parent, mutation (one or several parameters,
+values or factors), hypothesis and target (other config fields); the other slots
+follow the automatic rule (``jaxexp.tree_batch``): a parent from the
+``sweep.parent_pool`` best ok nodes (round robin; ``sweep.parent_ids`` for the
+first batch a command runs), the parameters its hypothesis names a direction for
+moved that way, else one random parameter, with the hypothesis recorded as not
+tested. A generation runs as one population (``runner.run_members``).
 
-The parameters that may mutate, and their bounds, are those of
-``sweep.space``. A mutation changes one parameter: a choice takes another of
-its values; log-scaled ranges multiply or divide by ``sweep.mutation_scale``;
-linear ranges move by a quarter of the range (integers and quantised values
-by at least one step); every value stays in its range.
+The parameters that may mutate, and their bounds, are those of ``sweep.space``:
+a choice takes another of its values; log-scaled ranges multiply or divide by
+``sweep.mutation_scale``; linear ranges move by a quarter of the range (integers
+and quantised values by at least one step); every value stays in its range.
 
-``lineage.csv`` records node id, parent id, generation, the mutation as
-``param: old -> new``, the hypothesis (``sweep.hypothesis``), the metric (mean
-over seeds of each member's best) and status. With a workdir, every generation
-is a complete sweep workdir ``gen_<g>/`` (checkpointed and resumable), and
-running the command again continues the tree up to ``sweep.generations``.
+``lineage.csv`` has one row per node (``LINEAGE_COLUMNS``: id, parent,
+generation, slot, mutation ``param: old -> new; ...``, hypothesis, how the
+hypothesis was tested, target, the selection metric with its std and status,
+the seeds that finished, the user's observation and verdict), then the mean and
+std over seeds of every ``best_*``/``final_*`` metric, then the parameters and
+target fields. ``lineage.md`` is the log (``jaxexp.tree_report``). With a workdir
+every generation is a complete sweep workdir ``gen_<g>/`` (checkpointed and
+resumable), and running the command again continues the tree up to
+``sweep.generations``.
 """
 
 from __future__ import annotations
@@ -33,207 +39,201 @@ import numpy as np
 import pandas as pd
 
 from jaxexp import config as cfgmod
-from jaxexp import space as spacemod
-from jaxexp import strategies
+from jaxexp import strategies, tree_batch, tree_plan, tree_report
 from jaxexp.errors import ConfigError
+from jaxexp.tree_batch import NOT_TESTED, _fmt, _key, _mutate, _step  # noqa: F401 (jaxexp.mutation's names)
 
-LINEAGE_COLUMNS = ["node", "parent", "generation", "mutation", "hypothesis", "metric", "metric_std", "status"]
-
-
-def _mutate(p: spacemod.Param, old, scale: float, rng: np.random.Generator):
-    """A new value of parameter ``p`` next to ``old`` (never equal when avoidable)."""
-    if p.kind == "fixed":
-        raise ConfigError(f"sweep.space.{p.name}: a fixed value cannot mutate; give values or a range")
-    if p.kind == "choice":
-        others = [v for v in p.values if v != old]
-        return others[rng.integers(len(others))] if others else old
-    up = bool(rng.integers(2))
-    if "log" in p.kind:
-        moves = (old * scale, old / scale)
-    else:
-        step = (p.high - p.low) / 4
-        if p.kind.startswith("int"):
-            step = max(1.0, round(step))
-        elif p.kind.startswith("q_"):
-            step = max(p.q, round(step / p.q) * p.q)
-        moves = (old + step, old - step)
-    new = moves[0] if up else moves[1]
-    if not p.low <= new <= p.high:  # the other direction, then the range
-        new = moves[1] if up else moves[0]
-    new = min(max(new, p.low), p.high)
-    if p.kind.startswith("int"):
-        return int(round(new))
-    if p.kind.startswith("q_"):
-        return float(np.round(p.low + round((new - p.low) / p.q) * p.q, 12))
-    return float(new)
+LINEAGE_COLUMNS = [
+    "node",
+    "parent",
+    "generation",
+    "slot",
+    "mutation",
+    "hypothesis",
+    "hypothesis_test",
+    "target",
+    "metric",
+    "metric_std",
+    "status",
+    "seeds_ok",
+    "observation",
+    "verdict",
+]
 
 
-def _key(values) -> tuple:
-    """A configuration's values as comparable strings (CSV cells and Python values alike)."""
-    return tuple(repr(round(float(v), 10)) if isinstance(v, (int, float, np.number)) else str(v) for v in values)
+def _metrics(members: pd.DataFrame) -> dict[int, dict]:
+    """{config_id: {seeds_ok, <col>_mean, <col>_std for every best_*/final_* column}}
+    over the node's ok seeds (NaN where none is ok)."""
+    cols = [
+        c for c in members.columns if c.startswith(("best_", "final_")) and pd.api.types.is_numeric_dtype(members[c])
+    ]
+    out = {}
+    for config_id, part in members.groupby("config_id"):
+        ok = part[part["status"] == "ok"]
+        d: dict = {"seeds_ok": len(ok)}
+        for c in cols:
+            v = ok[c].dropna()
+            d[f"{c}_mean"] = float(v.mean()) if len(v) else math.nan
+            d[f"{c}_std"] = float(v.std(ddof=1)) if len(v) > 1 else math.nan
+        out[int(config_id)] = d
+    return out
 
 
-def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+def _without_plan(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The config with ``sweep.plan`` cleared: the plan's effect is in each
+    generation's members table, and a generation resumed without the plan
+    flag has the same config."""
+    if not config.sweep.get("plan"):
+        return config
+    out = ml_collections.ConfigDict(config.to_dict())
+    out.sweep.plan = ""
+    return out
 
 
-def _members(nodes: list[dict], seeds: int, names: list[str]) -> pd.DataFrame:
+def _members(nodes: list[dict], seeds: int, columns: list[str], tree: tree_batch.Tree) -> pd.DataFrame:
     rows = []
     for node in nodes:
+        fields = {**node["values"], **node["target"]}
         for seed in range(seeds):
             rows.append(
-                {"member": node["node"] * seeds + seed, "config_id": node["node"], "seed": seed, **node["values"]}
+                {
+                    "member": node["node"] * seeds + seed,
+                    "config_id": node["node"],
+                    "seed": seed,
+                    **{c: fields[c] if c in fields else tree.base(c) for c in columns},
+                }
             )
-    return pd.DataFrame.from_records(rows, columns=["member", "config_id", "seed", *names])
+    return pd.DataFrame.from_records(rows, columns=["member", "config_id", "seed", *columns])
 
 
-def _write_lineage(lineage: pd.DataFrame, workdir: str, markdown: str) -> None:
-    """lineage.csv and lineage.md, each written whole then renamed into place
-    (by process 0 of a multi-process run)."""
-    from jaxexp import distributed
-
-    if not distributed.is_primary():
-        return
-    for name, text in (("lineage.csv", lineage.to_csv(index=False)), ("lineage.md", markdown)):
-        tmp = os.path.join(workdir, f".{name}.tmp")
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, os.path.join(workdir, name))
+def _read(workdir: str, names: list[str]) -> pd.DataFrame:
+    path = os.path.join(workdir, "lineage.csv")
+    lineage = tree_report.read_lineage(workdir)
+    missing = [n for n in names if n not in lineage.columns]
+    if missing:
+        raise ConfigError(
+            f"sweep.space: {path} has no column(s) {missing}; "
+            "a tree keeps the parameters it started with (choose another --workdir)"
+        )
+    return lineage
 
 
-def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=None) -> pd.DataFrame:
-    """Runs (or continues) the mutation tree; returns the lineage table."""
-    from jaxexp import api, spacefile
+def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=None, plan=None) -> pd.DataFrame:
+    """Runs (or continues) the mutation tree; returns the lineage table.
+
+    ``plan``: a plan file's path or its parsed YAML (default ``sweep.plan`` where the
+    config has that field): the next generation this command runs, see ``jaxexp.tree_plan``."""
     from jaxexp import progress as progress_mod
+    from jaxexp import runner, spacefile
 
     config = spacefile.resolve(config)
+    if plan is None:
+        plan = config.sweep.get("plan", "") or None
+    config = _without_plan(config)
     cfgmod.validate_top(config)
     sw = config.sweep
     if sw.generations < 1 or sw.slots < 1 or sw.parent_pool < 1:
         raise ConfigError("sweep.generations, sweep.slots, sweep.parent_pool: must be >= 1")
     if not sw.mutation_scale > 1:
         raise ConfigError(f"sweep.mutation_scale: must be > 1 (got {sw.mutation_scale})")
-    params = spacemod.parse(config.sweep.space)
-    if not params:
-        raise ConfigError("sweep.space: a mutation tree needs the parameters that may mutate (and their ranges)")
-    cfgmod.check_param_names(config, [p.name for p in params])
-    names = [p.name for p in params]
-    by_name = {p.name: p for p in params}
-    sign = cfgmod.goal_sign(config.goal)
+    tree = tree_batch.Tree(config)
+    names = tree.names
+    info = tree_report.info_of(config)
     progress = progress if progress is not None else progress_mod.print_progress
 
     lineage = pd.DataFrame(columns=LINEAGE_COLUMNS + names)
     if workdir is not None:
         os.makedirs(workdir, exist_ok=True)
-        path = os.path.join(workdir, "lineage.csv")
-        if os.path.exists(path):
-            lineage = pd.read_csv(path)
-            for col in ("mutation", "hypothesis"):  # empty cells read back as NaN
-                lineage[col] = lineage[col].astype(object).where(lineage[col].notna(), "").astype(str)
-            missing = [n for n in names if n not in lineage.columns]
-            if missing:
-                raise ConfigError(
-                    f"sweep.space: {workdir}/lineage.csv has no column(s) {missing}; "
-                    "a tree keeps the parameters it started with (choose another --workdir)"
-                )
-    unknown = [i for i in sw.parent_ids if i not in set(lineage["node"].astype(int))]
-    if unknown and len(lineage):
+        if os.path.exists(os.path.join(workdir, "lineage.csv")):
+            lineage = _read(workdir, names)
+    known = set(lineage["node"].astype(int)) if len(lineage) else {0}
+    unknown = [i for i in sw.parent_ids if i not in known]
+    if unknown:
         raise ConfigError(
-            f"sweep.parent_ids: node(s) {unknown} not in the tree (nodes 0-{int(lineage['node'].max())}); "
-            "see lineage.csv"
+            f"sweep.parent_ids: node(s) {unknown} not in the tree (nodes 0-{max(known)}); see lineage.csv"
         )
-    first_new = True
     generation = int(lineage["generation"].max()) + 1 if len(lineage) else 0
+    if plan is not None:
+        if isinstance(plan, str):
+            plan = tree_plan.load(plan, names, config, sw.slots)
+        else:
+            plan = tree_plan.parse(plan, names, config, sw.slots)
+        if generation > sw.generations:
+            raise ConfigError(
+                f"sweep.plan: the tree already has generations 0-{generation - 1} (sweep.generations="
+                f"{sw.generations}); pass --config.sweep.generations={generation} to run the plan"
+            )
+        tree.check_plan(plan, lineage)
+    pending = True  # the plan and sweep.parent_ids: the first generation after the base this command runs
     while generation < sw.generations + 1:  # generation 0 is the base config
         rng = np.random.default_rng([config.seed, generation, zlib.crc32(b"mutation")])
         next_id = int(lineage["node"].max()) + 1 if len(lineage) else 0
         if generation == 0:
-            base = {n: cfgmod.get_path(config, n) for n in names}
-            nodes = [{"node": 0, "parent": -1, "mutation": "", "values": base}]
+            base = {n: tree.base(n) for n in names}
+            nodes = [{"node": 0, "parent": -1, "slot": 0, "mutation": "", "hypothesis": "", "hypothesis_test": ""}]
+            nodes[0].update(values=base, target={})
         else:
-            done = lineage[lineage["status"] == "ok"].copy()
-            if first_new and sw.parent_ids:
-                pool = [int(i) for i in sw.parent_ids]
-            else:
-                if done.empty:
-                    raise ConfigError("sweep: every node of the tree failed; nothing to mutate (see lineage.csv)")
-                done["key"] = sign * done["metric"]
-                pool = [int(i) for i in done.sort_values(["key", "node"])["node"].head(sw.parent_pool)]
-            nodes = []
-            tried = {_key(r[n] for n in names) for _, r in lineage.iterrows()}
-            for i in range(sw.slots):
-                parent = lineage[lineage["node"] == pool[i % len(pool)]].iloc[0]
-                for _ in range(20):  # a configuration the tree has not run, where one is near
-                    values = {n: spacemod.from_cell(by_name[n], parent[n]) for n in names}
-                    name = names[rng.integers(len(names))]
-                    old, new = values[name], _mutate(by_name[name], values[name], sw.mutation_scale, rng)
-                    values[name] = new
-                    if _key(values.values()) not in tried:
-                        break
-                tried.add(_key(values.values()))
-                mutation = f"{name}: {_fmt(old)} -> {_fmt(new)}"
-                nodes.append(
-                    {"node": next_id + i, "parent": int(parent["node"]), "mutation": mutation, "values": values}
-                )
-        table = _members(nodes, sw.seeds, names)
+            nodes = tree.batch(lineage, next_id, plan if pending else None, sw.parent_ids if pending else (), rng)
+            pending = False
+        fields = list(dict.fromkeys([*tree.target_fields(lineage), *(f for n in nodes for f in n["target"])]))
+        table = _members(nodes, sw.seeds, names + fields, tree)
         gen_dir = None if workdir is None else os.path.join(workdir, f"gen_{generation}")
         if gen_dir is not None and os.path.exists(os.path.join(gen_dir, "members.csv")):
             members = pd.read_csv(os.path.join(gen_dir, "members.csv"))  # finished before an interruption
         else:
             if progress:
-                progress(f"[{config.name}] generation {generation}/{sw.generations}: {len(nodes)} node(s)")
-            res = api.run_members(config, table, gen_dir, progress)
+                planned = sum(n["hypothesis_test"].startswith("planned") for n in nodes)
+                what = f" ({planned} planned)" if planned else ""
+                progress(f"[{config.name}] generation {generation}/{sw.generations}: {len(nodes)} node(s){what}")
+            res = runner.run_members(config, table, gen_dir, progress)
             if res.interrupted:
                 print("jaxexp: interrupted: the same command continues the tree", file=sys.stderr)
                 return lineage
             members = res.members
         scores = strategies.config_scores(members, config.metric)
+        metrics = _metrics(members)
         rows = []
         for node in nodes:
             metric, std, status = scores.get(node["node"], (math.nan, math.nan, "failed"))
+            target = {f: node["target"].get(f, tree.base(f)) for f in fields}
+            changed = {f: v for f, v in target.items() if _key([v]) != _key([tree.base(f)])}
             rows.append(
                 {
-                    "node": node["node"],
-                    "parent": node["parent"],
+                    **{k: node[k] for k in ("node", "parent", "slot", "mutation", "hypothesis", "hypothesis_test")},
                     "generation": generation,
-                    "mutation": node["mutation"],
-                    "hypothesis": sw.hypothesis if generation > 0 else "",
+                    "target": "; ".join(f"{f}={_fmt(v)}" for f, v in changed.items()),
                     "metric": metric,
                     "metric_std": std,
                     "status": status,
-                    **{n: (str(v) if isinstance(v, tuple) else v) for n, v in node["values"].items()},
+                    "seeds_ok": metrics.get(node["node"], {}).get("seeds_ok", 0),
+                    "observation": "",
+                    "verdict": "",
+                    **{k: v for k, v in metrics.get(node["node"], {}).items() if k != "seeds_ok"},
+                    **{n: (str(v) if isinstance(v, tuple) else v) for n, v in {**node["values"], **target}.items()},
                 }
             )
-        lineage = pd.concat([lineage, pd.DataFrame(rows)], ignore_index=True) if len(lineage) else pd.DataFrame(rows)
+        new = pd.DataFrame(rows)
+        lineage = pd.concat([lineage, new], ignore_index=True) if len(lineage) else new
+        for f in fields:  # a target field new in this generation: the earlier nodes ran the base value
+            base = tree.base(f)
+            lineage[f] = (
+                lineage[f].astype(object).where(lineage[f].notna(), str(base) if isinstance(base, tuple) else base)
+            )
+        lineage = _ordered(lineage, names)
         if workdir is not None:
-            _write_lineage(lineage, workdir, lineage_markdown(lineage, config))
+            lineage = tree_report.write(lineage, workdir, info)
         generation += 1
-        first_new = False
-    return lineage
+    return tree_report.merge(lineage, workdir)
+
+
+def _ordered(lineage: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Columns: LINEAGE_COLUMNS, metrics, parameters, target fields."""
+    cols = [c for c in LINEAGE_COLUMNS if c in lineage.columns]
+    metrics = [c for c in lineage.columns if c.endswith(("_mean", "_std")) and c not in cols and "." not in c]
+    rest = [c for c in lineage.columns if c not in cols and c not in metrics and c not in names]
+    return lineage[cols + metrics + names + rest]
 
 
 def lineage_markdown(lineage: pd.DataFrame, config) -> str:
-    """The tree as an indented list: node, mutation, metric, hypothesis."""
-    children: dict[int, list] = {}
-    for row in lineage.itertuples():
-        children.setdefault(int(row.parent), []).append(row)
-    sign = cfgmod.goal_sign(config.goal)
-    ok = lineage[lineage["status"] == "ok"]
-    best = int(ok.loc[(sign * ok["metric"]).idxmin(), "node"]) if len(ok) else None
-    lines = [f"# {config.name}: mutation tree ({len(lineage)} nodes)", ""]
-    lines.append(f"Metric: mean over seeds of best `{config.metric}` ({config.goal}). Best node: {best}.")
-    lines.append("")
-
-    def walk(parent: int, depth: int) -> None:
-        for row in children.get(parent, []):
-            metric = f"{row.metric:.5g}" if row.status == "ok" else row.status
-            what = row.mutation or "base config"
-            hyp = f" — hypothesis: {row.hypothesis}" if isinstance(row.hypothesis, str) and row.hypothesis else ""
-            star = " **(best)**" if int(row.node) == best else ""
-            lines.append(
-                f"{'  ' * depth}- node {int(row.node)} (gen {int(row.generation)}): {what} -> {metric}{star}{hyp}"
-            )
-            walk(int(row.node), depth + 1)
-
-    walk(-1, 0)
-    return "\n".join(lines) + "\n"
+    """lineage.md's text (``jaxexp.tree_report.markdown``)."""
+    return tree_report.markdown(lineage, tree_report.info_of(config))

@@ -130,7 +130,7 @@ def markdown(res) -> str:
         "(before training) and the best one.",
         "",
     ]
-    out += _comparison(res) + _pooled(res) + _groups(res)
+    out += _comparison(res) + _pooled(res) + _groups(res) + _group_comparison(res)
     ok = res.members[res.members["status"] == "ok"].dropna(subset=[f"best_{m}"])
     top = ok.sort_values(f"best_{m}", ascending=(cfg.goal == "min")).head(cfg.sweep.top_k)
     out += ["## Best members", ""]
@@ -157,7 +157,7 @@ def markdown(res) -> str:
     files = "`members.csv` (one row per member), `history.csv` (per epoch), `summary.csv` (per configuration), "
     files += "`comparison.csv` (against the baseline), "
     if not res.groups.empty:
-        files += "`groups.csv` / `group_history.csv` (per group), "
+        files += "`groups.csv` / `group_history.csv` (per group), `group_comparison.csv` (per group vs the baseline), "
     out += [f"Files: {files}`config.json` (the resolved config).", ""]
     return "\n".join(out)
 
@@ -230,3 +230,53 @@ def _groups(res) -> list[str]:
     lines = [f"## Per-group {col} at the best epoch (mean over seeds)", ""]
     rows = [[g, *[table.loc[g, c] for c in table.columns]] for g in table.index]
     return lines + [_table(["group", *table.columns], rows), ""]
+
+
+def _group_comparison(res) -> list[str]:
+    """Every recipe vs the baseline per group: difference, Welch CI and p, BH q
+    over the groups of each recipe, and the group's noise floor where known."""
+    gc = res.group_comparison
+    if gc.empty:
+        return []
+    by = gc.columns[0]
+    base = res.comparison.loc[res.comparison["baseline"], by].iloc[0]
+    col = gc["metric"].iloc[0]
+    better = res.config.goal if col == res.metric else "min"
+    if by != "recipe":  # configurations vs the best one: the top ones only (all in group_comparison.csv)
+        top = [c for c in res.comparison[by] if c != base][: max(res.config.sweep.top_k - 1, 1)]
+        gc = gc[gc[by].isin(top)]
+    n_tests = int(gc["bh_tests"].max()) if len(gc) else 0
+    family = "the groups of each recipe" if by == "recipe" else "the groups of each configuration"
+    name = base if by == "recipe" else res.label(base)
+    show_level = (gc["level"] != "").any()
+    show_floor = gc["noise_floor"].notna().any()
+    what = "recipe" if by == "recipe" else "configuration"
+    lines = [
+        f"## Per-group comparison with the baseline ({name}; {col} at the best epoch over seeds)",
+        "",
+        f"q < 0.05: the difference is more than seed noise after correcting for {n_tests} tests "
+        f"({family}, Benjamini-Hochberg). Difference = {what} minus baseline "
+        f"({'lower' if better == 'min' else 'higher'} is better), 95% Welch interval and two-sided Welch p"
+        + ("; floor: the group's noise floor (the expected MSE of a perfect model)." if show_floor else ".")
+        + ("" if by == "recipe" else " The baseline was picked on these same seeds, so its lead is optimistic."),
+        "",
+    ]
+    head = [what, "group", *(["level"] if show_level else [])]
+    head += [*(["floor"] if show_floor else []), "baseline mean (n)", "mean (n)", "diff [95% CI]", "p", "q"]
+    rows = []
+    for _, r in gc.iterrows():
+        q = _p(r["q_value"])
+        rows.append(
+            [
+                r[by] if by == "recipe" else res.label(r[by]),
+                r["group"],
+                *([r["level"]] if show_level else []),
+                *([_fmt(r["noise_floor"]) if r["noise_floor"] == r["noise_floor"] else ""] if show_floor else []),
+                f"{_fmt(r['baseline_mean'])} ({r['baseline_n']})",
+                f"{_fmt(r['mean'])} ({r['n']})",
+                _ci(r["diff"], r["diff_ci_low"], r["diff_ci_high"]),
+                _p(r["p_value"]),
+                f"**{q}**" if r["q_value"] < 0.05 else q,
+            ]
+        )
+    return lines + [_table(head, rows), ""]

@@ -10,6 +10,9 @@ Files in a workdir (each written atomically: temp file, then rename):
 - ``comparison.csv``: each recipe (or configuration) against the baseline;
 - ``groups.csv`` / ``group_history.csv`` (grouped tasks): per-group metrics of
   every member at its best epoch / at every epoch;
+- ``group_comparison.csv`` (grouped tasks): each recipe against the baseline per
+  group, with BH-adjusted q-values and the group's noise floor
+  (``jaxexp.group_compare``);
 - ``report.md`` and the plots it lists (``*.png``);
 - ``report.html``: the same in one self-contained page with sortable tables and
   interactive charts (``jaxexp.webreport``);
@@ -32,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from jaxexp import config as cfgmod
-from jaxexp import population, report, stats, timing
+from jaxexp import group_compare, population, report, stats, timing
 from jaxexp.errors import ConfigError
 from jaxexp.webreport import sweep as websweep
 from jaxexp.workdir import RESULT_FILES  # noqa: F401 - part of this module's API
@@ -53,6 +56,7 @@ class Results:
     comparison: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     groups: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # member x group at the best epoch
     group_history: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    group_comparison: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # recipe x group vs baseline
     best_params: dict = dataclasses.field(default_factory=dict)  # member id -> params (numpy) of its best epoch
     plots: list = dataclasses.field(default_factory=list)  # file names written next to report.md
     rungs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # successive halving decisions
@@ -220,6 +224,7 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
         ok = rows[rows["status"] != "diverged"]
         comparison = stats.compare(ok, label, f"best_{metric}", baseline, labels)
     groups = _groups_at_best(output.group_history, rows)
+    group_comparison = group_compare.build(rows, groups, comparison, metric, members[0].config if members else config)
     return Results(
         config,
         rows,
@@ -229,6 +234,7 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
         comparison=comparison,
         groups=groups,
         group_history=output.group_history,
+        group_comparison=group_comparison,
         best_params={k: v["best_params"] for k, v in finals.items()},
         rungs=output.rungs,
         pbt=output.pbt,
@@ -298,13 +304,14 @@ def _tensorboard(res: Results, directory: str) -> list[str]:
         return []
 
 
-def write(res: Results, workdir: str, t_start: float | None = None) -> None:
+def write(res: Results, workdir: str, t_start: float | None = None, wait=None) -> None:
     """Writes every result file into ``workdir`` (created if missing).
 
     All files are written into a temporary folder inside ``workdir`` first and
     then renamed into place, so an error while writing leaves the old set.
     ``t_start`` (a ``time.perf_counter`` value): when the run started, for
-    ``timings["wall_s"]``; timings.json, written last, has every phase.
+    ``timings["wall_s"]``; timings.json, written last, has every phase. ``wait``:
+    called before timings.json (the run's last checkpoint finishing meanwhile).
     """
     os.makedirs(workdir, exist_ok=True)
     t = res.timings
@@ -322,6 +329,7 @@ def write(res: Results, workdir: str, t_start: float | None = None) -> None:
     if not res.groups.empty:
         texts["groups.csv"] = res.groups.to_csv(index=False)
         texts["group_history.csv"] = res.group_history.to_csv(index=False)
+        texts["group_comparison.csv"] = res.group_comparison.to_csv(index=False)
     tmp = tempfile.mkdtemp(dir=workdir, prefix=".writing-")
     try:
         if res.config.engine.plots:
@@ -341,6 +349,8 @@ def write(res: Results, workdir: str, t_start: float | None = None) -> None:
             for name, text in texts.items():
                 with open(os.path.join(tmp, name), "w") as f:
                     f.write(text)
+        if wait is not None:
+            wait()
         if t_start is not None:
             t["wall_s"] = time.perf_counter() - t_start
         with open(os.path.join(tmp, "timings.json"), "w") as f:

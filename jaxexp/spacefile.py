@@ -13,10 +13,22 @@
         parameters:
           epochs: {value: 20}
 
-Parameter specs are those of ``jaxexp.space``. ``load`` checks the file
+Parameter specs are those of ``jaxexp.space``, read as W&B reads them:
+``log_uniform``/``q_log_uniform`` take natural-log exponents (W&B's meaning),
+``log_uniform_values``/``q_log_uniform_values`` take the values themselves. ``load`` checks the file
 (every error is one line naming the key or parameter and the fix; ``check``
-collects them all); ``apply`` puts it into a config; ``resolve`` applies
-``config.sweep.space_file`` when it is set.
+collects them all; ``check(path, standalone=True)`` checks a space of any
+project, without its names); ``apply`` puts it into a config; ``resolve``
+applies ``config.sweep.space_file`` when it is set.
+
+A space never silently replaces a field given explicitly on the command line
+(``--config.FIELD=VALUE``, noted in ``CLI_OVERRIDES`` by ``jaxexp.main``): a
+fixed value that differs from the flag, a parameter the space sweeps (the flag
+would have no effect; not for ``sweep.strategy=mutation``, whose base node the
+flag sets) and a file's ``method``/``num_samples``/``metric`` that differ from
+their flags are each a one-line ConfigError naming the field, both values and
+the fix (``conflicts``). A conditional parameter is not a conflict: the flag
+is its value where the condition is off.
 """
 
 from __future__ import annotations
@@ -25,12 +37,21 @@ import os
 from typing import Any, NamedTuple
 
 import ml_collections
+import numpy as np
 
 from jaxexp import config as cfgmod
 from jaxexp import space as spacemod
 from jaxexp.errors import ConfigError
+from jaxexp.space.params import _short
 
 TOP_KEYS = ("description", "method", "metric", "num_samples", "parameters")  # description: free text, ignored
+# W&B sweep keys about launching runs: a standalone check (``jaxexp validate FILE.yaml``) lists them as not
+# checked; applied to a jaxexp config they are unknown keys.
+WANDB_KEYS = ("program", "command", "name", "project", "entity", "early_terminate", "run_cap")
+WANDB_METHODS = ("bayes",)  # W&B's own search: a standalone check accepts it (jaxexp: sweep.strategy=tpe)
+# Config fields set explicitly on the command line (--config.FIELD=VALUE), noted by jaxexp.main: a space
+# never silently replaces them (``conflicts``). Empty in the Python API.
+CLI_OVERRIDES: frozenset[str] = frozenset()
 GOALS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
 
 
@@ -43,6 +64,7 @@ class SpaceFile(NamedTuple):
     num_samples: int | None
     space: dict  # nested {section: {field: spec}} (dotted names split; ConfigDict-safe)
     path: str = ""
+    ignored: tuple = ()  # W&B launch keys a standalone check found (WANDB_KEYS)
 
 
 def load(path: str, base: ml_collections.ConfigDict | None = None) -> SpaceFile:
@@ -54,8 +76,15 @@ def load(path: str, base: ml_collections.ConfigDict | None = None) -> SpaceFile:
     return spacefile
 
 
-def check(path: str, base: ml_collections.ConfigDict | None = None) -> tuple[SpaceFile | None, list[str]]:
-    """(the space file or None, every error found as one line each)."""
+def check(
+    path: str, base: ml_collections.ConfigDict | None = None, standalone: bool = False
+) -> tuple[SpaceFile | None, list[str]]:
+    """(the space file or None, every error found as one line each).
+
+    ``standalone``: the space of any project: structure, ranges, probabilities and
+    conditions are checked, names are not (no config to check them against), and
+    W&B's launch keys (``WANDB_KEYS``) and ``method: bayes`` are accepted (listed
+    in ``ignored``; such a file cannot be applied to a jaxexp config as it is)."""
     import yaml
 
     if not os.path.isfile(path):
@@ -75,11 +104,11 @@ def check(path: str, base: ml_collections.ConfigDict | None = None) -> tuple[Spa
         return None, [f"{path}: not valid YAML ({problem}{where}); fix the file there"]
     if not isinstance(doc, dict):
         return None, [f"{path}: expected a mapping with 'parameters' (and optional method, metric, num_samples)"]
-    errors = [
-        f"{path}: unknown top-level key {key!r}; allowed: {', '.join(TOP_KEYS)}" for key in doc if key not in TOP_KEYS
-    ]
+    known = TOP_KEYS + (WANDB_KEYS if standalone else ())
+    errors = [f"{path}: unknown top-level key {key!r}; allowed: {', '.join(known)}" for key in doc if key not in known]
+    ignored = tuple(key for key in doc if key in WANDB_KEYS and standalone)
     method = doc.get("method")
-    if method is not None and method not in spacemod.METHODS:
+    if method is not None and method not in spacemod.METHODS + (WANDB_METHODS if standalone else ()):
         errors.append(f"{path}: method: {method!r} is not supported; use one of {', '.join(spacemod.METHODS)}")
     metric, goal = _metric(path, doc.get("metric"), errors)
     num_samples = doc.get("num_samples")
@@ -95,9 +124,11 @@ def check(path: str, base: ml_collections.ConfigDict | None = None) -> tuple[Spa
         errors.append(f"{path}: parameters: expected a non-empty mapping of dotted config fields to specs")
         return None, errors
     prefix = f"{path}: parameters"
+    raw = _wandb_exponents(raw)
     params, param_errors = spacemod.parse_all(raw, prefix)
     errors.extend(param_errors)
-    errors.extend(check_fields(params, prefix, base))
+    if not standalone:
+        errors.extend(check_fields(params, prefix, base))
     if method == "grid":
         for p in params:
             try:
@@ -106,7 +137,31 @@ def check(path: str, base: ml_collections.ConfigDict | None = None) -> tuple[Spa
                 errors.append(str(e))
     if errors:
         return None, errors
-    return SpaceFile(method, metric, goal, num_samples, _nested(raw), path), []
+    return SpaceFile(method, metric, goal, num_samples, _nested(raw), path, ignored), []
+
+
+_EXPONENTS = {"log_uniform": "log_uniform_values", "q_log_uniform": "q_log_uniform_values"}
+
+
+def _wandb_exponents(node):
+    """W&B's ``log_uniform``/``q_log_uniform`` in a YAML file take natural-log exponents
+    (``min: -9.2`` is e^-9.2 = 1e-4); as values (``*_values``, jaxexp's own spelling)
+    they mean the same range. Python spaces (``jaxexp.space.log_uniform``) take values."""
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, spec in node.items():
+        if isinstance(spec, dict) and spec.get("distribution") in _EXPONENTS:
+            spec = dict(spec, distribution=_EXPONENTS[spec["distribution"]])
+            for bound in ("min", "max"):
+                if isinstance(spec.get(bound), (int, float)) and not isinstance(spec.get(bound), bool):
+                    spec[bound] = float(np.exp(spec[bound]))
+        elif isinstance(spec, dict) and set(spec) == {"parameters"}:  # a nested group, W&B's way
+            spec = {"parameters": _wandb_exponents(spec["parameters"])}
+        elif isinstance(spec, dict) and not {"distribution", "value", "values", "min", "max"} & set(spec):
+            spec = _wandb_exponents(spec)  # a plain nested group
+        out[key] = spec
+    return out
 
 
 def _unique_key_loader():
@@ -135,11 +190,11 @@ def _metric(path: str, metric: Any, errors: list[str]) -> tuple[str | None, str 
     if not isinstance(metric, dict) or "name" not in metric or not isinstance(metric["name"], str):
         errors.append(f"{path}: metric: expected {{name: METRIC, goal: minimize|maximize}}, got {metric!r}")
         return None, None
-    extra = sorted(set(metric) - {"name", "goal"})
+    extra = sorted(set(metric) - {"name", "goal"}, key=str)  # keys of any type (1, true, ...)
     if extra:
         errors.append(f"{path}: metric: unknown key(s) {extra}; give name and goal")
     goal = metric.get("goal")
-    if goal is not None and goal not in GOALS:
+    if goal is not None and (not isinstance(goal, str) or goal not in GOALS):  # a list or mapping: unhashable
         errors.append(f"{path}: metric.goal: {goal!r} is not a goal; use minimize or maximize")
         goal = None
     return metric["name"], GOALS.get(goal) if goal is not None else None
@@ -203,7 +258,11 @@ def apply(config: ml_collections.ConfigDict, spacefile: SpaceFile) -> ml_collect
     """A copy of ``config`` sweeping ``spacefile``: its space replaces ``sweep.space``;
     method, num_samples and metric/goal replace the config's where the file gives them.
     ``sweep.space_file`` is emptied: the copy holds the space itself (config.json,
-    resume and export do not need the file)."""
+    resume and export do not need the file). A conflict with an explicit
+    command-line flag (``conflicts``) is a ConfigError."""
+    found = conflicts(config, spacefile)
+    if found:
+        raise ConfigError(found[0])
     out = ml_collections.ConfigDict(config.to_dict())
     out.sweep.space = spacefile.space
     out.sweep.space_file = ""
@@ -220,8 +279,65 @@ def apply(config: ml_collections.ConfigDict, spacefile: SpaceFile) -> ml_collect
 
 
 def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """``config`` with ``sweep.space_file`` applied (``config`` itself when it is empty)."""
+    """``config`` with ``sweep.space_file`` applied (``config`` itself when it is empty);
+    a space (file or ``sweep.space``) that would replace an explicit flag: ConfigError."""
     path = config.sweep.space_file
     if not path:
+        found = conflicts(config)
+        if found:
+            raise ConfigError(found[0])
         return config
     return apply(config, load(path, config))
+
+
+def conflicts(config: ml_collections.ConfigDict, spacefile: SpaceFile | None = None, explicit=None) -> list[str]:
+    """One line per field that ``spacefile`` (default: ``config.sweep.space``) would
+    silently take from an explicit flag: ``explicit`` names the fields given on the
+    command line (default ``CLI_OVERRIDES``; config values are the flags' values).
+
+    A fixed value that differs from the flag, an unconditional parameter the space
+    sweeps (the flag would have no effect; a mutation tree's space only bounds its
+    mutations, the flag sets the base node) and a file's method, num_samples,
+    metric or goal that differ from their flags. Conditional parameters are not
+    conflicts: the flag is their value where the condition is off."""
+    explicit = CLI_OVERRIDES if explicit is None else frozenset(explicit)
+    if not explicit:
+        return []
+    source = f"the space file {spacefile.path}" if spacefile is not None else "sweep.space"
+    why = "(a space never silently replaces an explicit flag)"
+    errors = []
+    if spacefile is not None:
+        for field, key, value in (
+            ("sweep.method", "method", spacefile.method),
+            ("sweep.num_samples", "num_samples", spacefile.num_samples),
+            ("metric", "metric.name", spacefile.metric),
+            ("goal", "metric.goal", spacefile.goal),
+        ):
+            flag = cfgmod.get_path(config, field)
+            if value is not None and field in explicit and flag != value:
+                errors.append(
+                    f"{field}: --config.{field}={flag} but {source} sets {key}: {value}; "
+                    f"drop the flag or the file's {key} {why}"
+                )
+    try:
+        params = spacemod.parse(spacefile.space if spacefile is not None else config.sweep.space)
+    except ConfigError:
+        return errors  # reported where the space itself is checked
+    for p in params:
+        if p.name not in explicit or p.when:
+            continue
+        try:
+            value = cfgmod.get_path(config, p.name)
+        except (KeyError, AttributeError):
+            continue
+        flag = f"--config.{p.name}={_short(value)}"
+        if p.kind == "fixed" and not spacemod._takes(p.values, value):
+            shown = _short(p.values[0])
+            errors.append(f"{p.name}: {flag} but {source} fixes {p.name} to {shown}; drop the flag or that value {why}")
+        elif p.kind != "fixed" and config.sweep.strategy != "mutation":
+            kind, shown, _ = spacemod.describe(p)
+            errors.append(
+                f"{p.name}: {flag} has no effect: {source} sweeps {p.name} ({kind} {shown}); "
+                f"drop the flag or {p.name} from the space {why}"
+            )
+    return errors

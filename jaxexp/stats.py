@@ -66,6 +66,26 @@ def welch(a, b) -> dict:
     return out
 
 
+def bh_adjust(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values) of one family of tests.
+
+    NaN p-values (no test: too few seeds, zero variance) stay NaN and are not
+    counted: the family is the finite p-values. q_(i) = min over j >= i of
+    p_(j) * m / j (sorted ascending), capped at 1; scipy's
+    ``false_discovery_control(p, method="bh")`` on the finite values.
+    """
+    p = np.asarray(p_values, np.float64)
+    q = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return q
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = p[order] * m / np.arange(1, m + 1)
+    q[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return q
+
+
 def compare(members: pd.DataFrame, by: str, column: str, baseline, labels: list) -> pd.DataFrame:
     """One row per label (in ``labels`` order, also for a label without any
     member, e.g. all diverged): the seed interval of ``column`` and its Welch

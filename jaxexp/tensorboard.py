@@ -23,15 +23,11 @@ import math
 import os
 import shutil
 import sys
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from jaxexp import population
-
-if TYPE_CHECKING:
-    from jaxexp.results import Results
 
 INSTALL_HINT = "TensorBoard events need the 'tensorboard' extra: pip install -e '.[tensorboard]'"
 MAX_DISCRETE = 16  # numeric hyperparameters with at most this many values get a discrete domain
@@ -56,7 +52,7 @@ def _import_tensorboardx() -> None:
             del sys.modules["torch"]
 
 
-def write_events(res: Results, directory: str, walltime: float = 0.0) -> list[str]:
+def write_events(res, directory: str, walltime: float = 0.0) -> list[str]:
     """Writes the event files of ``res`` (a ``jaxexp.results.Results``) under
     ``directory/tb/`` and returns the top-level paths written, relative to
     ``directory``: ``["tb"]``. Raises ImportError (INSTALL_HINT) without
@@ -137,7 +133,7 @@ def _set_value(target, v) -> None:
         target.string_value = v
 
 
-def _experiment(res: Results, hparams: dict, metrics: list[str], walltime: float):
+def _experiment(res, hparams: dict, metrics: list[str], walltime: float):
     """The HParams ``Experiment``: hyperparameters with their domains, metrics."""
     from google.protobuf import struct_pb2
     from tensorboardX.proto import api_pb2

@@ -15,6 +15,17 @@ and a parameter with a ``when`` condition is only suggested when its parents
 take the listed values (define-by-run). ``normal`` and ``q_log_uniform`` have no
 Optuna equivalent and are refused.
 
+A choice with ``probabilities`` is honoured, not searched: Optuna's samplers
+have no weights for a categorical, so each trial draws it outside TPE with those
+probabilities (an independent stream per trial and parameter, seeded by
+``config.seed``, the trial number and the parameter name, so a run and its
+continuation draw the same values) and enqueues the value as the trial's fixed
+parameter (``study.enqueue_trial``): the trial records it through Optuna's
+suggest API like any other parameter, and TPE searches the others. Over many
+trials the draws follow the probabilities exactly as random search would (a
+75/25 choice is about 75/25 however the values score); drop ``probabilities``
+to let TPE search the choice.
+
 With a workdir every batch is a checkpointed sweep workdir ``batch_<k>/`` (without
 PNG plots: its report.html has the interactive views) and
 ``trials.csv`` (Optuna's ``trials_dataframe()`` layout: number, value,
@@ -29,6 +40,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import zlib
 
 import ml_collections
 import numpy as np
@@ -91,6 +103,37 @@ def _ask_one(trial, name: str, dist):
     return trial.suggest_float(name, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
+def weighted(params: list[spacemod.Param]) -> list[spacemod.Param]:
+    """The choices with ``probabilities``: drawn outside TPE with those weights."""
+    return [p for p in params if p.kind == "choice" and p.probabilities is not None]
+
+
+def draw_weighted(p: spacemod.Param, seed: int, number: int):
+    """Trial ``number``'s draw of the weighted choice ``p`` (its Optuna value: the
+    choice, or its index for a non-scalar choice). Its own stream per (seed, trial,
+    parameter): independent of TPE and of the other parameters, reproducible."""
+    rng = np.random.default_rng([seed, number, zlib.crc32(p.name.encode())])
+    i = int(rng.choice(len(p.values), p=np.asarray(p.probabilities) / sum(p.probabilities)))
+    return p.values[i] if all(_plain(v) for v in p.values) else i
+
+
+def ask(study, params: list[spacemod.Param], dists: dict, seed: int) -> tuple[int, dict]:
+    """Asks ``study`` for one trial: (its number, {parameter: config value}).
+
+    Weighted choices (``weighted``) are drawn here with their probabilities and
+    enqueued as the trial's fixed parameters, so Optuna records them (one drawn for
+    an inactive parameter is simply never suggested); TPE suggests the rest.
+    """
+    fixed = weighted(params)
+    number = len(study.get_trials(deepcopy=False))  # the number the next trial gets (numbers count from 0)
+    if fixed:
+        study.enqueue_trial({p.name: draw_weighted(p, seed, number) for p in fixed})
+    trial = study.ask()
+    if fixed and trial.number != number:  # a trial queued by someone else was popped: its draws would be off
+        raise ConfigError(f"sweep.strategy=tpe: asked trial {trial.number}, expected {number}; use a fresh study")
+    return trial.number, _suggest(trial, params, dists)
+
+
 def _suggest(trial, params: list[spacemod.Param], dists: dict) -> dict:
     """Define-by-run: parents first; a conditional parameter only when active."""
     values: dict = {}
@@ -119,8 +162,8 @@ def _optuna_params(values: dict, params: list[spacemod.Param]) -> dict:
 
 def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=None) -> pd.DataFrame:
     """Runs (or continues) the TPE search; returns the trials table."""
-    from jaxexp import api, spacefile
     from jaxexp import progress as progress_mod
+    from jaxexp import runner, spacefile
 
     optuna = _optuna()
     config = spacefile.resolve(config)
@@ -166,9 +209,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
             asked = [_cells(r, params) for r in pending.to_dict("records")]
             numbers = list(pending["number"])
         else:
-            live = [study.ask() for _ in range(sw.slots)]
-            asked = [_suggest(t, params, dists) for t in live]
-            numbers = [t.number for t in live]
+            numbers, asked = map(list, zip(*(ask(study, params, dists, config.seed) for _ in range(sw.slots))))
             trials = _record(trials, batch, numbers, asked, names, None, "RUNNING")
             if path:
                 os.makedirs(workdir, exist_ok=True)
@@ -184,7 +225,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
         if progress:
             progress(f"[{config.name}] TPE batch {batch + 1}/{sw.generations}: {len(asked)} trial(s)")
         batch_dir = None if workdir is None else os.path.join(workdir, f"batch_{batch}")
-        res = api.run_members(batch_config, table, batch_dir, progress)
+        res = runner.run_members(batch_config, table, batch_dir, progress)
         if res.interrupted:
             print("jaxexp: interrupted: the same command continues the search", file=sys.stderr)
             return trials

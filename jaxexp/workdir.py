@@ -18,6 +18,7 @@ RESULT_FILES = (
     "history.csv",
     "summary.csv",
     "comparison.csv",
+    "group_comparison.csv",
     "groups.csv",
     "group_history.csv",
     "rungs.csv",
@@ -76,8 +77,13 @@ def lock(workdir: str, notice=lambda msg: print(f"jaxexp: {msg}", file=sys.stder
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+        except OSError:  # e.g. a full disk: an empty lock file would refuse the same command run again
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            raise
         break
     else:
         raise ConfigError(f"workdir: could not take the lock {path}; remove it if no run is using it")

@@ -186,8 +186,8 @@ def _planted(trend: str, n=50, seed=3):
 @pytest.mark.parametrize(
     "trend, side, expected",
     [
-        # half the log-range (a factor 10) past 1e-2
-        ("train.lr", "high", {"distribution": "log_uniform_values", "max": 0.1}),
+        # half the log-range would be a factor 10 past 1e-2: capped at x3
+        ("train.lr", "high", {"distribution": "log_uniform_values", "max": 0.03}),
         # half the width (2) past 6
         ("model.depth", "high", {"distribution": "int_uniform", "max": 8}),
         # one level past 16 (16 / 2), not fixed at 16
@@ -356,6 +356,209 @@ def test_too_few_usable_rows_is_an_error():
     df["status"] = ["ok"] * 4 + ["diverged"] * 4
     with pytest.raises(ConfigError, match=r"only 4 usable configuration\(s\).*at least 5"):
         jaxexp.analyze(df, metric="loss", goal="min")
+
+
+# ----------------------------------------------------------------------------- ids, seeds, ambiguous columns
+
+
+def _replicated(ids=("trial", "config"), seed_name="seed", n=20, reps=3, rng_seed=0):
+    """n configurations x reps seeds: lr has an effect, wd none; a configuration-level
+    noise (shared by its seeds) is what pseudo-replication turns into false significance."""
+    rng = np.random.default_rng(rng_seed)
+    lr = np.exp(rng.uniform(np.log(1e-4), np.log(1e-1), n))
+    wd = rng.uniform(0, 0.1, n)
+    noise = rng.normal(0, 1.0, n)
+    rows = []
+    for c in range(n):
+        for s in range(reps):
+            row = {"trial": len(rows), "config": c, seed_name: s, "lr": lr[c], "wd": wd[c]}
+            row["loss"] = (np.log10(lr[c]) + 2.5) ** 2 + noise[c] + 0.1 * rng.normal()
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    return df.drop(columns=[c for c in ("trial", "config") if c not in ids])
+
+
+@pytest.mark.parametrize("ids", [("trial", "config"), ("trial",), ("config",)])
+def test_ids_named_trial_or_config_are_not_parameters_and_seeds_are_averaged(ids):
+    df = _replicated(ids)
+    a = jaxexp.analyze(df, metric="loss", goal="min")
+    assert [d.name for d in a.dims] == ["lr", "wd"] and set(a.ids) == set(ids) and a.seeds == ["seed"]
+    assert a.counts["configurations"] == 20 and a.counts["seeds_min"] == a.counts["seeds_max"] == 3
+    cont = a.continuous.set_index("parameter")
+    assert (cont["n"] == 20).all() and (cont["members"] == 60).all()  # n = configurations, not rows
+    means = df.groupby("wd", sort=False)["loss"].mean()
+    assert cont.loc["wd", "p"] == pytest.approx(sps.spearmanr(means.index, means.to_numpy()).pvalue)
+    assert cont.loc["wd", "p_bh"] >= 0.10  # the planted no-effect parameter stays non-significant
+    assert set(a.next_space["parameters"]) == {"lr", "wd"}  # never the ids
+    _parses(a.next_space)
+    # the same table read as before (ids and seed as parameters): every row a configuration, wd "significant"
+    naive = jaxexp.analyze(df, metric="loss", goal="min", params=[*ids, "seed", "lr", "wd"])
+    assert naive.counts["configurations"] == 60
+    assert naive.continuous.set_index("parameter").loc["wd", "p_bh"] < 0.05
+
+
+def test_an_optuna_table_with_number_seeds_and_a_conditional_parameter(tmp_path):
+    df = _replicated(("trial",)).rename(columns={"trial": "number", "lr": "params_lr", "wd": "params_wd"})
+    df = df.rename(columns={"seed": "user_attrs_seed", "loss": "value"})
+    opt = np.repeat(np.random.default_rng(1).permutation(["adam", "sgd"] * 10), 3)
+    df["params_optimizer"] = opt
+    df["params_b1"] = np.where(opt == "adam", np.repeat(np.linspace(0.8, 0.99, 20), 3), np.nan)
+    df["datetime_start"], df["duration"], df["state"] = "2025-10-31 10:00:00", "0 days 00:01:00", "COMPLETE"
+    path = tmp_path / "optuna.csv"
+    df.to_csv(path, index=False)
+    a = jaxexp.analyze(str(path), metric="value", goal="min", out=str(tmp_path / "out"), plots=False)
+    assert [d.name for d in a.dims] == ["lr", "wd", "optimizer", "b1"] and "Optuna" in a.source
+    assert a.ids == ["number"] and a.seeds == ["seed"] and a.counts["configurations"] == 20
+    cont = a.continuous.set_index("parameter")
+    assert cont.loc["wd", "n"] == 20 and cont.loc["wd", "p_bh"] >= 0.10 and cont.loc["b1", "n"] == 10
+    nxt = yaml.safe_load((tmp_path / "out" / "next_space.yaml").read_text())
+    assert set(nxt["parameters"]) == {"lr", "wd", "optimizer", "b1"}
+    assert nxt["parameters"]["lr"]["distribution"] == "log_uniform_values"  # W&B reads log_uniform as exponents
+    assert nxt["parameters"]["b1"]["when"] == {"optimizer": ["adam"]}  # empty exactly where optimizer is sgd
+    b1 = next(p for p in _parses(nxt) if p.name == "b1")
+    assert b1.when == (("optimizer", ("adam",)),)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "ids (never parameters): `number`" in report and "seeds (" in report
+
+
+def test_wandb_and_ray_exports_name_their_ids():
+    df = _replicated(("trial",))
+    wandb = df.rename(columns={"trial": "ID"}).assign(
+        Name=[f"run-{i}" for i in range(60)], State="finished", Created="2025", Runtime=60, Sweep="abc"
+    )
+    a = jaxexp.analyze(wandb, metric="loss", goal="min")
+    assert (
+        [d.name for d in a.dims] == ["lr", "wd"] and set(a.ids) == {"ID", "Name"} and a.counts["configurations"] == 20
+    )
+    ray = df.drop(columns=["seed"]).rename(columns={"trial": "trial_id", "lr": "config/lr", "wd": "config/wd"})
+    ray = ray.assign(training_iteration=10, time_total_s=1.5, pid=7, hostname="h", date="2025", timestamp=1)
+    a = jaxexp.analyze(ray, metric="loss", goal="min")
+    assert [d.name for d in a.dims] == ["config/lr", "config/wd"] and a.counts["configurations"] == 20
+
+
+def test_an_ambiguous_integer_column_is_refused_in_one_line_and_the_flags_resolve_it():
+    df = _replicated((), seed_name="k")  # k: 0, 1, 2 in every configuration, named like nothing
+    with pytest.raises(ConfigError) as e:
+        jaxexp.analyze(df, metric="loss", goal="min")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("k: ") and "--seed=k" in msg and "--params=lr,wd,k" in msg
+    a = jaxexp.analyze(df, metric="loss", goal="min", seed="k")
+    assert a.seeds == ["k"] and a.counts["configurations"] == 20 and [d.name for d in a.dims] == ["lr", "wd"]
+    b = jaxexp.analyze(df, metric="loss", goal="min", params="lr,wd,k")  # a hyperparameter after all
+    assert b.counts["configurations"] == 60 and "k" in [d.name for d in b.dims]
+    # a column numbering 6 configurations (repeated over their seeds): a configuration id or a hyperparameter?
+    few = _replicated(("config",), n=6).rename(columns={"config": "variant"})
+    with pytest.raises(ConfigError, match=r"^variant: .*--id=variant"):
+        jaxexp.analyze(few, metric="loss", goal="min")
+    c = jaxexp.analyze(few, metric="loss", goal="min", id="variant")
+    assert c.key == "variant" and c.ids[0] == "variant" and c.counts["configurations"] == 6
+    # over 20 configurations it is a counter: read as an id, with a note
+    d = jaxexp.analyze(_replicated(("config",)).rename(columns={"config": "variant"}), metric="loss", goal="min")
+    assert "variant" in d.ids and any("variant: one value per configuration" in n for n in d.notes)
+    with pytest.raises(ConfigError, match="--id: no column 'nope'"):
+        jaxexp.analyze(df, metric="loss", goal="min", id="nope")
+
+
+def test_cli_id_and_seed_flags_and_the_refusal(tmp_path):
+    # variant numbers 6 configurations, r their 3 seeds: neither is named like an id or a seed
+    df = _replicated(("config",), seed_name="r", n=6).rename(columns={"config": "variant"})
+    path = tmp_path / "runs.csv"
+    df.to_csv(path, index=False)
+    p = _cli(f"--table={path}", "--metric=loss", "--goal=min", "--seed=r", f"--out={tmp_path / 'no'}")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "variant: " in p.stderr, p.stderr
+    assert "--id=variant" in p.stderr and not (tmp_path / "no").exists()
+    p = _cli(f"--table={path}", "--metric=loss", "--goal=min", "--id=variant", "--seed=r", "--limits=lr=:1")
+    assert p.returncode == 0, p.stderr
+    report = (tmp_path / "runs_analysis" / "report.md").read_text()
+    assert "Configurations: 6** (3 member(s) each)" in report and "same `variant`" in report
+
+
+# ----------------------------------------------------------------------------- expansion cap, written spellings
+
+
+def _at_upper_bound(n=40, seed=7):
+    """lr (3 decades), x (linear) and bs (levels x10 apart) drawn at random; the metric
+    improves toward the upper bound of each (independently: every one is a hit)."""
+    rng = np.random.default_rng(seed)
+    lr = np.exp(rng.uniform(np.log(1e-5), np.log(1e-2), n))
+    x = rng.uniform(0.2, 0.8, n)
+    bs = rng.choice([1, 10, 100], n)
+    return pd.DataFrame({"lr": lr, "x": x, "bs": bs})
+
+
+def _hit(df, name, seed=8):
+    s = np.log10(df[name]) if name != "x" else df[name]
+    return df.assign(loss=-s + 0.05 * np.random.default_rng(seed).normal(size=len(df)))
+
+
+CAP_SPACE = {
+    "parameters": {
+        "lr": {"distribution": "log_uniform", "min": 1e-5, "max": 1e-2},  # jaxexp's log_uniform: min/max are values
+        "x": {"distribution": "uniform", "min": 0.2, "max": 0.8},
+        "bs": {"values": [1, 10, 100]},
+    }
+}
+
+
+def test_boundary_expansion_is_capped_and_respects_hard_limits():
+    df = _at_upper_bound()
+    nxt = {}
+    for name in ("lr", "x", "bs"):
+        a = jaxexp.analyze(_hit(df, name), metric="loss", goal="min", space=CAP_SPACE)
+        assert list(a.boundaries.loc[a.boundaries["hit"], "parameter"]) == [name]
+        nxt[name] = a.next_space["parameters"][name]
+    # a log range grows at most x3 per step (half its 3 decades would be x31.6: lr up to 0.316)
+    assert nxt["lr"]["distribution"] == "log_uniform_values" and nxt["lr"]["max"] == 0.03
+    assert nxt["x"]["max"] == pytest.approx(1.1)  # a linear range: +50% of its width (0.6)
+    assert nxt["bs"]["values"][-2:] == [100, 300]  # a x10 step continued at most x3
+    limits = {"lr": (None, 0.02), "x": (0, 0.8)}
+    b = jaxexp.analyze(_hit(df, "lr"), metric="loss", goal="min", space=CAP_SPACE, limits=limits)
+    assert b.next_space["parameters"]["lr"]["max"] == 0.02
+    c = jaxexp.analyze(_hit(df, "x"), metric="loss", goal="min", space=CAP_SPACE, limits=limits)
+    assert c.next_space["parameters"]["x"]["max"] == 0.8  # at its limit: stays (only the other side narrows)
+    row = c.changes.set_index("parameter").loc["x"]
+    assert "expand" not in row["action"] and "cannot expand past 0.8 (its hard limit)" in row["evidence"]
+    assert "x3" in analysis.RULES[1] and "hard limit" in analysis.RULES[1]
+    with pytest.raises(ConfigError, match="--limits: 'nope'"):
+        jaxexp.analyze(_hit(df, "x"), metric="loss", goal="min", space=CAP_SPACE, limits={"nope": (0, 1)})
+    assert analysis.parse_limits("lr=:1,train.dropout=0:0.9") == {"lr": (None, 1.0), "train.dropout": (0.0, 0.9)}
+    with pytest.raises(ConfigError, match="NAME=LOW:HIGH"):
+        analysis.parse_limits("lr=1")
+
+
+def test_log_ranges_are_written_as_log_uniform_values(tmp_path):
+    a = jaxexp.analyze(_hit(_at_upper_bound(), "lr"), metric="loss", goal="min", space=CAP_SPACE)
+    text = output.next_space_yaml(a)
+    assert "log_uniform_values" in text and "distribution: log_uniform," not in text
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {"lr": np.exp(rng.uniform(np.log(1e-5), np.log(1e-1), 30)), "hidden": 2 ** rng.integers(4, 11, 30)}
+    )
+    df["hidden"] = df["hidden"] + rng.integers(0, 3, 30)  # integers over 16..1026: an inferred integer log range
+    df["loss"] = rng.normal(size=30)
+    b = jaxexp.analyze(df, metric="loss", goal="min")
+    nxt = b.next_space["parameters"]
+    assert nxt["lr"]["distribution"] == "log_uniform_values"
+    assert nxt["hidden"]["distribution"] == "q_log_uniform_values" and nxt["hidden"]["q"] == 1
+    path = tmp_path / "next_space.yaml"
+    path.write_text(output.next_space_yaml(b))
+    kinds = {p.name: p.kind for p in _parses(yaml.safe_load(path.read_text()))}
+    assert kinds == {"lr": "log_uniform", "hidden": "q_log_uniform"}
+
+
+def test_a_condition_on_a_value_the_parent_no_longer_takes_is_dropped():
+    df = _fix_table(0.80 + 0.01 * np.arange(10), 1.00 + 0.01 * np.arange(10))  # fixes act to gelu
+    df["width"] = np.where(df["act"] == "relu", np.linspace(1, 2, 20), np.nan)
+    sp = {
+        "parameters": {
+            **FIX_SPACE["parameters"],
+            "width": {"distribution": "uniform", "min": 1, "max": 2, "when": {"act": ["relu"]}},
+        }
+    }
+    a = jaxexp.analyze(df, metric="loss", goal="min", space=sp)
+    assert a.next_space["parameters"] == {"act": {"value": "gelu"}}  # width would never be active
+    assert a.changes.set_index("parameter").loc["width", "action"] == "drop"
+    _parses(a.next_space)
 
 
 # ----------------------------------------------------------------------------- the CLI on a real sweep

@@ -3,6 +3,7 @@ corrupted steps, config changes on resume, member export."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -403,3 +404,163 @@ def test_sigterm_while_results_are_written_completes_them_then_exits_143(tmp_pat
     assert (a["status"] == "ok").all()
     _compare(a, pd.read_csv(cli_reference / "members.csv"))
     assert (wd / "report.html").exists() and (wd / "timings.json").exists()
+
+
+def _kill_when(wd, ready) -> tuple[int, str]:
+    """Starts the CLI sweep and kill -9s it as soon as ``ready(names in checkpoints/)``;
+    returns (exit status, stderr)."""
+    p = _popen(CLI, wd)
+    watchdog = threading.Timer(240, p.kill)
+    watchdog.start()
+    try:
+        while p.poll() is None:
+            names = os.listdir(wd / "checkpoints") if (wd / "checkpoints").is_dir() else []
+            if ready(names):
+                p.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.001)
+        _, err = p.communicate(timeout=120)
+    finally:
+        watchdog.cancel()
+        p.kill()
+    return p.returncode, err
+
+
+def _steps(names) -> list[int]:
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def test_repeated_sigkills_resume_cleanly_and_old_steps_are_cleaned(tmp_path, cli_reference):
+    """kill -9 during a save, between saves, and during a resumed run's save: every
+    resume is free of tracebacks, and steps written before a kill are cleaned to
+    engine.max_to_keep (+ the best step) by the next save (orbax kept them all: their
+    metrics were never written to disk, so its BestN policy saw steps without metrics)."""
+    wd = tmp_path / "killed"
+    during_save = lambda names: _steps(names) and any(checkpoint.TMP_MARK in n for n in names)  # noqa: E731
+    rc, _ = _kill_when(wd, during_save)
+    assert rc == -signal.SIGKILL
+    assert _run_until(CLI, wd, 2, signal.SIGKILL) == -signal.SIGKILL  # just before a segment's save
+    start = max(_steps(os.listdir(wd / "checkpoints")))
+
+    def resumed_save(names):  # a save of the resumed run, after it removed the unfinished ones
+        return any(n.split(".")[0].isdigit() and int(n.split(".")[0]) > start + 1 for n in names if "tmp" in n)
+
+    rc, err = _kill_when(wd, resumed_save)
+    assert "Traceback" not in err, err
+    if rc == -signal.SIGKILL:
+        p = _popen(CLI, wd)
+        _, err = p.communicate(timeout=300)
+        rc = p.returncode
+    assert rc == 0, err
+    assert "Traceback" not in err, err
+    names = os.listdir(wd / "checkpoints")
+    assert not [n for n in names if checkpoint.TMP_MARK in n]
+    assert 1 <= len(_steps(names)) <= 2 + 1, names  # engine.max_to_keep (2) + the best step
+    _compare(pd.read_csv(wd / "members.csv"), pd.read_csv(cli_reference / "members.csv"))
+    h = pd.read_csv(wd / "history.csv")
+    assert not h.duplicated(["member", "epoch"]).any() and len(h) == len(pd.read_csv(cli_reference / "history.csv"))
+
+
+# --- a full disk: one DiskFull line naming what was written where, and the same command resumes
+
+NO_SPACE = "No space left on device"
+
+
+def test_disk_full_while_saving_a_checkpoint_is_one_error_and_the_rerun_resumes(tiny, tmp_path, reference, monkeypatch):
+    import errno
+
+    import orbax.checkpoint as ocp
+
+    from jaxexp import diskfull
+
+    c = _sweep_config(tiny)
+    wd = tmp_path / "wd"
+    real_save, calls = ocp.CheckpointManager.save, {"n": 0}
+
+    def failing_save(self, step, *a, **k):
+        calls["n"] += 1
+        if calls["n"] < 4:
+            return real_save(self, step, *a, **k)
+        half = os.path.join(self.directory, f"{step}{checkpoint.TMP_MARK}", "state")
+        os.makedirs(half)  # what a save that ran out of space leaves
+        # as TensorStore reports it from orbax's background thread
+        raise ValueError(
+            f'RESOURCE_EXHAUSTED: Error writing local file "{half}/d/x": Failed to write 6123 bytes to file 4: '
+            f"{NO_SPACE} [os_error_code='28']"
+        )
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", failing_save)
+    with pytest.raises(diskfull.DiskFull) as e:
+        jaxexp.sweep(c, str(wd))
+    expected = (
+        f"disk full while writing a checkpoint in {wd / 'checkpoints'}: free space and run the same command again "
+        "(it resumes)"
+    )
+    assert str(e.value) == expected and e.value.errno == errno.ENOSPC
+    assert sorted(os.listdir(wd)) == ["checkpoints"]  # no result file, the lock released
+    assert any(checkpoint.TMP_MARK in n for n in os.listdir(wd / "checkpoints"))
+    monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
+    full = jaxexp.sweep(c, str(wd))  # the half-written step is removed, not used
+    assert full.timings["resumed_from_step"] == 2
+    _compare(full.members, reference.members)
+    assert not any(checkpoint.TMP_MARK in n for n in os.listdir(wd / "checkpoints"))
+
+
+@pytest.mark.parametrize("where", ["results", "lock"])
+def test_disk_full_while_writing_results_or_the_lock_is_one_error(tiny, tmp_path, reference, monkeypatch, where):
+    import errno
+    import types
+
+    from jaxexp import diskfull, report, workdir
+
+    c = _sweep_config(tiny)
+    wd = tmp_path / "wd"
+
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, NO_SPACE)
+
+    if where == "results":
+        monkeypatch.setattr(report, "markdown", no_space)  # while the files are written into .writing-*
+        what = "the result files"
+    else:
+        monkeypatch.setattr(workdir, "json", types.SimpleNamespace(dump=no_space, load=json.load))
+        what = f"the lock file {workdir.LOCK_FILE}"
+    with pytest.raises(diskfull.DiskFull, match="^disk full while writing ") as e:
+        jaxexp.sweep(c, str(wd))
+    assert str(e.value) == f"disk full while writing {what} in {wd}: free space and run the same command again " + (
+        "(it resumes)"
+    )
+    # nothing half-written: no result file, no temporary folder, no (empty) lock left to refuse the rerun
+    assert sorted(os.listdir(wd)) == (["checkpoints"] if where == "results" else [])
+    monkeypatch.undo()
+    full = jaxexp.sweep(c, str(wd))
+    assert ("resumed_from_step" in full.timings) == (where == "results")  # every segment was saved
+    _compare(full.members, reference.members)
+    assert (wd / "members.csv").exists() and not (wd / workdir.LOCK_FILE).exists()
+
+
+def test_disk_full_on_the_command_line_is_one_line_and_rerunning_resumes(tmp_path, cli_reference):
+    """A real full disk: a 300 kB tmpfs (where this machine lets the tests mount one)."""
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(fs)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mount.stderr.decode().strip()[:100]}")
+    try:
+        wd = fs / "wd"
+        p = _popen(CLI, wd)
+        _, err = p.communicate(timeout=300)
+        lines = [ln for ln in err.splitlines() if not ln.startswith("[recipes]")]  # progress lines
+        assert p.returncode == 1 and len(lines) == 1, err
+        assert re.fullmatch(
+            rf"jaxexp: error: disk full while writing (a checkpoint|the result files) in {wd}(/checkpoints)?: "
+            r"free space and run the same command again \(it resumes\)",
+            lines[0],
+        ), lines
+        subprocess.run(["mount", "-o", "remount,size=20m", str(fs)], check=True)
+        p = _popen(CLI, wd)
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and "Traceback" not in err, err
+        _compare(pd.read_csv(wd / "members.csv"), pd.read_csv(cli_reference / "members.csv"))
+    finally:
+        subprocess.run(["umount", str(fs)], capture_output=True)

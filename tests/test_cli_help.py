@@ -69,7 +69,19 @@ def test_sweep_help_has_workdir_config_and_overrides(monkeypatch, capsys):
 def test_analyze_help_shows_each_shared_flag_for_analyze(monkeypatch, capsys):
     rc, out, _ = _run(monkeypatch, capsys, "--table=x.csv", "analyze", "-h")  # flags before the command too
     assert rc == 0
-    assert _flags_listed(out) == {"--workdir", "--table", "--metric", "--goal", "--space", "--elite_quantile", "--out"}
+    assert _flags_listed(out) == {
+        "--workdir",
+        "--table",
+        "--metric",
+        "--goal",
+        "--space",
+        "--elite_quantile",
+        "--out",
+        "--params",
+        "--id",
+        "--seed",
+        "--limits",
+    }
     assert "--table: the table's metric column. (default: not set)" in out  # blend's default is not analyze's
     assert "output folder" in out and "checkpoint" not in out  # --out: analyze's part only
     assert "mae" not in out

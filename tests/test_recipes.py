@@ -346,3 +346,53 @@ def test_auto_compaction_only_when_the_saved_time_beats_the_compile():
     assert pays(16, 1e-6)  # already compiled: free
     assert engine._compaction_pays("always", Fake, 8, 32, 0.0, left, finished)
     assert not engine._compaction_pays("never", Fake, 16, 32, 1.0, left, finished)
+
+
+def test_bh_and_welch_equal_scipy():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0, 0.2, 12) ** 2
+    p[[3, 7]] = np.nan  # no test: left out of the family, stays NaN
+    q = stats.bh_adjust(p)
+    ok = np.isfinite(p)
+    assert np.isnan(q[~ok]).all()
+    np.testing.assert_allclose(q[ok], sps.false_discovery_control(p[ok], method="bh"), rtol=0, atol=1e-12)
+    assert np.isnan(stats.bh_adjust([np.nan])).all() and stats.bh_adjust([]).shape == (0,)
+    for na, nb in ((3, 3), (7, 4), (2, 9)):
+        a, b = rng.normal(0, 1, na), rng.normal(0.5, 3, nb)
+        w, ref = stats.welch(a, b), sps.ttest_ind(a, b, equal_var=False)
+        ci = ref.confidence_interval(0.95)
+        got = [w["diff"], w["diff_ci_low"], w["diff_ci_high"], w["p_value"]]
+        np.testing.assert_allclose(got, [a.mean() - b.mean(), ci.low, ci.high, ref.pvalue], rtol=0, atol=1e-12)
+
+
+def test_group_comparison_has_one_row_per_recipe_and_group_and_equals_scipy(tiny, tmp_path):
+    c = _grouped(tiny)
+    c.sweep.seeds = 3
+    c.sweep.recipes = {"base": {"train": {"lr": 1e-2}}, "slow": {"train": {"lr": 3e-3}}}
+    c.sweep.baseline = "base"
+    res = jaxexp.sweep(c, str(tmp_path / "wd"))
+    task = jaxexp.load_task(c.task)
+    gc = res.group_comparison
+    # one row per (recipe other than the baseline, group), in the task's group order
+    assert list(gc["recipe"]) == ["slow"] * task.n_groups and list(gc["group"]) == list(task.group_names)
+    assert list(gc["level"]) == [("easy", "medium", "hard")[lv] for lv in task.group_levels]
+    np.testing.assert_array_equal(gc["noise_floor"], task.info["group_noise_floor"])
+    g = res.groups.merge(res.members[["member", "recipe"]], on="member")
+    ps = []
+    for _, row in gc.iterrows():
+        part = g[g.group == row["group"]]
+        a = part[part.recipe == "slow"]["val_mse"].to_numpy(np.float64)
+        b = part[part.recipe == "base"]["val_mse"].to_numpy(np.float64)
+        ref = sps.ttest_ind(a, b, equal_var=False)
+        ci = ref.confidence_interval(0.95)
+        assert (row["n"], row["baseline_n"], row["bh_tests"]) == (3, 3, task.n_groups)
+        want = [b.mean(), a.mean(), a.mean() - b.mean(), ci.low, ci.high, ref.pvalue]
+        got = row[["baseline_mean", "mean", "diff", "diff_ci_low", "diff_ci_high", "p_value"]].to_numpy(float)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        ps.append(ref.pvalue)
+    np.testing.assert_allclose(gc["q_value"], sps.false_discovery_control(ps, method="bh"), rtol=0, atol=1e-12)
+    written = pd.read_csv(tmp_path / "wd" / "group_comparison.csv", keep_default_na=False, na_values=[""])
+    np.testing.assert_allclose(written[["diff", "p_value", "q_value"]], gc[["diff", "p_value", "q_value"]], rtol=1e-12)
+    report = (tmp_path / "wd" / "report.md").read_text()
+    assert "## Per-group comparison with the baseline (base; val_mse" in report
+    assert f"correcting for {task.n_groups} tests" in report and "| slow | k4_m3 | hard | 0.36 |" in report

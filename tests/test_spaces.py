@@ -132,7 +132,7 @@ def test_cli_validate_prints_one_line_per_error_and_exits_2(tmp_path):
 
 
 def test_cli_validate_prints_the_space_and_its_buckets():
-    p = _cli("validate", "configs/space_v3.yaml")
+    p = _cli("validate", "configs/space_v3.yaml", "--config=jaxexp/configs/quickstart.py")
     assert p.returncode == 0, p.stderr
     out = p.stdout
     assert "method: sobol (8 samples, seed 0); metric: val_mse (min)" in out
@@ -376,3 +376,183 @@ def test_a_space_file_that_is_not_utf8_is_one_error(tmp_path):
     path.write_bytes(b"method: grid\nparameters:\n  train.lr:\n    values: [0.1, \xff]\n")
     _, errors = spacefile.check(str(path))
     assert errors == [f"{path}: not UTF-8 text (byte 55); save the file as UTF-8"]
+
+
+# --- a space of any project: `jaxexp validate FILE.yaml` alone does not check names ---
+
+WANDB_SPACE = """
+program: train.py
+name: visual_classifier_v3
+method: random
+metric: {name: val_acc, goal: maximize}
+parameters:
+  learning_rate: {distribution: log_uniform_values, min: 5.0e-05, max: 3.0e-04}
+  batch_size: {values: [8, 16, 32]}
+  encoder: {values: [cnn, context], probabilities: [0.75, 0.25]}
+  ctx_d_model: {values: [128, 256, 512], when: {encoder: context}}
+  depth: {distribution: int_uniform, min: 3, max: 10}
+  use_scheduler: {value: true}
+"""
+
+
+def test_a_space_of_any_project_validates_on_its_own(tmp_path):
+    path = _yaml(tmp_path, WANDB_SPACE)
+    lines, errors = validate.describe_file(path)
+    assert errors == []
+    assert "names not checked against a config" in lines[0] and "--config=CFG.py" in lines[0]
+    assert lines[1] == "not checked (W&B launch keys): program, name"
+    assert lines[2] == "method: random; metric: val_acc (max)"
+    row = next(ln for ln in lines if ln.startswith("ctx_d_model"))
+    assert "encoder in {context}" in row and 21 <= int(row.split()[-1].rstrip("%")) <= 29  # of 1000 draws (sd 1.4%)
+    assert "cnn (0.75), context (0.25)" in next(ln for ln in lines if ln.startswith("encoder"))
+    # the choices: 3 batch sizes x (cnn + context x 3 widths) x 1
+    assert lines[-1].startswith("size: num_samples not set") and "the choices make 12 combination(s)" in lines[-1]
+    # a grid is counted over the active parameters
+    grid = _yaml(
+        tmp_path,
+        WANDB_SPACE.replace("method: random", "method: grid").replace(
+            "{distribution: log_uniform_values, min: 5.0e-05, max: 3.0e-04}", "{values: [1.0e-4, 3.0e-4]}"
+        ),
+        "g.yaml",
+    )
+    lines, errors = validate.describe_file(grid)
+    assert errors == [] and lines[-1] == "size: a grid of 192 configurations (over the active parameters)"  # 2*3*4*8
+    # structure, ranges, probabilities and conditions are still checked, every error one line
+    bad = WANDB_SPACE.replace("[0.75, 0.25]", "[0.75, 0.35]").replace("{encoder: context}", "{encodr: context}")
+    bad = bad.replace("min: 3, max: 10", "min: 10, max: 3") + "early_stop: 3\n"
+    _, errors = validate.describe_file(_yaml(tmp_path, bad, "bad.yaml"))
+    assert len(errors) == 4 and all("\n" not in e for e in errors), errors
+    for fragment in (
+        "unknown top-level key 'early_stop'",
+        "sum to 1 (sum is 1.1)",
+        "min (10) >= max (3)",
+        "condition on unknown parameter 'encodr'",
+    ):
+        assert sum(fragment in e for e in errors) == 1, fragment
+    # with a config its names are checked against it (and W&B's launch keys cannot be applied)
+    _, errors = spacefile.check(path, tiny_config())
+    assert any("parameters.learning_rate: no config field 'learning_rate'" in e for e in errors)
+    assert any("unknown top-level key 'program'" in e for e in errors)
+
+
+def test_cli_validate_checks_names_only_against_a_given_config(tmp_path):
+    path = _yaml(tmp_path, WANDB_SPACE)
+    p = _cli("validate", path)
+    assert p.returncode == 0, p.stderr
+    assert "names not checked against a config" in p.stdout and "learning_rate  log_uniform" in p.stdout
+    p = _cli("validate", path, "--config=jaxexp/configs/quickstart.py")
+    assert p.returncode == 2 and "parameters.learning_rate: no config field 'learning_rate'" in p.stderr
+    # an explicit flag that a space file would silently replace: one line, exit 2 (jaxexp.main notes the flags)
+    p = _cli("validate", "configs/space_v3.yaml", "--config.train.epochs=3")
+    assert p.returncode == 2 and p.stdout == "", p.stdout
+    assert p.stderr.strip() == (
+        "jaxexp: error: train.epochs: --config.train.epochs=3 but the space file configs/space_v3.yaml fixes "
+        "train.epochs to 6; drop the flag or that value (a space never silently replaces an explicit flag)"
+    )
+
+
+# --- an explicit --config.FIELD flag is never silently replaced by a space ---
+
+
+def test_a_space_never_silently_replaces_an_explicit_flag(tmp_path, monkeypatch):
+    path = _yaml(
+        tmp_path,
+        """
+        method: random
+        num_samples: 4
+        parameters:
+          train.epochs: {value: 6}
+          train.lr: {distribution: log_uniform_values, min: 1.0e-03, max: 3.0e-02}
+          train.schedule: {values: [cosine, constant]}
+          train.min_lr_ratio: {distribution: uniform, min: 0.0, max: 0.2, when: {train.schedule: cosine}}
+        """,
+    )
+    c = tiny_config()
+    c.sweep.space_file = path
+    c.train.epochs, c.train.min_lr_ratio, c.sweep.num_samples = 3, 0.1, 2  # as the flags set them
+
+    def refused(*fields):
+        monkeypatch.setattr(spacefile, "CLI_OVERRIDES", frozenset(fields))
+        found = spacefile.conflicts(c, spacefile.load(path, c) if c.sweep.space_file else None)
+        if found:
+            with pytest.raises(ConfigError) as e:
+                spacefile.resolve(c)
+            assert str(e.value) == found[0]
+        else:
+            spacefile.resolve(c)
+        return found
+
+    assert refused() == []  # the Python API: no flags, the space applies (as before)
+    assert refused("train.epochs") == [
+        f"train.epochs: --config.train.epochs=3 but the space file {path} fixes train.epochs to 6; "
+        "drop the flag or that value (a space never silently replaces an explicit flag)"
+    ]
+    c.train.epochs = 6
+    assert refused("train.epochs") == []  # the same value: no conflict
+    (swept,) = refused("train.lr")
+    assert swept.startswith("train.lr: --config.train.lr=0.01 has no effect: the space file") and "log_uniform" in swept
+    assert refused("train.min_lr_ratio") == []  # conditional: the flag is its value where the condition is off
+    (n,) = refused("sweep.num_samples")
+    assert n.startswith("sweep.num_samples: --config.sweep.num_samples=2 but the space file") and "num_samples: 4" in n
+    c.sweep.strategy = "mutation"  # a mutation tree's space bounds its mutations; the flag sets the base node
+    assert refused("train.lr") == []
+    # a config's own sweep.space (a .py config) likewise
+    c.sweep.strategy, c.sweep.space_file = "sweep", ""
+    c.sweep.space = {"train": {"epochs": space.fixed(20)}}
+    (own,) = refused("train.epochs")
+    assert own.startswith("train.epochs: --config.train.epochs=6 but sweep.space fixes train.epochs to 20")
+    monkeypatch.setattr(spacefile, "CLI_OVERRIDES", frozenset({"train.epochs"}))
+    _, errors = validate.describe(c)
+    assert errors == [own]
+
+
+def test_wandb_log_uniform_takes_exponents_and_values_spelling_takes_values(tmp_path):
+    """W&B reads ``log_uniform`` bounds as natural-log exponents; ``log_uniform_values``
+    as values. A file from W&B means what W&B means (groups included)."""
+    path = tmp_path / "wb.yaml"
+    path.write_text(
+        "method: random\nnum_samples: 3\nparameters:\n"
+        "  lr: {distribution: log_uniform, min: -9.210340371976182, max: -2.302585092994046}\n"
+        "  wd: {distribution: log_uniform_values, min: 1.0e-5, max: 1.0e-2}\n"
+        "  model:\n    parameters:\n"
+        "      width: {distribution: q_log_uniform, min: 2.0794415416798357, max: 5.545177444479562, q: 1}\n"
+    )
+    sf = spacefile.check(str(path), standalone=True)[0]
+    params = {p.name: p for p in space.parse(sf.space)}
+    assert np.allclose([params["lr"].low, params["lr"].high], [1e-4, 1e-1])
+    assert np.allclose([params["wd"].low, params["wd"].high], [1e-5, 1e-2])
+    assert params["model.width"].kind == "q_log_uniform" and np.allclose(
+        [params["model.width"].low, params["model.width"].high], [8, 256]
+    )
+
+
+def test_validate_counts_a_search_strategy_instead_of_refusing_its_ranges():
+    from jaxexp import validate
+
+    c = tiny_config(train={"lr": space.log_uniform(1e-4, 1e-1)})
+    c.sweep.strategy = "tpe"
+    c.sweep.generations, c.sweep.slots = 3, 4
+    lines, errors = validate.describe(c)
+    assert errors == [] and lines[1].startswith("strategy: tpe (3 batches of 4 trials")
+    assert lines[-1].startswith("12 configurations x 1 seed(s) = 12 members in 1 static bucket(s)")
+    c.sweep.strategy = "sweep"  # the same ranges as a grid: refused, with the fix
+    assert "cannot be gridded" in validate.describe(c)[1][0]
+
+
+@pytest.mark.parametrize(
+    "metric, fragment",
+    [
+        ("{name: val_mse, goal: [min]}", "metric.goal: ['min'] is not a goal; use minimize or maximize"),
+        ("{name: val_mse, goal: {a: 1}}", "metric.goal: {'a': 1} is not a goal; use minimize or maximize"),
+        ("{name: val_mse, goal: true}", "metric.goal: True is not a goal"),
+        ("{name: val_mse, goal: min, 1: x, b: y}", "metric: unknown key(s) [1, 'b']; give name and goal"),
+    ],
+)
+def test_a_non_scalar_metric_goal_is_one_error_naming_the_field(tmp_path, metric, fragment):
+    """Fuzzing found a list or mapping as ``metric.goal`` crashing the parser (unhashable)."""
+    path = _yaml(tmp_path, f"metric: {metric}\nparameters: {{train.lr: {{value: 0.1}}}}\n")
+    spacefile_, errors = spacefile.check(path)
+    assert spacefile_ is None and len(errors) == 1
+    assert errors[0].startswith(f"{path}: ") and fragment in errors[0] and "\n" not in errors[0]
+    with pytest.raises(ConfigError, match="metric"):
+        spacefile.load(path)

@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from jaxexp.analysis import columns as colmod
 from jaxexp.analysis import core, nextspace
 from jaxexp.analysis import dims as dimsmod
 from jaxexp.analysis import importance as impmod
@@ -16,10 +17,7 @@ from jaxexp.analysis import ranges as rangesmod
 from jaxexp.analysis.dims import Dim
 from jaxexp.errors import ConfigError
 
-# Columns that identify or describe a row, never parameters.
-RESERVED = {"member", "config_id", "seed", "status", "number", "metric_std", "n_seeds"}
 LINEAGE = (("node_id", "parent_id"), ("node", "parent"))  # column pairs that make a lineage tree
-RESERVED |= {c for pair in LINEAGE for c in pair} | {"generation", "mutation", "hypothesis"}
 TOP_PAIRS = 3  # contour tables/plots for the pairs among the 3 most important parameters
 
 
@@ -48,6 +46,9 @@ class Analysis:
     source: str = ""
     notes: list = dataclasses.field(default_factory=list)
     lineage: pd.DataFrame | None = None  # node_id, parent_id, metric[, generation, mutation, status] (trees)
+    ids: list = dataclasses.field(default_factory=list)  # id columns (never parameters)
+    seeds: list = dataclasses.field(default_factory=list)  # seed columns (rows differing only there: one config)
+    key: str | None = None  # the id column that groups rows into configurations (None: parameter values)
 
     @property
     def elites(self) -> pd.DataFrame:
@@ -56,12 +57,10 @@ class Analysis:
         return e
 
 
-def _candidate_columns(table: pd.DataFrame, metric: str) -> list[str]:
-    return [c for c in table.columns if c != metric and c not in RESERVED]
-
-
-def _dims(table: pd.DataFrame, metric: str, space, params, notes: list) -> tuple[list[Dim], dict, bool]:
-    """(analysed dims, declared specs, declared?) for the usable rows."""
+def _roles(table, rows, metric, space, params, ids, seeds, notes) -> tuple[list[Dim], list, dict, list, list]:
+    """(declared dims in the table, other parameter columns, declared specs, id
+    columns, seed columns)."""
+    ids, seeds = list(ids), list(seeds)
     specs: dict = {}
     dims: list[Dim] = []
     if space is not None and (len(space) if hasattr(space, "__len__") else True):
@@ -69,20 +68,69 @@ def _dims(table: pd.DataFrame, metric: str, space, params, notes: list) -> tuple
         missing = [d.name for d in declared_dims if d.name not in table.columns]
         if missing:
             notes.append(f"declared but not in the table (carried over unchanged): {', '.join(missing)}")
-        dims = [d for d in declared_dims if d.name in table.columns]
+        clash = [d.name for d in declared_dims if d.name in ids or d.name in seeds]
+        if clash:
+            raise ConfigError(f"--id/--seed: {clash[0]} is a parameter of --space; name another column")
+        moved = [
+            d.name
+            for d in declared_dims
+            if d.name in table.columns and colmod.is_seed_name(d.name) and d.name not in (params or [])
+        ]
+        if moved:
+            seeds = [*seeds, *moved]
+            notes.append(
+                f"{', '.join(moved)}: declared in the space but read as a seed column (rows differing only there are "
+                "one configuration; carried over unchanged); pass --params=NAME to analyse it as a parameter"
+            )
+        dims = [d for d in declared_dims if d.name in table.columns and d.name not in moved]
         extra = [c for c in (params or []) if c not in specs and c in table.columns]
+    elif params is not None:
+        extra = list(params)
     else:
-        extra = list(params) if params is not None else _candidate_columns(table, metric)
-    constant = []
-    for name in extra:
-        d = dimsmod.infer_dim(name, table[name])
-        if d is None:
-            constant.append(name)
-        else:
-            dims.append(d)
-    if constant and params is None and not specs:
-        notes.append(f"constant, not analysed: {', '.join(constant)}")
-    return dims, specs, bool(specs)
+        roles = colmod.guess(table, rows, metric, ids, seeds, notes)
+        extra, ids, seeds = roles.params, roles.ids, roles.seeds
+    clash = [c for c in extra if c in ids or c in seeds]
+    if clash:
+        raise ConfigError(f"--params: {clash[0]} is also given as an id or seed column; name it once")
+    names = [*(d.name for d in dims), *extra]
+    for c in table.columns:  # named ids and seeds beside the parameters a format, a space or --params names
+        if c != metric and c not in names and c not in ids and c not in seeds:
+            if colmod.is_seed_name(c):
+                seeds.append(c)
+            elif colmod.is_id_name(c):
+                ids.append(c)
+    return dims, extra, specs, ids, seeds
+
+
+def _one_row_each(rows: pd.DataFrame, key: str | None, names: list[str]) -> pd.DataFrame:
+    """One row per configuration (kinds and levels are inferred over configurations:
+    the seeds of one are not repeated values)."""
+    try:
+        return rows.drop_duplicates([key] if key else names)
+    except TypeError:  # unhashable cells (lists in a DataFrame)
+        return rows
+
+
+def _infer_conditions(rows: pd.DataFrame, dims: list[Dim], notes: list) -> list[Dim]:
+    """Inferred parameters that are NaN exactly where a choice parameter (never NaN)
+    is outside some of its values get ``when: {parent: [those values]}`` (a conditional
+    space exported by Optuna or W&B leaves inactive parameters empty)."""
+    parents = [d for d in dims if d.levels and rows[d.name].notna().all()]
+    out = []
+    for d in dims:
+        act = rows[d.name].notna()
+        if not d.when and not act.all() and act.any():
+            for p in parents:
+                keys = rows[p.name].map(core.level_key)
+                on, off = set(keys[act]), set(keys[~act])
+                if p.name == d.name or not off or on & off:
+                    continue
+                values = [dimsmod.plain(v) for v in p.levels if core.level_key(v) in on]
+                d = d._replace(when={p.name: values})
+                notes.append(f"{d.name}: set only where {p.name} is {', '.join(map(str, values))}: read as a condition")
+                break
+        out.append(d)
+    return out
 
 
 def analyze(
@@ -97,14 +145,20 @@ def analyze(
     space_metric: str | None = None,
     source: str = "",
     notes: list | tuple = (),
+    ids=None,
+    seeds=None,
+    limits: dict | None = None,
 ) -> Analysis:
     """Analyses one table (one row per trial/member).
 
     space: a declared space (a space-file mapping, ``config.sweep.space``, or a
     list of ``jaxexp.space.Param``) giving kinds and ranges; without it kinds are
     inferred and ranges observed. params: columns to analyse besides the declared
-    ones (without a space: all of them; default every column but the metric and
-    ``RESERVED``). method/num_samples/space_metric: written into next_space.yaml.
+    ones (without a space: all of them; default: guessed, ``columns.guess``).
+    ids/seeds: id and seed columns (a name, "a,b" or a list) besides those
+    recognised (``columns``). limits: {parameter: (low, high)} hard limits no
+    expansion passes (None: no limit on that side). method/num_samples/space_metric:
+    written into next_space.yaml.
     """
     goal = core.normalize_goal(goal)
     if not 0 < elite_quantile < 1:
@@ -112,8 +166,32 @@ def analyze(
     if metric not in table.columns:
         raise ConfigError(f"--metric: no column {metric!r} in the table; pass --metric=COLUMN")
     notes = list(notes)
+    explicit_ids = colmod.names(ids, "--id", table, metric)
+    seeds = colmod.names(seeds, "--seed", table, metric)
+    both = [c for c in explicit_ids if c in seeds]
+    if both:
+        raise ConfigError(f"--id/--seed: {both[0]} is given as both; a column is an id or a seed")
+    if params is not None:
+        params = colmod.names(params, "--params", table, metric)
     rows, counts = core.usable_rows(table, metric)
-    dims, specs, declared = _dims(rows, metric, space, params, notes)
+    dims, extra, specs, ids, seeds = _roles(table, rows, metric, space, params, explicit_ids, seeds, notes)
+    declared = bool(specs)
+    if not dims and not extra and specs:
+        raise ConfigError(
+            "--space: none of its parameters is a column of the table; name them as the table does "
+            "(e.g. lr for Optuna's params_lr, train.lr for W&B's config.train.lr)"
+        )
+    key = colmod.config_key(rows, [*(d.name for d in dims), *extra], ids, seeds, notes, explicit=explicit_ids)
+    once = _one_row_each(rows, key, [*(d.name for d in dims), *extra])
+    constant = []
+    for name in extra:
+        d = dimsmod.infer_dim(name, once[name])
+        if d is None:
+            constant.append(name)
+        else:
+            dims.append(nextspace.observed(d))
+    if constant and params is None and not specs:
+        notes.append(f"constant, not analysed: {', '.join(constant)}")
     if not dims and specs:
         raise ConfigError(
             "--space: none of its parameters is a column of the table; name them as the table does "
@@ -123,7 +201,9 @@ def analyze(
         raise ConfigError("parameters: no parameter column varies across the usable rows; nothing to analyse")
     for d in dims:
         rows[d.name] = core.normalize_column(d, rows[d.name])
-    configs = core.sort_best_first(core.aggregate_seeds(rows, dims, metric), metric, goal)
+    if not declared:
+        dims = _infer_conditions(rows, dims, notes)
+    configs = core.sort_best_first(core.aggregate_seeds(rows, dims, metric, key), metric, goal)
     counts["configurations"] = n = len(configs)
     counts["seeds_min"], counts["seeds_max"] = int(configs["n_seeds"].min() or 0), int(configs["n_seeds"].max() or 0)
     if n < core.MIN_CONFIGS:
@@ -161,6 +241,7 @@ def analyze(
         num_samples if declared else (num_samples or n),
         notes,
         n_configs=n,
+        limits=limits,
     )
     lineage = None
     pair = next((pair for pair in LINEAGE if set(pair) <= set(table.columns)), None)
@@ -194,6 +275,9 @@ def analyze(
         source=source,
         notes=notes,
         lineage=lineage,
+        ids=ids,
+        seeds=seeds,
+        key=key,
     )
 
 

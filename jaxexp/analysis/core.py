@@ -1,10 +1,10 @@
 """Per-parameter statistics of a sweep: pure functions over one table.
 
 Input: one row per trial/member with parameter columns and a metric column
-(optionally ``config_id``/``seed``/``status``). Rows whose status is not ok
+(optionally ids, seeds and ``status``: ``columns``). Rows whose status is not ok
 (diverged, failed, pruned) or whose metric is not finite are left out and
-counted. Members of one configuration (same ``config_id``, or, without that
-column, the same parameter values) are averaged first: seeds of one
+counted. Members of one configuration (same configuration id, ``columns.config_key``,
+or, without one, the same parameter values) are averaged first: seeds of one
 configuration are not independent samples of the parameters' effect, so every
 test below has n = configurations.
 
@@ -121,14 +121,15 @@ def usable_rows(table: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, dict]:
     return out, counts
 
 
-def aggregate_seeds(rows: pd.DataFrame, dims: list[Dim], metric: str) -> pd.DataFrame:
+def aggregate_seeds(rows: pd.DataFrame, dims: list[Dim], metric: str, key: str | None = None) -> pd.DataFrame:
     """One row per configuration: the parameters, the mean metric over its
     members (``metric``), ``n_seeds`` and ``metric_std`` (sample std, NaN for one).
 
-    Configurations are ``config_id`` when present, else equal parameter values.
+    Configurations are the rows sharing a ``key`` column's value (a configuration
+    id, ``columns.config_key``), else the rows with equal parameter values.
     """
     names = [d.name for d in dims]
-    keys = ["config_id"] if "config_id" in rows.columns else names
+    keys = [key] if key else names
     if not keys:
         raise ConfigError("parameters: none to analyse; the table has no parameter column that varies")
     # NaN keys (inactive conditional parameters) are real groups, not dropped rows
@@ -138,7 +139,7 @@ def aggregate_seeds(rows: pd.DataFrame, dims: list[Dim], metric: str) -> pd.Data
     if others:
         out = g[others].first().join(out)  # first non-NaN: members of a configuration agree
     out = out.reset_index()
-    cols = [*(["config_id"] if "config_id" in out.columns else []), *names, metric, "n_seeds", "metric_std"]
+    cols = [*([key] if key else []), *names, metric, "n_seeds", "metric_std"]
     return out[cols]
 
 

@@ -9,52 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from jaxexp.analysis import columns as colmod
 from jaxexp.analysis import core
 from jaxexp.errors import ConfigError
-
-# Columns of members.csv that are results, not parameters.
-_MEMBER_RESULTS = {
-    "epochs_run",
-    "stop_epoch",
-    "diverged_epoch",
-    "pruned_epoch",
-    "best_epoch",
-    "degradation",
-    "finished",
-}
-_RESULT_PREFIXES = ("best_", "final_", "init_")
-# Mutation trees (lineage.csv) and other lineage tables.
-_LINEAGE = {"node_id", "parent_id", "node", "parent", "generation", "mutation", "hypothesis"}
-# Optuna / W&B bookkeeping columns.
-_META = {
-    "number",
-    "datetime_start",
-    "datetime_complete",
-    "duration",
-    "name",
-    "id",
-    "run_id",
-    "created",
-    "runtime",
-    "sweep",
-    "tags",
-    "notes",
-    "user",
-    "group",
-    "jobtype",
-    "hostname",
-    "commit",
-}
-_META_PREFIXES = ("system_attrs_", "user_attrs_", "_", "datetime_")
-# Names that look like metrics of another split, not parameters (generic CSVs only).
-_METRIC_LIKE = re.compile(r"loss|accuracy|(^|[._/-])(acc|mse|mae|rmse|auc|f1|error)($|[._/-])", re.I)
-_MAX_TEXT_LEVELS = 20
 
 
 class Source(NamedTuple):
@@ -71,6 +33,8 @@ class Source(NamedTuple):
     source: str
     notes: list
     default_out: str
+    ids: list = []  # id columns named by the user or the table's format
+    seeds: list = []  # seed columns named by the user or the table's format
 
 
 def _first_line(e: BaseException) -> str:
@@ -108,13 +72,16 @@ def _space_metric(space: dict | None) -> tuple[str | None, str | None]:
 
 
 def normalize_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, str, list | None, list[str]]:
-    """(table with plain names, kind "optuna"|"wandb"|"csv", parameter columns
-    when the format names them (else None), notes).
+    """(table with plain names, kind "optuna"|"wandb"|"ray"|"wandb-ui"|"csv",
+    parameter columns when the format names them (else None), notes).
 
     Optuna: ``params_<name>`` -> name (the parameters), ``state`` -> status
-    (COMPLETE kept), ``user_attrs_<name>`` -> name where free. W&B: ``config.x``
-    or ``config/x`` -> x (the parameters), ``summary.x``/``summary/x`` -> x,
-    ``State`` -> status (finished kept).
+    (COMPLETE kept), ``user_attrs_<name>`` -> name where free. W&B (API export):
+    ``config.x`` or ``config/x`` -> x (the parameters), ``summary.x``/``summary/x``
+    -> x, ``State`` -> status (finished kept). Ray Tune: ``config/x`` -> x (the
+    parameters). A W&B UI export (Name, State, Created/Runtime/Sweep beside plain
+    parameter and metric columns) and any other CSV: parameters guessed
+    (``columns.guess``).
     """
     cols = list(df.columns)
     notes: list[str] = []
@@ -126,12 +93,14 @@ def normalize_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, str, list | None,
         rename.update({c: c[len("params_") :] for c in cols if c.startswith("params_")})
         rename.update({c: c[len("user_attrs_") :] for c in cols if c.startswith("user_attrs_")})
     elif any(c.startswith(("config.", "config/")) for c in cols):
-        kind = "wandb"
+        ray = {"trial_id", "training_iteration", "time_total_s", "experiment_tag"}
+        kind = "ray" if ray & set(cols) else "wandb"
         params = [c[len("config.") :] for c in cols if c.startswith(("config.", "config/"))]
         rename.update({c: c[len("config.") :] for c in cols if c.startswith(("config.", "config/"))})
         rename.update({c: c[len("summary.") :] for c in cols if c.startswith(("summary.", "summary/"))})
     else:
-        kind = "csv"
+        low = {colmod.norm(c) for c in cols}
+        kind = "wandb-ui" if {"name", "state"} <= low and low & {"created", "runtime", "sweep"} else "csv"
     if "status" not in cols:
         state = next((c for c in cols if c.lower() == "state"), None)
         if state:
@@ -145,35 +114,6 @@ def normalize_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, str, list | None,
             continue
         final[old] = new
     return df.rename(columns=final), kind, params, notes
-
-
-def _guess_params(df: pd.DataFrame, metric: str, notes: list) -> list[str]:
-    """Parameter columns of a CSV that does not name them: every column that is
-    not the metric, an id/status, a members.csv result, bookkeeping, a probable
-    metric (``val_loss``, ``test/acc`` ...) or free text."""
-    out, metric_like, text = [], [], []
-    for c in df.columns:
-        low = c.lower()
-        if c == metric or low in ("member", "config_id", "seed", "status"):
-            continue
-        if c in _LINEAGE or c in _MEMBER_RESULTS or c.startswith(_RESULT_PREFIXES):
-            continue
-        if low in _META or low.startswith(_META_PREFIXES) or low == "value":
-            continue
-        if _METRIC_LIKE.search(c):
-            metric_like.append(c)
-            continue
-        col = df[c].dropna()
-        if not pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            if col.nunique() > max(_MAX_TEXT_LEVELS, len(col) // 2) and col.nunique() > 2:
-                text.append(c)
-                continue
-        out.append(c)
-    if metric_like:
-        notes.append(f"left out as probable metrics, not parameters: {', '.join(metric_like)} (pass --space to choose)")
-    if text:
-        notes.append(f"left out as free text (too many distinct values): {', '.join(text)}")
-    return out
 
 
 def check_metric(df: pd.DataFrame, metric: str, where: str) -> None:
@@ -191,8 +131,14 @@ def check_metric(df: pd.DataFrame, metric: str, where: str) -> None:
         )
 
 
-def load_table(path: str, metric: str | None, goal: str | None, space=None) -> Source:
-    """A CSV of trials (Optuna, W&B or plain) with an optional space file."""
+def load_table(
+    path: str, metric: str | None, goal: str | None, space=None, params=None, ids=None, seeds=None
+) -> Source:
+    """A CSV of trials (Optuna, W&B, Ray Tune or plain) with an optional space file.
+    params/ids/seeds: columns named by the user (``--params``/``--id``/``--seed``,
+    "a,b" or a list); without --params, the format's parameters (Optuna's
+    ``params_*``, W&B's/Ray's ``config.*``/``config/*``, seed and id names moved
+    out) or, for a plain CSV, those ``columns.guess`` finds in ``analyze``."""
     if not os.path.isfile(path):
         raise ConfigError(f"--table: {path} not found; pass a CSV file with one row per trial")
     try:
@@ -208,11 +154,28 @@ def load_table(path: str, metric: str | None, goal: str | None, space=None) -> S
     if not goal:
         raise ConfigError("--goal: missing; pass --goal=min or --goal=max")
     goal = core.normalize_goal(goal)
-    df, kind, params, notes = normalize_columns(raw)
+    df, kind, named, notes = normalize_columns(raw)
     check_metric(df, metric, path)
-    if params is None and declared is None:
-        params = _guess_params(df, metric, notes)
-    label = {"optuna": "an Optuna trials_dataframe() export", "wandb": "a W&B runs export", "csv": "a CSV table"}
+    ids = colmod.names(ids, "--id", df, metric)
+    seeds = colmod.names(seeds, "--seed", df, metric)
+    if params is not None:
+        params = colmod.names(params, "--params", df, metric)
+    elif named is not None and declared is None:
+        roles = colmod.split_named([p for p in named if p not in ids and p not in seeds])
+        moved = [*roles.ids, *roles.seeds]
+        if moved:
+            notes.append(
+                f"{', '.join(moved)}: named as parameters by the table but read as "
+                f"{'seed' if roles.seeds else 'id'} column(s), not parameters (pass --params=... to analyse them)"
+            )
+        params, ids, seeds = roles.params, [*ids, *roles.ids], [*seeds, *roles.seeds]
+    label = {
+        "optuna": "an Optuna trials_dataframe() export",
+        "wandb": "a W&B runs export",
+        "ray": "a Ray Tune results table",
+        "wandb-ui": "a W&B runs export (UI CSV)",
+        "csv": "a CSV table",
+    }
     stem = os.path.splitext(os.path.abspath(path))[0]
     return Source(
         table=df,
@@ -226,7 +189,32 @@ def load_table(path: str, metric: str | None, goal: str | None, space=None) -> S
         source=f"{path} ({label[kind]})",
         notes=notes,
         default_out=f"{stem}_analysis",
+        ids=ids,
+        seeds=seeds,
     )
+
+
+def parse_limits(text) -> dict:
+    """``--limits=lr=:1,dropout=0:0.9`` as {name: (low, high)} (None: that side open);
+    a mapping passes through."""
+    if not text:
+        return {}
+    if isinstance(text, dict):
+        return {k: tuple(v) for k, v in text.items()}
+    out = {}
+    for part in str(text).split(","):
+        name, eq, bounds = part.strip().rpartition("=")
+        lo, colon, hi = bounds.partition(":")
+        try:
+            pair = tuple(float(v) if v.strip() else None for v in (lo, hi))
+        except ValueError:
+            pair = None
+        if not eq or not name or not colon or pair is None or pair == (None, None):
+            raise ConfigError(f"--limits: {part.strip()!r} is not NAME=LOW:HIGH; e.g. --limits=lr=:1,dropout=0:0.9")
+        if None not in pair and pair[0] >= pair[1]:
+            raise ConfigError(f"--limits: {name}: low {pair[0]:g} must be below high {pair[1]:g}")
+        out[name] = pair
+    return out
 
 
 # ----------------------------------------------------------------------------- workdirs

@@ -67,6 +67,24 @@ def _seeds_text(c: dict) -> str:
     return f"{lo} member(s) each" if lo == hi else f"{lo}-{hi} members each"
 
 
+def _grouping(a) -> str:
+    key = getattr(a, "key", None)
+    return f"same `{key}`" if key else "the same parameter values"
+
+
+def _columns_text(a) -> str:
+    """Which columns were read as ids and seeds (never parameters)."""
+    ids, seeds = getattr(a, "ids", []), getattr(a, "seeds", [])
+    parts = []
+    if ids:
+        parts.append(f"ids (never parameters): {', '.join(f'`{c}`' for c in ids)}")
+    if seeds:
+        parts.append(f"seeds (rows differing only there are one configuration): {', '.join(f'`{c}`' for c in seeds)}")
+    if not parts:
+        return "Columns: no id or seed column."
+    return "Columns: " + "; ".join(parts) + " (`--id`, `--seed`, `--params` name them otherwise)."
+
+
 def report(a, plot_files: list[str]) -> str:
     """report.md: what was analysed, the proposal with its evidence and rules,
     then every table."""
@@ -79,8 +97,10 @@ def report(a, plot_files: list[str]) -> str:
         f"better).",
         "",
         f"Rows: {c['rows']}; left out: {left}; usable: {c['usable']}. **Configurations: {c['configurations']}** "
-        f"({_seeds_text(c)}): members of one configuration (same `config_id`, or the same parameter values) are "
-        "averaged first, so every test below has n = configurations, not members.",
+        f"({_seeds_text(c)}): members of one configuration ({_grouping(a)}) are averaged first, so every test "
+        "below has n = configurations, not members.",
+        "",
+        _columns_text(a),
         "",
         (
             "Ranges and kinds: **declared** (the sweep's space)."

@@ -4,9 +4,9 @@ flat, and whether any difference is more than noise.
 
 Modules: ``data`` (loading, validation), ``grid`` (simplex enumeration,
 constraints, explicit lists), ``score`` (jitted sharded kernel, Gram form),
-``exact`` (LP / least squares / refinement), ``stats`` (plateau, diagnosis,
-paired bootstrap, held-out folds), ``report`` and ``plots``, ``demo`` (the
-issue's three-model story), ``api`` (:func:`blend`).
+``exact`` (LP / least squares / refinement), ``stats`` (plateau, paired
+bootstrap, held-out folds), ``flatness`` (why a plateau is flat), ``report``
+and ``plots``, ``demo`` (the issue's three-model story), ``api`` (:func:`blend`).
 """
 
 from jaxexp.blending.api import blend

@@ -3,117 +3,31 @@ and whether any difference is more than noise; optionally written to a workdir."
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
 import pandas as pd
 
 from jaxexp.blending import data as datamod
-from jaxexp.blending import exact, plots, report, stats
+from jaxexp.blending import exact, flatness, plots, report, stats
 from jaxexp.blending import grid as gridmod
 from jaxexp.blending import score as scoremod
+from jaxexp.blending.output import (
+    SCORES,
+    _parquet_ok,
+    _prepare_workdir,
+    _write,
+    score_files,
+)
 from jaxexp.errors import ConfigError, DataError
 from jaxexp.webreport import blend as webblend
 
-RESULT_FILES = (
-    "scores.csv",
-    "scores.parquet",
-    "report.md",
-    "report.html",
-    "summary.json",
-    "ternary.png",
-    "profiles.png",
-)
-SCORES = ("auto", "csv", "parquet", "top")
-CSV_ROWS = 100_000  # scores="auto": above this many weightings the full table is Parquet
-TOP_ROWS = 1_000  # rows of scores.csv when the full table is in scores.parquet (or left out: "top")
 
-
-def _prepare_workdir(workdir: str, overwrite: bool) -> None:
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise ConfigError(f"--workdir: {workdir} exists and is not a directory; choose another --workdir")
-    existing = [f for f in RESULT_FILES if os.path.exists(os.path.join(workdir, f))]
-    if existing and not overwrite:
-        raise ConfigError(
-            f"--workdir: {workdir} already holds results ({', '.join(existing)}); "
-            "choose another --workdir or pass --overwrite"
-        )
-    parent = os.path.abspath(workdir)
-    while not os.path.isdir(parent):
-        parent = os.path.dirname(parent)
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"--workdir: cannot write to {workdir}; choose another --workdir")
-
-
-def _parquet_ok() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def score_files(df: pd.DataFrame, scores: str) -> tuple[dict, str]:
-    """The files of the scores table: ({name: writer(path)}, a sentence for the report).
-
-    ``scores``: "csv" (all rows in scores.csv), "parquet" (all rows in
-    scores.parquet, the best TOP_ROWS in scores.csv), "top" (only the best
-    TOP_ROWS, in scores.csv) or "auto" (csv up to CSV_ROWS weightings, parquet
-    above when pyarrow is installed)."""
-    if scores not in SCORES:
-        raise ConfigError(f"--scores: {scores!r}; use one of {', '.join(SCORES)}")
-    if scores == "auto":
-        scores = "parquet" if len(df) > CSV_ROWS and _parquet_ok() else "csv"
-    elif scores == "parquet" and not _parquet_ok():
-        raise ConfigError("--scores: parquet needs pyarrow; pip install 'jaxexp[parquet]' (or --scores=csv)")
-    if scores == "csv" or len(df) <= TOP_ROWS:
-        return {"scores.csv": lambda p: df.to_csv(p, index=False)}, "`scores.csv` (every scored weighting, best first)"
-    top = lambda p: df.head(TOP_ROWS).to_csv(p, index=False)  # noqa: E731
-    if scores == "top":
-        return {"scores.csv": top}, f"`scores.csv` (the best {TOP_ROWS:,} of {len(df):,} weightings; --scores=csv: all)"
-    return (
-        {"scores.csv": top, "scores.parquet": lambda p: df.to_parquet(p, index=False)},
-        f"`scores.parquet` (every scored weighting, best first; `pd.read_parquet`), "
-        f"`scores.csv` (the best {TOP_ROWS:,})",
-    )
-
-
-def _write(workdir: str, texts: dict, figures: dict, html=None, tables: dict | None = None) -> None:
-    """All files into a temporary folder first, then renamed into place;
-    ``html(folder)`` (given the folder holding the PNGs) makes report.html;
-    ``tables``: {name: writer(path)} (the scores table)."""
-    os.makedirs(workdir, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=workdir, prefix=".writing-")
-    tables = tables or {}
-    try:
-        for name, text in texts.items():
-            with open(os.path.join(tmp, name), "w") as f:
-                f.write(text)
-        for name, write in tables.items():
-            write(os.path.join(tmp, name))
-        for name in RESULT_FILES:  # a scores.parquet of an earlier blend must not outlive it
-            if name not in texts and name not in tables and name not in figures and name != "report.html":
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(workdir, name))
-        for name, fig in figures.items():
-            plots.save(fig, os.path.join(tmp, name))
-        if html is not None:
-            texts = {**texts, "report.html": html(tmp)}
-            with open(os.path.join(tmp, "report.html"), "w") as f:
-                f.write(texts["report.html"])
-        for name in [*texts, *tables, *figures]:
-            os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _load(preds, metric, target, models, row_weights, groups, folds) -> datamod.BlendData:
+def _load(preds, metric, target, models, row_weights, groups, folds, preds_key="preds") -> datamod.BlendData:
+    if preds_key != "preds" and isinstance(preds, (datamod.BlendData, pd.DataFrame)):
+        raise ConfigError(f"--preds_key: names an array of an .npz input, not of a {type(preds).__name__}")
     if isinstance(preds, datamod.BlendData):
         if metric == "accuracy" and preds.n_classes and preds.margins is None:
             raise DataError(
@@ -125,14 +39,22 @@ def _load(preds, metric, target, models, row_weights, groups, folds) -> datamod.
         return dataclasses.replace(data, n_classes=preds.n_classes, margins=preds.margins, strict=preds.strict)
     if isinstance(preds, pd.DataFrame):
         return datamod.from_frame(preds, target, models, row_weights, groups, folds, metric)
-    return datamod.load(str(preds), target, models, row_weights, groups, folds, metric)
+    return datamod.load(str(preds), target, models, row_weights, groups, folds, metric, preds_key)
 
 
 def _resolve(spec: str, labels: list[str], w_list: np.ndarray | None, names) -> tuple[str, np.ndarray]:
     """A weighting named in --compare: a label of --weights, or 50/30/20."""
     if w_list is not None and spec in labels:
         return spec, w_list[labels.index(spec)]
-    lab, w = gridmod.parse_weightings(spec, names)
+    try:
+        lab, w = gridmod.parse_weightings(spec, names)
+    except ConfigError:
+        if "/" in spec or ";" in spec:
+            raise  # meant as a weighting: the parser's message says what is wrong with it
+        known = f"the labels of --weights are {', '.join(labels)}" if labels else "no --weights were given"
+        raise ConfigError(
+            f"--compare: {spec!r} is not a label of --weights ({known}); use one of them or a weighting like 50/30/20"
+        ) from None
     return lab[0], w[0]
 
 
@@ -152,7 +74,7 @@ def _listed_ties(data, metric, post, w_grid, s_grid, labels, w_list, s_list, kw)
         item = {"label": lab, "w": w.tolist(), "score": float(s), "grid_ties": len(near)}
         if len(near) > 1:
             far = tied[np.argmax(np.abs(tied - w).sum(1))]
-            changed = stats.rows_changed(data, metric, post, w, far)
+            changed = flatness.rows_changed(data, metric, post, w, far)
             item.update(lo=tied.min(0).tolist(), hi=tied.max(0).tolist(), far=far.tolist(), rows_changed=changed)
         out.append(item)
     return out
@@ -188,6 +110,7 @@ def blend(
     workdir: str | None = None,
     overwrite: bool = False,
     scores: str = "auto",
+    preds_key: str = "preds",
     progress=scoremod.print_progress,
 ) -> pd.DataFrame:
     """Scores every weighting of K models' predictions and analyses the optimum.
@@ -199,10 +122,14 @@ def blend(
       step: simplex grid step (0.01 -> 5,151 weightings for K=3); None: only ``weights``.
       weights: explicit weightings, "champion=50/30/20,52/28/20", a CSV path or a (G, K) array.
       target, models, row_weights, groups, folds: column (array) names in the file.
+      preds_key: the .npz array of stacked (N, K) or (N, K, C) predictions (default "preds";
+        the target array is named by ``target``, as a CSV column is).
       n_folds: folds made by the tool when no fold column is given (0: no held-out check).
       nonneg, sum_to_one, bounds ("name=lo:hi,..."): constraints on the weights.
       clip ("lo:hi"), round_to: post-processing of the blend before scoring, as in the pipeline.
-      eps: plateau tolerance (default: half a unit in the ``decimals``-th decimal).
+      eps: plateau tolerance (default: half a unit in the ``decimals``-th decimal); the
+        boundary is inclusive: a weighting scoring best + eps is in the plateau (compared
+        with a float slack of 1e-12 x max(1, |best|), ``stats.PLATEAU_RTOL``).
       n_boot, top_k, compare ("A:B,C:D"), seed: paired bootstrap settings.
       milp_time_limit, milp_max_rows: with clip/round_to, the exact optimum of the
         post-processed blend is a MILP (MAE/MAPE; MSE/RMSE with rounding): HiGHS's
@@ -227,7 +154,7 @@ def blend(
         raise ConfigError(f"--dtype: {dtype!r}; use auto, float32 or float64")
     if scores not in SCORES or scores == "parquet" and not _parquet_ok():
         score_files(pd.DataFrame(), scores)  # raises the one-line error
-    data = _load(preds, metric, target, models, row_weights, groups, folds)
+    data = _load(preds, metric, target, models, row_weights, groups, folds, preds_key)
     names = data.names
     cons = gridmod.make_constraints(names, nonneg, sum_to_one, bounds)
     post = scoremod.make_postprocess(clip, round_to)
@@ -283,10 +210,24 @@ def blend(
         far = tie_w[np.argmax(np.abs(tie_w - w_grid[i_best]).sum(1))] if ties["count"] > 1 else None
         n_display = int(np.sum(np.round(s_all[:g], decimals) == np.round(best64, decimals)))
         n_values = len(np.unique(np.round(s_all[:g], 10)))  # float32 vs float64 last bits are not values
-        diag = stats.diagnose(data, metric, post, w_grid[i_best], far, ties["count"], n_display, decimals, g, n_values)
+        diag = flatness.diagnose(
+            data,
+            metric,
+            post,
+            w_grid[i_best],
+            far,
+            ties["count"],
+            n_display,
+            decimals,
+            g,
+            n_values,
+            step=step,
+            listed=None if w_list is None else (labels, w_list),
+        )
         summary["grid_best"] = {"w": w_grid[i_best].tolist(), "score": best64}
         summary["plateau"] = {
             "eps": eps,
+            "boundary_tol": stats.plateau_tol(pl["best"]),  # in the plateau: score - best <= eps + this
             "count": pl["count"],
             "fraction": pl["fraction"],
             "extent": {n: [float(a), float(b)] for n, a, b in zip(names, pl["lo"], pl["hi"])},
@@ -303,11 +244,16 @@ def blend(
     t = time.perf_counter()
     ex = exact.exact_optimum(data, metric, cons, post, milp_time_limit, milp_max_rows)
     summary["exact"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in ex.items()}
+    summary["exact"].update(exact.describe(ex, post, summary["grid_best"]["score"] if g else None, metric))
+    ex_name = summary["exact"]["name"]
     extra_w, extra_s, extra_src = [], [], []
     if ex.get("w") is not None:
         extra_w.append(ex["w"])
         extra_s.append(ex["score"])
         extra_src.append("exact")
+        extra_lab = [ex_name]
+    else:
+        extra_lab = []
     if g:
         ref = exact.refine(data, metric, cons, w_grid[i_best], step, post, **kw)
         ref["score"] = float(scoremod.score_numpy(data, ref["w"][None], metric, post)[0])
@@ -320,6 +266,7 @@ def blend(
         extra_w.append(ref["w"])
         extra_s.append(ref["score"])
         extra_src.append("refined")
+        extra_lab.append("refined")
         if ex.get("w") is not None:
             summary["gap"] = sign * (summary["grid_best"]["score"] - ex["score"])
     timings["exact_s"] = time.perf_counter() - t
@@ -328,7 +275,7 @@ def blend(
     t = time.perf_counter()
     cands: dict[str, np.ndarray] = {}
     if ex.get("w") is not None:
-        cands["exact optimum"] = ex["w"]
+        cands[ex_name] = ex["w"]
     if g:
         cands["grid best"] = w_grid[i_best]
         cands["refined best"] = np.asarray(summary["refined"]["w"])
@@ -347,7 +294,7 @@ def blend(
         cands[f"{name} alone"] = np.eye(data.k)[i]
     cw = np.stack(list(cands.values()))
     cs = scoremod.score_numpy(data, cw, metric, post)
-    main = [j for j, n in enumerate(cands) if n in ("exact optimum", "grid best", "refined best")] or range(len(cs))
+    main = [j for j, n in enumerate(cands) if n in (ex_name, "grid best", "refined best")] or range(len(cs))
     ref_name = list(cands)[min(main, key=lambda j: sign * cs[j])]
     boot = None
     if n_boot:
@@ -402,7 +349,7 @@ def blend(
     df = pd.DataFrame(w_tab, columns=list(names))
     df["score"] = np.concatenate([s_all, extra_s])
     df["source"] = source + extra_src
-    df["label"] = label + extra_src
+    df["label"] = label + extra_lab
     in_pl = np.zeros(len(df), bool)
     tie = np.zeros(len(df), bool)
     if g:
@@ -410,6 +357,14 @@ def blend(
     df["in_plateau"], df["exact_tie"] = in_pl, tie
     df = df.iloc[np.argsort(sign * df["score"].to_numpy(), kind="stable")].reset_index(drop=True)
     df.insert(len(names) + 1, "rank", np.arange(1, len(df) + 1))
+    if len(df):
+        top = df.iloc[0]
+        summary["best_verified"] = {
+            "w": top[list(names)].to_numpy(np.float64).tolist(),
+            "score": float(top["score"]),
+            "source": str(top["source"]),
+            "label": str(top["label"]),
+        }
     tables, described = score_files(df, scores) if workdir is not None else ({}, "")
     summary["files"] = described
     text = report.markdown(summary, df)

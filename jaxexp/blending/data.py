@@ -3,8 +3,11 @@
 - .csv: a header row; ``target`` names the target column; the model columns are
   ``models`` (comma list) or every other numeric column except the named
   row-weight, group and fold columns.
-- .npz: an array ``<target>`` (N,) and either ``preds`` (N, K) with optional
-  ``names`` (K,), or one 1-D array of length N per model. For multiclass
+- .npz: an array ``<target>`` (N,) and either ``<preds_key>`` (default
+  ``preds``) (N, K) with optional ``names`` (K,), or one 1-D array of length N
+  per model. Other key names: ``--target=KEY`` (the same flag that names the
+  CSV column) and ``--preds_key=KEY``; a mismatch is one line listing the
+  arrays found and those flags. For multiclass
   log-loss and accuracy, ``preds`` is (N, K, C) class probabilities and the
   target holds class indices (log-loss is reduced to the true class's
   probability, accuracy to the true class's margins over the others, see
@@ -283,8 +286,15 @@ def load(
     groups: str | None = None,
     folds: str | None = None,
     metric: str = "mae",
+    preds_key: str = "preds",
 ) -> BlendData:
-    """Reads a .csv or .npz file (see the module docstring)."""
+    """Reads a .csv or .npz file (see the module docstring).
+
+    .npz keys: ``target`` names the target array (as it names the CSV column);
+    ``preds_key`` the stacked (N, K) or (N, K, C) predictions (with optional
+    ``names``); without that array, one 1-D array per model (``models``, or every
+    other 1-D array). Keys that do not match: one line listing the arrays found
+    and the flags that map them (--target, --preds_key, --models)."""
     if not path:
         raise DataError("--preds: missing; pass --preds=FILE.csv|FILE.npz (or --demo)")
     if not os.path.isfile(path):
@@ -295,6 +305,8 @@ def load(
             df = pd.read_csv(path)
         except Exception as e:  # pandas raises many types for malformed files
             raise DataError(f"--preds: cannot read CSV {path!r}: {str(e).splitlines()[0]}") from None
+        if preds_key != "preds":
+            raise DataError(f"--preds_key: names an array of an .npz input; {path} is a CSV (use --models)")
         return from_frame(df, target, models, row_weights, groups, folds, metric, path)
     if ext != ".npz":
         raise DataError(f"--preds: {path} must end in .csv or .npz")
@@ -304,14 +316,23 @@ def load(
     except Exception as e:
         raise DataError(f"--preds: cannot read npz {path!r}: {str(e).splitlines()[0]}") from None
     if target not in arrays:
-        raise DataError(f"--target: no array {target!r} in {path} (arrays: {', '.join(arrays)}); pass --target=NAME")
+        raise DataError(
+            f"--target: no array {target!r} in {path} (arrays: {_listing(arrays)}); map the keys with --target=KEY"
+            + (" --preds_key=KEY" if preds_key not in arrays else "")
+            + _suggest(arrays, target, preds_key)
+        )
+    if preds_key != "preds" and preds_key not in arrays:
+        raise DataError(
+            f"--preds_key: no array {preds_key!r} in {path} (arrays: {_listing(arrays)}); "
+            "pass --preds_key=KEY for the (N, K) predictions" + _suggest(arrays, target, preds_key)
+        )
     aux = {}
     for field, key in (("--row_weights", row_weights), ("--groups", groups), ("--folds", folds)):
         if key and key not in arrays:
             raise DataError(f"{field}: no array {key!r} in {path} (arrays: {', '.join(arrays)})")
         aux[field] = arrays[key] if key else None
-    if "preds" in arrays:
-        preds = arrays["preds"]
+    if preds_key in arrays:
+        preds = arrays[preds_key]
         names = [str(n) for n in arrays["names"]] if "names" in arrays else None
         if names is not None and _split_list(models):
             want = _split_list(models)
@@ -324,7 +345,13 @@ def load(
         names = _split_list(models) or [k for k, v in arrays.items() if k not in skip and v.ndim == 1]
         missing = [m for m in names if m not in arrays]
         if missing:
-            raise DataError(f"--models: array(s) {missing} not in {path} (arrays: {', '.join(arrays)})")
+            raise DataError(f"--models: array(s) {missing} not in {path} (arrays: {_listing(arrays)})")
+        if not _split_list(models) and len(names) < 2:  # not "1 model column": the keys did not match
+            raise DataError(
+                f"--preds_key: no array {preds_key!r} in {path} and {len(names)} other 1-D array(s) to take as models "
+                f"(arrays: {_listing(arrays)}); pass --preds_key=KEY for the (N, K) predictions or --models=A,B,... "
+                "for one 1-D array per model" + _suggest(arrays, target, preds_key)
+            )
         lengths = {m: len(arrays[m]) for m in names}
         n = len(arrays[target])
         bad = [f"{m!r} has {v}" for m, v in lengths.items() if v != n]
@@ -334,3 +361,21 @@ def load(
     return from_arrays(
         arrays[target], preds, names, aux["--row_weights"], aux["--groups"], aux["--folds"], metric, path
     )
+
+
+def _listing(arrays: dict) -> str:
+    return ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
+
+
+def _suggest(arrays: dict, target: str, preds_key: str) -> str:
+    """A hint like ' (here: --target=y --preds_key=p)' when one 1-D and one 2-D/3-D array fit, else ''."""
+    flags = []
+    if target not in arrays:
+        ones = [k for k, v in arrays.items() if v.ndim == 1 and k != "names"]
+        if len(ones) == 1:
+            flags.append(f"--target={ones[0]}")
+    if preds_key not in arrays:
+        stacked = [k for k, v in arrays.items() if v.ndim in (2, 3)]
+        if len(stacked) == 1:
+            flags.append(f"--preds_key={stacked[0]}")
+    return f" (here: {' '.join(flags)})" if flags else ""

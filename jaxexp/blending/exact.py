@@ -148,6 +148,47 @@ def exact_optimum(
     return out
 
 
+SOLVER = {"mae": "LP", "mape": "LP", "mse": "least squares", "rmse": "least squares", "logloss": "convex"}
+
+
+def describe(ex: dict, post: scoremod.Postprocess, grid_best: float | None, metric: str) -> dict:
+    """What the point of :func:`exact_optimum` is the optimum *of*, so that the
+    report calls "exact optimum" only the optimum of the scored problem.
+
+    Returns {"name" (tables, bootstrap), "label" (report), "optimum_of",
+    "is_optimum", "worse_than_grid_best" (how much worse than the grid best,
+    after post-processing; None when not worse)}. "exact optimum" needs: no
+    post-processing and a converged solver, or a proven MILP of the
+    post-processed blend; and a score not worse than the grid best (beyond
+    TIE_RTOL-relative float noise, 1e-12). Otherwise e.g. "raw-blend optimum (LP)":
+    the LP of the blend before clipping/rounding, then scored with it."""
+    if ex.get("w") is None:
+        return {"name": None, "label": None, "optimum_of": None, "is_optimum": False, "worse_than_grid_best": None}
+    solver = SOLVER.get(metric, "solver")
+    mp = ex.get("milp")
+    if mp is not None and str(ex.get("method", "")).startswith("mixed-integer"):
+        of = f"the post-processed blend ({post.describe()}; MILP)"
+        ok = bool(mp.get("proven"))
+        name, label = ("exact optimum", "Exact optimum") if ok else ("best MILP point", "Best MILP point (not proven)")
+    elif post.active:
+        of = f"the raw blend ({solver}, before the post-processing: {post.describe()})"
+        ok = False
+        name, label = f"raw-blend optimum ({solver})", f"Optimum of the raw blend ({solver}, before post-processing)"
+    else:
+        of = f"the blend's {metric} ({solver})"
+        ok = ex.get("status") == "optimal"
+        name, label = ("exact optimum", "Exact optimum") if ok else (f"{solver} point", f"{solver} point (unconverged)")
+    sign = scoremod.goal_sign(metric)
+    worse = None
+    if grid_best is not None and ex.get("score") is not None:
+        d = sign * (ex["score"] - grid_best)
+        if d > 1e-12 * max(1.0, abs(grid_best)):
+            worse = float(d)
+    if worse is not None and ok:  # a solver's numerical failure: never call it the exact optimum
+        ok, name, label = False, f"{solver} optimum (unverified)", f"{solver} optimum (unverified)"
+    return {"name": name, "label": label, "optimum_of": of, "is_optimum": ok, "worse_than_grid_best": worse}
+
+
 def _raw_optimum(data: BlendData, metric: str, c: gridmod.Constraints) -> dict:
     """The exact optimum of the blend without post-processing."""
     k = data.k
@@ -170,15 +211,19 @@ def _raw_optimum(data: BlendData, metric: str, c: gridmod.Constraints) -> dict:
         out = _slsqp(lambda w: v(w) @ s @ v(w), jac, c, k)
         out["method"] = "constrained least squares (SLSQP on the Gram matrix)"
     elif metric == "logloss":
-        y, p, r = data.y, data.preds, data.weights_or_ones() / data.weights_or_ones().sum()
+        # The scorers' form and clip (score.py): q = Q w + (1 - y)(1 - sum w), the
+        # true class's probability, clipped to [LOGLOSS_EPS, 1 - LOGLOSS_EPS].
+        y, r = data.y, data.weights_or_ones() / data.weights_or_ones().sum()
+        qm, neg = scoremod.true_class_q(y, data.preds), (y <= 0.5).astype(np.float64)
+        eps = scoremod.LOGLOSS_EPS
 
         def f(w):
-            q = np.clip(p @ w, 1e-15, 1 - 1e-15)
-            return -(r * (y * np.log(q) + (1 - y) * np.log1p(-q))).sum()
+            q = np.clip(qm @ w + neg * (1.0 - w.sum()), eps, 1 - eps)
+            return -(r * np.log(q)).sum()
 
         def jac(w):
-            q = np.clip(p @ w, 1e-15, 1 - 1e-15)
-            return -(r * (y / q - (1 - y) / (1 - q))) @ p
+            q = np.clip(qm @ w + neg * (1.0 - w.sum()), eps, 1 - eps)
+            return -(r / q) @ (qm - neg[:, None])
 
         out = _slsqp(f, jac, c, k)
         out["method"] = "convex minimisation (SLSQP, analytic gradient)"

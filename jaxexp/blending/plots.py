@@ -206,7 +206,9 @@ def _thinned(w: np.ndarray) -> np.ndarray:
     return np.nonzero(on)[0] if on.sum() >= 3 else np.arange(len(w))
 
 
-def ternary(names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, labels, w_list) -> Figure:
+def ternary(
+    names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, labels, w_list, opt_name="exact optimum"
+) -> Figure:
     """The score over the simplex (see the module doc), gridlines every
     ``GRID_STEP`` with tick labels, and every listed weighting labelled; listed
     weightings closer together than ``ZOOM_SPAN`` are labelled in a zoomed
@@ -267,7 +269,7 @@ def ternary(names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, lab
         if opt_w is not None:
             ox, oy = _xy(np.asarray(opt_w))
             handles["opt"] = a.scatter(
-                ox, oy, marker="X", s=110, c="orange", edgecolors="black", label="exact optimum", zorder=6
+                ox, oy, marker="X", s=110, c="orange", edgecolors="black", label=opt_name, zorder=6
             )
         if listed:
             handles["listed"] = a.scatter(
@@ -330,7 +332,7 @@ def ternary(names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, lab
     return fig
 
 
-def profiles(names, w, scores, metric, best_w, opt_w) -> Figure:
+def profiles(names, w, scores, metric, best_w, opt_w, opt_name="exact optimum") -> Figure:
     fig = Figure(figsize=(7.5, 4.8))
     ax = fig.add_subplot()
     sign = goal_sign(metric)
@@ -344,7 +346,7 @@ def profiles(names, w, scores, metric, best_w, opt_w) -> Figure:
     ax.axhline(np.min(sign * scores) * sign, color="k", lw=0.6, ls="--", label="grid best")
     ax.set_xlabel("weight of the model (others optimised over the grid)")
     ax.set_ylabel(f"best {metric}")
-    ax.set_title("Profile: best score with one weight fixed (dotted: exact optimum)")
+    ax.set_title(f"Profile: best score with one weight fixed (dotted: {opt_name})")
     ax.legend(fontsize=8)
     return fig
 
@@ -352,9 +354,12 @@ def profiles(names, w, scores, metric, best_w, opt_w) -> Figure:
 def figures(data, w, scores, metric, plateau_mask, tie_mask, summary, labels, w_list) -> dict:
     best_w = np.asarray(summary["grid_best"]["w"])
     opt_w = summary["exact"].get("w")
+    opt_name = summary["exact"].get("name") or "exact optimum"  # what the solver's point is the optimum of
     on_simplex = data.k == 3 and np.allclose(w.sum(1), 1) and (w >= -1e-12).all()
     if on_simplex and len(w) >= 3:
         return {
-            "ternary.png": ternary(data.names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, labels, w_list)
+            "ternary.png": ternary(
+                data.names, w, scores, metric, plateau_mask, tie_mask, best_w, opt_w, labels, w_list, opt_name
+            )
         }
-    return {"profiles.png": profiles(data.names, w, scores, metric, best_w, opt_w)}
+    return {"profiles.png": profiles(data.names, w, scores, metric, best_w, opt_w, opt_name)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from jaxexp.blending import multiclass, stats
+from jaxexp.blending import flatness, multiclass, stats
 from jaxexp.blending.score import goal_sign
 
 SIGNIFICANT = 0.95  # P(A beats B) needed to call a difference real
@@ -117,13 +117,27 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
         gb = summary["grid_best"]
         out.append(f"- **Grid best**: {_w(gb['w'], names)}: {metric} **{_s(gb['score'])}** (float64).")
     if ex.get("w") is not None:
+        # "Exact optimum" only for the optimum of the scored problem (exact.describe);
+        # otherwise say which problem the point is the optimum of.
+        exact_one = ex.get("is_optimum", True)
         gap = summary.get("gap")
-        gap_s = f"; grid best - optimum = {gap:.3g}" if gap is not None else ""
+        if gap is None or ex.get("worse_than_grid_best") is not None:
+            gap_s = ""  # said on the next line
+        elif exact_one:
+            gap_s = f"; grid best - optimum = {gap:.3g}"
+        else:
+            gap_s = f"; {abs(gap):.3g} {'better' if gap >= 0 else 'worse'} than the grid best"
         dual = f"; LP dual gap {ex['dual_gap']:.1e}" if "dual_gap" in ex else ""
         status = ("; proven optimal" if ex["milp"].get("proven") else "; not proven optimal") if "milp" in ex else ""
         out.append(
-            f"- **Exact optimum** ({ex['method']}{dual}{status}): {_w(ex['w'], names)}: **{_s(ex['score'])}**{gap_s}."
+            f"- **{ex.get('label') or 'Exact optimum'}** ({ex['method']}{dual}{status}): {_w(ex['w'], names)}: "
+            f"**{_s(ex['score'])}**{gap_s}."
         )
+        if ex.get("worse_than_grid_best") is not None:
+            out.append(
+                f"  - It is the optimum of {ex.get('optimum_of')}, not of the scored problem: it scores "
+                f"{ex['worse_than_grid_best']:.3g} worse than the grid best after post-processing."
+            )
     else:
         out.append(f"- Exact optimum: {ex.get('status', 'n/a')}.")
     out += _milp_lines(ex, names)
@@ -137,6 +151,12 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
             "- Note: the metric is piecewise linear (or constant), so the best grid point need not be the grid "
             "point nearest the exact optimum."
         )
+    bv = summary.get("best_verified")
+    if bv and ex.get("w") is not None and not ex.get("is_optimum", True):
+        out.append(
+            f"- **Best verified point** (of every scored weighting: {bv['label'] or bv['source']}): "
+            f"{_w(bv['w'], names)}: **{_s(bv['score'])}** (the first row of scores.csv)."
+        )
     pl = summary.get("plateau")
     if pl:
         out += [
@@ -144,8 +164,8 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
             "## Plateau",
             "",
             f"- {pl['count']:,} grid weighting(s) ({100 * pl['fraction']:.2f}%) score within eps = {pl['eps']:.3g} of "
-            f"the best; **{pl['exact_ties']:,} tie it exactly** (float64); {pl['display_ties']:,} show the same "
-            f"score at {pl['decimals']} decimals.",
+            f"the best (boundary included); **{pl['exact_ties']:,} tie it exactly** (float64); "
+            f"{pl['display_ties']:,} show the same score at {pl['decimals']} decimals.",
             "",
         ]
         out += _table(
@@ -186,7 +206,7 @@ def markdown(summary: dict, df: pd.DataFrame) -> str:
                     f"**{d['label']}** ({stats.fmt_w(d['w'])}, {_s(d['score'])}) ties exactly (float64) with "
                     f"{d['grid_ties']} grid weightings spanning {extent}; between it and {stats.fmt_w(d['far'])} "
                     f"{d['rows_changed']} of {summary['rows']:,} rows "
-                    f"{stats.change_noun(metric, summary.get('n_classes', 0), g['postprocess'] != 'none')}.",
+                    f"{flatness.change_noun(metric, summary.get('n_classes', 0), g['postprocess'] != 'none')}.",
                 ]
                 break  # the first listed weighting with a flat level set tells the story
         shared = int(listed["score"].duplicated(keep=False).sum())

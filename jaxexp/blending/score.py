@@ -28,6 +28,16 @@ MSE/RMSE without post-processing need no kernel: with E = P - y and
 v = [w, sum(w) - 1], the residual is [E, y] @ v, so every score is the
 quadratic form v' S v of one (K+1, K+1) float64 Gram matrix S.
 
+Log-loss is computed from each row's blended probability of its *true* class,
+``q = Q @ w + (1 - y) (1 - sum w)`` with ``Q = where(y == 1, P, 1 - P)`` formed in
+float64 on the host (``= P @ w`` for y = 1, ``1 - P @ w`` for y = 0, without
+the cancellation of ``1 - p`` near p = 1), and one clipping convention in every
+path (float32 and float64 kernel, numpy reference, bootstrap, held-out folds,
+exact optimum): q is clipped to ``[LOGLOSS_EPS, 1 - LOGLOSS_EPS]`` (1e-15, the
+classic scikit-learn value; equivalently p to the same interval) before the
+log. float32 represents q down to 1e-38 with full relative precision, so a
+model at exactly 0 or 1 scores the same in float32 and float64 (~1e-6 relative).
+
 Precision: float32 by default (scores ~1e-6 relative; the report re-scores the
 near-best weightings in float64 before calling anything a tie), or float64
 (``dtype="float64"``, via ``jax.enable_x64`` for this computation only).
@@ -53,7 +63,7 @@ from jaxexp.errors import ConfigError
 
 FUSED_ROW_BLOCK = 32768  # rows per scan step of the fused MAE/MAPE block (nothing materialised)
 CALL_ELEMENTS = 1 << 32  # rows x weightings per call: ~0.15 s on 2 cores, so dispatch is amortised
-LOGLOSS_EPS = {np.float32: 1e-7, np.float64: 1e-15}
+LOGLOSS_EPS = 1e-15  # log-loss clips the true class's probability to [eps, 1 - eps], whatever the dtype
 
 TRACE_COUNTS: dict[str, int] = {"kernel": 0}
 
@@ -78,7 +88,34 @@ def make_postprocess(clip: str | tuple | None = None, round_to: float = 0.0) -> 
 
 def row_losses(y, preds, w, metric: str, post: Postprocess = Postprocess(), xp=np):
     """Per-row losses (N, G) of weightings ``w`` (G, K) in float64 numpy (or ``xp``)."""
+    if metric == "logloss":
+        return logloss_of_q(true_class_q(y, preds) @ w.T + off_simplex(y, w), y[:, None], post, xp)
     return pointwise_loss(post.apply(preds @ w.T, xp), y[:, None], metric, xp)
+
+
+def true_class_q(y, preds) -> np.ndarray:
+    """(N, K) each model's probability of the row's true class: P where y = 1, 1 - P where y = 0."""
+    return np.where(np.asarray(y)[:, None] > 0.5, preds, 1.0 - preds)
+
+
+def off_simplex(y, w) -> np.ndarray:
+    """(N, G) the term ``(1 - y) (1 - sum w)`` that makes ``Q @ w`` the blend's
+    true-class probability for weights not summing to one (0 on the simplex)."""
+    t = 1.0 - np.asarray(w).sum(axis=-1)
+    t = np.where(np.abs(t) < 1e-12, 0.0, t)  # grid weights summing to 1 up to rounding: exactly 0
+    return (np.asarray(y) <= 0.5)[:, None] * t[None, :]
+
+
+def logloss_of_q(q, yy, post: Postprocess = Postprocess(), xp=np):
+    """Log-loss from the blended true-class probability ``q`` (N, G): the
+    post-processing clip of p mapped onto q (y = 0 rows: [1 - hi, 1 - lo]), then
+    q clipped to [LOGLOSS_EPS, 1 - LOGLOSS_EPS] (every path, every dtype)."""
+    if post.clip_lo is not None or post.clip_hi is not None:
+        lo = 0.0 if post.clip_lo is None else post.clip_lo
+        hi = 1.0 if post.clip_hi is None else post.clip_hi
+        pos = yy > 0.5
+        q = xp.clip(q, xp.where(pos, lo, 1.0 - hi), xp.where(pos, hi, 1.0 - lo))
+    return -xp.log(xp.clip(q, LOGLOSS_EPS, 1.0 - LOGLOSS_EPS))
 
 
 def data_losses(data: BlendData, w, metric: str, post: Postprocess = Postprocess()) -> np.ndarray:
@@ -93,6 +130,11 @@ def own_losses(data: BlendData, wr, metric: str, post: Postprocess = Postprocess
     """Per-row losses (N,) of each row under its own weighting ``wr`` (N, K)."""
     if multiclass.applies(data, metric):
         return multiclass.own_correct(data, wr, post)
+    if metric == "logloss":
+        t = 1.0 - wr.sum(axis=1)
+        t = np.where(np.abs(t) < 1e-12, 0.0, t) * (data.y <= 0.5)
+        q = np.einsum("nk,nk->n", true_class_q(data.y, data.preds), wr) + t
+        return logloss_of_q(q[:, None], data.y[:, None], post)[:, 0]
     pred = post.apply(np.einsum("nk,nk->n", data.preds, wr))
     return pointwise_loss(pred[:, None], data.y[:, None], metric)[:, 0]
 
@@ -105,10 +147,8 @@ def pointwise_loss(pred, yy, metric: str, xp=np):
         return xp.abs(pred - yy) / xp.where(yy == 0, 1.0, xp.abs(yy))  # y = 0: padding rows only
     if metric in ("mse", "rmse"):
         return (pred - yy) ** 2
-    if metric == "logloss":
-        eps = LOGLOSS_EPS[np.float32 if pred.dtype == np.float32 else np.float64]
-        p = xp.clip(pred, eps, 1 - eps)
-        return -(yy * xp.log(p) + (1 - yy) * xp.log1p(-p))
+    if metric == "logloss":  # from p; the scorers use the true-class form (logloss_of_q)
+        return logloss_of_q(xp.where(yy > 0.5, pred, 1 - pred), yy, xp=xp)
     if metric == "accuracy":
         return ((pred >= 0.5) == (yy > 0.5)).astype(pred.dtype)
     raise ConfigError(f"--metric: unknown metric {metric!r}")
@@ -150,7 +190,9 @@ def _kernel(metric: str, post: Postprocess, folded: bool, devices: tuple, rb: in
     rep, shard = PartitionSpec(), PartitionSpec("g")
 
     def block_loss(a, y, r, b):  # a (rb, J), b (gb, J) -> (gb,)
-        e = a @ b.T  # pred - y (rows scaled by r when folded)
+        e = a @ b.T  # pred - y (rows scaled by r when folded); log-loss: the true-class q
+        if metric == "logloss":
+            return r @ logloss_of_q(e, y[:, None], post, jnp)
         if folded:  # abs + .sum(0) fuse into the matmul (a matvec with ones would not)
             return jnp.abs(e).sum(0)
         return r @ pointwise_loss(post.apply(e + y[:, None], jnp), y[:, None], metric, jnp)
@@ -214,7 +256,7 @@ def score_kernel(
     folded = metric in ("mae", "mape") and not post.active
     # Eliminating w_K moves the blend by ~1e-16: harmless where the score is
     # continuous in it, but it can flip a rounding or a threshold exactly at its boundary.
-    continuous = post.round_to == 0 and metric != "accuracy"
+    continuous = post.round_to == 0 and metric not in ("accuracy", "logloss")  # log-loss: [Q, 1 - y]
     elim = continuous and g > 0 and bool(np.all(np.abs(w.sum(axis=1) - 1.0) < 1e-12))
     cols = k if elim else k + 1
     use_native = (
@@ -247,6 +289,8 @@ def score_kernel(
     if elim:  # pred - y = (P_k - P_K) . w_<K + (P_K - y)
         a[:n, : k - 1] = data.preds[:, : k - 1] - data.preds[:, k - 1 :]
         a[:n, k - 1] = data.preds[:, k - 1] - data.y
+    elif metric == "logloss":  # q = [Q, 1 - y] @ [w, 1 - sum w]: the true class's probability
+        a[:n, :k], a[:n, k] = true_class_q(data.y, data.preds), data.y <= 0.5
     else:
         a[:n, :k], a[:n, k] = data.preds, data.y
     rr = np.zeros(n_pad, npdt)
@@ -259,6 +303,10 @@ def score_kernel(
     b = np.full((g_pad, cols), 1.0 if elim else -1.0, npdt)
     b[:g, : cols - 1] = w[:, : cols - 1]
     b[g:, : cols - 1] = w[-1, : cols - 1] if g else 0.0
+    if metric == "logloss" and g:
+        t = 1.0 - w.sum(axis=1)
+        b[:g, k] = np.where(np.abs(t) < 1e-12, 0.0, t)
+        b[g:, k] = b[g - 1, k]
     with jax.enable_x64(dtype == "float64"):
         kernel = _kernel(metric, post, folded, devices, rb, gb, use_native)
         out = run_calls(kernel, (a, yy, rr), b, r_call, g_call, progress, f"{g:,} weightings x {n:,} rows")

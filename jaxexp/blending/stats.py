@@ -1,4 +1,5 @@
-"""Plateaus, why they are flat, paired bootstrap, and cross-fitted (held-out) blends."""
+"""Plateaus (with exact float64 ties), paired bootstrap, and cross-fitted (held-out)
+blends. Why a plateau is flat is in :mod:`jaxexp.blending.flatness`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from jaxexp.blending import score as scoremod
 from jaxexp.blending.data import BlendData
 
 TIE_RTOL = 1e-12  # float64 scores this close (relative) are exact ties
-CORR_DUPLICATE = 0.999  # model pairs correlating above this are near-duplicates
+# The plateau boundary is inclusive: a weighting scoring best + eps (in decimal
+# arithmetic) is in, although float64 may round the difference a hair above eps.
+PLATEAU_RTOL = TIE_RTOL  # slack on top of eps: PLATEAU_RTOL * max(1, |best|)
 MAX_BLOCKS = 20_000  # bootstrap units: rows, groups, or random blocks of rows
 
 
@@ -19,11 +22,19 @@ def fmt_w(w, names=None) -> str:
     return "/".join(f"{100 * v:.2f}".rstrip("0").rstrip(".") for v in np.asarray(w))
 
 
+def plateau_tol(best: float) -> float:
+    """Float tolerance added to eps at the plateau boundary (see PLATEAU_RTOL)."""
+    return PLATEAU_RTOL * max(1.0, abs(float(best)))
+
+
 def plateau(w: np.ndarray, scores: np.ndarray, metric: str, eps: float) -> dict:
-    """Grid points within ``eps`` of the best: mask, count, fraction, per-weight extent."""
+    """Grid points within ``eps`` of the best, boundary included: a weighting is
+    in when ``sign * (score - best) <= eps + PLATEAU_RTOL * max(1, |best|)``, so
+    one that scores exactly best + eps is in even when float64 rounds the
+    difference above eps. Returns mask, count, fraction, per-weight extent."""
     sign = scoremod.goal_sign(metric)
     best = float(np.min(sign * scores) * sign)
-    mask = sign * (scores - best) <= eps
+    mask = sign * (scores - best) <= eps + plateau_tol(best)
     sub = w[mask]
     return {
         "eps": eps,
@@ -48,119 +59,6 @@ def exact_ties(data: BlendData, w: np.ndarray, scores: np.ndarray, metric: str, 
     mask = np.zeros(len(w), bool)
     mask[cand[tie]] = True
     return {"mask": mask, "count": int(tie.sum()), "best64": float(best64), "index": cand, "scores64": s64}
-
-
-def _distinct(x: np.ndarray) -> int:
-    return len(np.unique(x))
-
-
-def diagnose(
-    data: BlendData,
-    metric: str,
-    post: scoremod.Postprocess,
-    w_best: np.ndarray,
-    w_tie_far: np.ndarray | None,
-    n_ties: int,
-    n_display: int,
-    decimals: int,
-    n_points: int = 0,
-    n_values: int = 0,
-) -> dict:
-    """Why the score is flat: {"mechanisms": [short names], "findings": [sentences]}.
-
-    ``w_tie_far``: the exactly tied grid weighting farthest from ``w_best``.
-    """
-    y, p, names = data.y, data.preds, data.names
-    n = len(y)
-    findings, mech = [], []
-    coarse = max(2, min(1000, n // 10))
-    ny = _distinct(y)
-    if ny <= coarse and not data.n_classes:  # multiclass: y is all 1 (the true class)
-        integer = " (all integers)" if np.all(y == np.round(y)) else ""
-        findings.append(f"targets take {ny} distinct values{integer}")
-    for i, name in enumerate(names):
-        nk = _distinct(p[:, i])
-        if nk <= coarse:
-            findings.append(f"predictions of {name} take {nk} distinct values")
-            mech.append("coarse quantisation of predictions")
-    corr = np.corrcoef(p.T) if n > 1 else np.eye(len(names))
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            if np.isfinite(corr[i, j]) and corr[i, j] > CORR_DUPLICATE:
-                gap = float(np.mean(np.abs(p[:, i] - p[:, j])))
-                findings.append(
-                    f"models {names[i]} and {names[j]} correlate at {corr[i, j]:.7f} (mean |difference| {gap:.3g}): "
-                    "weight moved between them barely changes the blend"
-                )
-                mech.append("near-duplicate models")
-    blend = p @ w_best
-    if post.clip_lo is not None or post.clip_hi is not None:
-        clipped = np.mean(
-            (post.clip_lo is not None and blend <= post.clip_lo) | (post.clip_hi is not None and blend >= post.clip_hi)
-        )
-        if clipped > 0:
-            findings.append(f"{100 * clipped:.1f}% of rows are clipped at the optimum ({post.describe()})")
-            mech.append("clipping")
-    q = post.round_to
-    if q > 0 and metric in ("mae", "mse", "rmse") and data.row_weights is None and np.allclose(y / q, np.round(y / q)):
-        lattice = q / n if metric == "mae" else q * q / n
-        findings.append(
-            f"targets and rounded blends are multiples of {q:g}, so every per-row error is too: the "
-            f"{'MAE' if metric == 'mae' else 'MSE'} can only take multiples of {lattice:.3g}, and distinct weightings "
-            "land on the same value"
-            + (f" (the {n_points:,} grid scores take {n_values:,} distinct values)" if n_points else "")
-        )
-        mech.append("score lattice (integer errors / N)")
-    elif n_points and n_values < n_points / 2:
-        findings.append(f"the {n_points:,} grid scores take only {n_values:,} distinct values")
-    if post.round_to > 0:
-        findings.append(
-            f"blended predictions are {post.describe()}: the score is piecewise constant in the weights, so "
-            "neighbouring weightings tie exactly unless some row crosses a rounding boundary"
-        )
-        mech.append("rounding of the blended prediction")
-    if metric == "accuracy" and data.n_classes:
-        findings.append(
-            f"accuracy takes the argmax of the blended distribution over {data.n_classes} classes: "
-            "piecewise constant in the weights"
-        )
-        mech.append("argmax of the blend (multiclass accuracy)")
-    elif metric == "accuracy":
-        findings.append("accuracy thresholds the blend at 0.5: piecewise constant in the weights")
-        mech.append("thresholded metric (accuracy)")
-    if w_tie_far is not None and n_ties > 1:
-        changed = rows_changed(data, metric, post, w_best, w_tie_far)
-        findings.append(
-            f"{n_ties} grid weightings tie exactly (float64); between {fmt_w(w_best)} and {fmt_w(w_tie_far)} "
-            f"{changed} of {n} rows {change_noun(metric, data.n_classes, post.active)}"
-        )
-        if not mech:
-            mech.append("flat piece of a piecewise-linear metric")
-    if n_ties <= 1 and n_display > 1:
-        findings.append(
-            f"no exact ties, but {n_display} grid weightings show the same score at {decimals} decimals: "
-            "the differences are below the displayed precision (a score rounded for display)"
-        )
-        mech.append("score rounded for display")
-    if n_ties <= 1 and n_display <= 1 and not mech:
-        findings.append("the best grid point is unique: no plateau at this step")
-    return {"mechanisms": list(dict.fromkeys(mech)), "findings": findings}
-
-
-def rows_changed(data: BlendData, metric: str, post, a: np.ndarray, b: np.ndarray) -> int:
-    """Rows whose (post-processed) prediction differs between weightings ``a``
-    and ``b``; for multiclass accuracy, rows right under one and wrong under the other."""
-    if metric == "accuracy" and data.margins is not None:
-        right = scoremod.data_losses(data, np.stack([a, b]), metric, post)
-        return int(np.sum(right[:, 0] != right[:, 1]))
-    return int(np.sum(post.apply(data.preds @ a) != post.apply(data.preds @ b)))
-
-
-def change_noun(metric: str, n_classes: int, post_active: bool) -> str:
-    """What ``rows_changed`` counts, after "N of M rows"."""
-    if metric == "accuracy" and n_classes:
-        return "switch between right and wrong"
-    return f"change their {'post-processed ' if post_active else ''}prediction"
 
 
 def units(data: BlendData, seed: int = 0, max_blocks: int = MAX_BLOCKS) -> tuple[np.ndarray, int, str]:

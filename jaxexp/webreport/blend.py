@@ -92,7 +92,8 @@ def ternary(df: pd.DataFrame, names: list[str], metric: str, good_high: bool) ->
     )
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_SIZE}" height="{_SIZE - 60}">{"".join(marks)}</svg>'
-        f'{key}<p class="note">★ best; circled: listed (magenta), exact optimum (orange), refined (red). '
+        f'{key}<p class="note">★ best; circled: listed (magenta), the solver\'s point (orange; its label says which '
+        "problem it is the optimum of), refined (red). "
         "Gridlines every 0.1 of each weight.</p>"
     )
 

@@ -144,5 +144,16 @@ def render(res, report_md: str, directory: str, png_names: list[str]) -> str:
         sections.append(
             page.section("params", "Metric vs parameters", mv, "One point per member; hover for its configuration.")
         )
+    gc = getattr(res, "group_comparison", pd.DataFrame())
+    if not gc.empty:
+        sections.append(
+            page.section(
+                "group-comparison",
+                "Per-group comparison",
+                page.table(gc, "group-comparison-table"),
+                "group_comparison.csv: every recipe minus the baseline per group; q: Benjamini-Hochberg over "
+                "the groups of each recipe (bh_tests); noise_floor: the group's floor where the task knows it.",
+            )
+        )
     sections.append(page.png_section(directory, png_names))
     return page.document(f"{res.config.name}: sweep report", [s for s in sections if s])
