@@ -69,6 +69,7 @@ def run_members(
         config.sweep.halving_rungs, config.sweep.halving_eta, max(m.config.train.epochs for m in members)
     )
     timings = {"startup_s": timing.process_seconds()} if timing.FROM_PROCESS_START["on"] else {}
+    timing.FROM_PROCESS_START["on"] = False  # a later population of this process (TPE batch) starts here
     t_start = time.perf_counter() - timings.get("startup_s", 0.0)
     for bucket in population.buckets(members):  # bad data or functions fail before anything is written
         check_bucket(config, [m.config for m in bucket.members], timings)
