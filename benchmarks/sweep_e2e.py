@@ -52,7 +52,6 @@ import argparse
 import csv
 import datetime
 import glob
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -67,6 +66,8 @@ import sys
 import tempfile
 import threading
 import time
+
+import provenance  # benchmarks/ is on sys.path when run as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -157,23 +158,6 @@ def _machine() -> dict:
         "python": platform.python_version(),
         "versions": {p: _version(p) for p in pkgs},
         "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "XLA_FLAGS") if k in os.environ},
-    }
-
-
-def _git_state() -> dict:
-    """Which jaxexp was measured: HEAD plus a hash of uncommitted changes under jaxexp/ (read-only git)."""
-
-    def git(*a: str) -> str:
-        try:
-            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    diff = git("diff", "HEAD", "--", "jaxexp")
-    return {
-        "commit": git("rev-parse", "HEAD").strip(),
-        "jaxexp_dirty_files": git("status", "--porcelain", "--", "jaxexp").splitlines(),
-        "jaxexp_diff_sha1": hashlib.sha1(diff.encode()).hexdigest() if diff else None,
     }
 
 
@@ -693,7 +677,7 @@ def main(argv=None) -> int:
             "torch_threads": ["default" if t == 0 else t for t in threads],
         },
         "machine": _machine(),
-        "git": _git_state(),
+        "git": provenance.git_state(ROOT),
         "jaxexp_command": _jaxexp_cmd(),
         "notes": list(NOTES),
         "workloads": {},
@@ -777,7 +761,7 @@ def main(argv=None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    git_end = _git_state()
+    git_end = provenance.git_state(ROOT)
     if git_end != report["git"]:
         report["git_at_end"] = git_end
         report["notes"].append("jaxexp/ changed while the benchmark ran (git / git_at_end)")

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import importlib.metadata
 import json
 import math
@@ -70,6 +69,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import provenance  # benchmarks/ is on sys.path when run as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -907,25 +908,6 @@ def _machine() -> dict:
     }
 
 
-def _git_state() -> dict:
-    """Which jaxexp was measured: HEAD plus a hash of uncommitted changes under jaxexp/."""
-
-    def git(*a: str) -> str:
-        try:
-            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    diff = git("diff", "HEAD", "--", "jaxexp")
-    untracked = git("ls-files", "--others", "--exclude-standard", "--", "jaxexp").split()
-    return {
-        "commit": git("rev-parse", "HEAD").strip(),
-        "jaxexp_dirty_files": git("status", "--porcelain", "--", "jaxexp").splitlines(),
-        "jaxexp_diff_sha1": hashlib.sha1(diff.encode()).hexdigest() if diff else None,
-        "jaxexp_untracked": untracked,
-    }
-
-
 def _rows_for(wl: dict) -> list[tuple[str, dict]]:
     rows = [(k, wl["baselines"][k]) for k in ("a", "a_dl", "b", "b_mod") if k in wl["baselines"]]
     rows += [("c", c) for c in wl["jaxexp"]]
@@ -1166,7 +1148,7 @@ def main(argv=None) -> int:
             "jaxexp_steady_timing": steady_rule,
         },
         "machine": _machine(),
-        "git": _git_state(),
+        "git": provenance.git_state(ROOT),
         "optimizer": {"name": "adamw", **OPTIM, "schedule": "constant"},
         "peak": {},
         "workloads": {},
@@ -1287,7 +1269,7 @@ def main(argv=None) -> int:
         report["early_stop"] = run_case("early_stop", es_spec, "inherit", args.case_timeout, log, args.retries)
     else:
         report["early_stop"] = {"skipped": f"run with the {EARLY_STOP['workload']!r} workload only"}
-    git_end = _git_state()
+    git_end = provenance.git_state(ROOT)
     if git_end != report["git"]:
         report["git_at_end"] = git_end
         log("warning: jaxexp/ changed while the benchmark ran (see git / git_at_end in the JSON)")
