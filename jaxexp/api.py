@@ -6,9 +6,10 @@ from __future__ import annotations
 import ml_collections
 import pandas as pd
 
-from jaxexp import population, results, spacefile
+from jaxexp import results
 from jaxexp.progress import print_progress
 from jaxexp.runner import check_bucket, run_members  # noqa: F401 - part of this module's API
+from jaxexp.search import loop
 
 
 def sweep(
@@ -21,7 +22,8 @@ def sweep(
     the space (and method, num_samples, metric).
 
     ``sweep.strategy`` is honoured as ``jaxexp sweep`` honours it, and decides
-    what is returned: ``"sweep"`` (the default) expands the space (``sweep.method``)
+    what is returned (``strategy.result()`` of ``jaxexp.search.loop.drive``, the loop
+    ``jaxexp sweep`` runs): ``"sweep"`` (the default) expands the space (``sweep.method``)
     and returns the Results of its members; ``"tpe"`` runs ``jaxexp.tpe.run`` and
     returns its trials table (a DataFrame, one row per trial: number, value,
     params_<name>, state, batch; also ``trials.csv``); ``"mutation"`` runs
@@ -30,26 +32,21 @@ def sweep(
     their own (with ``workdir``: complete sweep workdirs ``batch_<k>/``, ``gen_<g>/``),
     so no single Results holds a whole search.
     """
-    if config.sweep.strategy == "tpe":
-        from jaxexp import tpe
-
-        return tpe.run(config, workdir, progress)
-    if config.sweep.strategy == "mutation":
-        from jaxexp import mutation
-
-        return mutation.run(config, workdir, progress)
-    config = spacefile.resolve(config)
-    table = population.members_table(config)
-    return run_members(config, table, workdir, progress)
+    return loop.drive(config, workdir, progress).result()
 
 
 def train_config(
     config: ml_collections.ConfigDict, workdir: str | None = None, progress=print_progress
 ) -> results.Results:
     """Trains the base config (``sweep.space`` and ``sweep.strategy`` ignored) for ``sweep.seeds`` seeds."""
+    return sweep(base_config(config), workdir, progress)
+
+
+def base_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` with its search removed: the base config, ``sweep.seeds`` seeds."""
     config = ml_collections.ConfigDict(config.to_dict())
     config.sweep.space = ml_collections.ConfigDict()
     config.sweep.space_file = ""
     config.sweep.method = "grid"
     config.sweep.strategy = "sweep"  # the base config itself, not a search
-    return sweep(config, workdir, progress)
+    return config

@@ -21,6 +21,7 @@ from typing import Any
 
 import ml_collections
 
+from jaxexp import search
 from jaxexp import workload as workloadmod
 from jaxexp.errors import ConfigError
 
@@ -69,100 +70,9 @@ def default_config(workload=None) -> ml_collections.ConfigDict:
     c.metric = "val_loss"  # selection metric (a column of history.csv)
     c.goal = "min"  # "min" or "max"
 
-    c.train = ml_collections.ConfigDict()
-    c.train.optimizer = "adamw"
-    c.train.batch_size = 128
-    c.train.epochs = 10
-    c.train.lr = 1e-3
-    c.train.weight_decay = 1e-4
-    c.train.b1 = 0.9
-    c.train.b2 = 0.999
-    c.train.schedule = "constant"
-    c.train.warmup_epochs = 0.0
-    c.train.min_lr_ratio = 0.0
-    c.train.decay_rate = 0.5
-    c.train.decay_every_epochs = 10.0
-    c.train.grad_clip = 0.0
-    c.train.restart_epochs = 10.0
-    c.train.restart_mult = 1.0
-    # Recipe knobs (all traced). The monitored metric is ``metric`` (with ``goal``).
-    c.train.min_delta = 0.0
-    c.train.early_stop_patience = 0
-    c.train.monitor_start_epoch = 0
-    c.train.plateau_patience = 0
-    c.train.plateau_factor = 0.5
-    c.train.plateau_min_lr = 0.0
-
-    c.sweep = ml_collections.ConfigDict()
-    c.sweep.method = "grid"  # grid | random | sobol (scrambled Sobol points through each parameter's inverse CDF)
-    c.sweep.num_samples = 0  # random/sobol: number of configurations
-    c.sweep.seeds = 1  # seeds per configuration: member seeds 0..seeds-1
-    c.sweep.space = ml_collections.ConfigDict()  # see jaxexp.space
-    # A W&B-style YAML space file (see jaxexp.spacefile; relative to the current
-    # directory). When set, it replaces sweep.space, and its method, num_samples and
-    # metric {name, goal} replace the config's; config.json then holds the space itself.
-    c.sweep.space_file = ""
-    c.sweep.top_k = 5  # configurations in report.md
-    # Named recipes: {name: {section: {field: value}}}; each recipe is crossed with
-    # the space and the seeds, and report.md compares every recipe with ``baseline``.
-    # Recipes run in name order (ConfigDict sorts its keys).
-    c.sweep.recipes = ml_collections.ConfigDict()
-    c.sweep.baseline = ""  # recipe the others are compared with ("" = the first by name)
-    # Successive halving: at each rung epoch keep the top 1/eta of the members that
-    # reached it (by the monitored metric); the others are pruned and their slots
-    # refilled from the queue (see jaxexp.strategies). () = off.
-    c.sweep.halving_rungs = ()
-    c.sweep.halving_eta = 3.0
-    # Population-based training: every pbt_interval epochs the worst pbt_fraction of
-    # the running members copy the parameters and optimizer state of a random one of
-    # the best pbt_fraction, take its pbt_params and multiply each by a random one of
-    # pbt_perturb (see jaxexp.strategies). 0 = off.
-    c.sweep.pbt_interval = 0
-    c.sweep.pbt_fraction = 0.25
-    c.sweep.pbt_perturb = (0.8, 1.25)
-    c.sweep.pbt_params = ("train.lr",)
-    # "sweep": the space's grid/random/sobol configurations; "tpe": Optuna's TPE
-    # sampler, ask/tell in batches (jaxexp.tpe; the optional extra jaxexp[tpe]); "mutation": a mutation tree
-    # (jaxexp.mutation): generation 0 is the base config, each later generation
-    # mutates one parameter of sweep.space in each of `slots` nodes.
-    c.sweep.strategy = "sweep"
-    c.sweep.generations = 3  # mutation: generations after the base config; tpe: ask batches
-    c.sweep.slots = 4  # mutation: nodes per generation; tpe: trials per batch
-    c.sweep.parent_pool = 2  # mutation: parents are the best `parent_pool` nodes so far
-    c.sweep.parent_ids = ()  # mutation: parents of the next generation this command runs (node ids)
-    c.sweep.hypothesis = ""  # mutation: recorded in lineage.csv for the generations this command runs
-    c.sweep.plan = ""  # mutation: a YAML plan of the next batch (per slot: parent, mutate, hypothesis, target)
-    c.sweep.mutation_scale = 2.0  # mutation: log ranges move by x or / this; linear ones by a quarter range
-
-    c.engine = ml_collections.ConfigDict()
-    c.engine.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
-    c.engine.chunk_size = 1024  # max members resident at once per bucket (the rest wait in its queue)
-    # Resident members are also capped by the compiled segment's measured memory:
-    # a fraction of each device's memory ("0.75"), an amount per device ("8GiB"), or "off".
-    c.engine.memory_budget = "0.75"
-    c.engine.num_devices = 0  # 0 = all local devices
-    c.engine.group_size = 0  # members vmapped together per device (0 = auto, cache-sized)
-    c.engine.progress = True
-    c.engine.overwrite = False  # allow writing into a workdir that already holds results
-    # Drop finished (early-stopped, diverged, done) members between segments, into
-    # a few padded size classes: a sweep where most members stop early ends early.
-    # "auto": only when the measured time saved exceeds the compile of the smaller
-    # size (estimated from this bucket's compiles); "always"; "never".
-    c.engine.compact = "auto"
-    c.engine.plots = True  # write PNG plots (matplotlib) next to report.md
-    # TensorBoard event files in WORKDIR/tb/ (one run per member, HParams view); needs the
-    # 'tensorboard' extra (tensorboardX), otherwise a one-line note says how to get them.
-    c.engine.tensorboard = True
-    # Orbax checkpoints in WORKDIR/checkpoints, one per segment: a killed sweep
-    # resumes where it stopped when the same command is run again.
-    c.engine.checkpoint = True
-    c.engine.max_to_keep = 2  # latest checkpoints kept
-    c.engine.keep_best = True  # also keep the step whose segment had the best metric
-    c.engine.allow_resume_changes = False  # resume although engine.segment_epochs/group_size changed
-    # Persistent XLA compilation cache: "auto" ($JAXEXP_CACHE_DIR, else
-    # ~/.cache/jaxexp/xla), a directory, or "off". A re-run or resume loads its
-    # programs instead of compiling them.
-    c.engine.compile_cache = "auto"
+    c.train = _train_fields()
+    c.sweep = _sweep_fields()
+    c.engine = _engine_fields()
     for path, h in wl.hparams.items():
         *parents, leaf = path.split(".")
         node = c
@@ -177,6 +87,113 @@ def default_config(workload=None) -> ml_collections.ConfigDict:
         c.metric, c.goal = wl.metric
     c.lock()  # a misspelt field in a config file is an error, not a silent new field
     return c
+
+
+def _train_fields() -> ml_collections.ConfigDict:
+    """``train.*``: the optimizer, schedule, batches, early stopping and plateau."""
+    t = ml_collections.ConfigDict()
+    t.optimizer = "adamw"
+    t.batch_size = 128
+    t.epochs = 10
+    t.lr = 1e-3
+    t.weight_decay = 1e-4
+    t.b1 = 0.9
+    t.b2 = 0.999
+    t.schedule = "constant"
+    t.warmup_epochs = 0.0
+    t.min_lr_ratio = 0.0
+    t.decay_rate = 0.5
+    t.decay_every_epochs = 10.0
+    t.grad_clip = 0.0
+    t.restart_epochs = 10.0
+    t.restart_mult = 1.0
+    # Recipe knobs (all traced). The monitored metric is ``metric`` (with ``goal``).
+    t.min_delta = 0.0
+    t.early_stop_patience = 0
+    t.monitor_start_epoch = 0
+    t.plateau_patience = 0
+    t.plateau_factor = 0.5
+    t.plateau_min_lr = 0.0
+    return t
+
+
+def _sweep_fields() -> ml_collections.ConfigDict:
+    """``sweep.*``: the space, the strategy and its settings, seeds, recipes."""
+    sw = ml_collections.ConfigDict()
+    sw.method = "grid"  # grid | random | sobol (scrambled Sobol points through each parameter's inverse CDF)
+    sw.num_samples = 0  # random/sobol: number of configurations
+    sw.seeds = 1  # seeds per configuration: member seeds 0..seeds-1
+    sw.space = ml_collections.ConfigDict()  # see jaxexp.space
+    # A W&B-style YAML space file (see jaxexp.spacefile; relative to the current
+    # directory). When set, it replaces sweep.space, and its method, num_samples and
+    # metric {name, goal} replace the config's; config.json then holds the space itself.
+    sw.space_file = ""
+    sw.top_k = 5  # configurations in report.md
+    # Named recipes: {name: {section: {field: value}}}; each recipe is crossed with
+    # the space and the seeds, and report.md compares every recipe with ``baseline``.
+    # Recipes run in name order (ConfigDict sorts its keys).
+    sw.recipes = ml_collections.ConfigDict()
+    sw.baseline = ""  # recipe the others are compared with ("" = the first by name)
+    # Successive halving: at each rung epoch keep the top 1/eta of the members that
+    # reached it (by the monitored metric); the others are pruned and their slots
+    # refilled from the queue (see jaxexp.strategies). () = off.
+    sw.halving_rungs = ()
+    sw.halving_eta = 3.0
+    # Population-based training: every pbt_interval epochs the worst pbt_fraction of
+    # the running members copy the parameters and optimizer state of a random one of
+    # the best pbt_fraction, take its pbt_params and multiply each by a random one of
+    # pbt_perturb (see jaxexp.strategies). 0 = off.
+    sw.pbt_interval = 0
+    sw.pbt_fraction = 0.25
+    sw.pbt_perturb = (0.8, 1.25)
+    sw.pbt_params = ("train.lr",)
+    # "sweep": the space's grid/random/sobol configurations; "tpe": Optuna's TPE
+    # sampler, ask/tell in batches (jaxexp.tpe; the optional extra jaxexp[tpe]); "mutation": a mutation tree
+    # (jaxexp.mutation): generation 0 is the base config, each later generation
+    # mutates one parameter of sweep.space in each of `slots` nodes.
+    sw.strategy = "sweep"
+    sw.generations = 3  # mutation: generations after the base config; tpe: ask batches
+    sw.slots = 4  # mutation: nodes per generation; tpe: trials per batch
+    sw.parent_pool = 2  # mutation: parents are the best `parent_pool` nodes so far
+    sw.parent_ids = ()  # mutation: parents of the next generation this command runs (node ids)
+    sw.hypothesis = ""  # mutation: recorded in lineage.csv for the generations this command runs
+    sw.plan = ""  # mutation: a YAML plan of the next batch (per slot: parent, mutate, hypothesis, target)
+    sw.mutation_scale = 2.0  # mutation: log ranges move by x or / this; linear ones by a quarter range
+    return sw
+
+
+def _engine_fields() -> ml_collections.ConfigDict:
+    """``engine.*``: segments, slots, devices, outputs, checkpoints, compile cache."""
+    e = ml_collections.ConfigDict()
+    e.segment_epochs = 5  # epochs per compiled segment (progress/checkpoint granularity)
+    e.chunk_size = 1024  # max members resident at once per bucket (the rest wait in its queue)
+    # Resident members are also capped by the compiled segment's measured memory:
+    # a fraction of each device's memory ("0.75"), an amount per device ("8GiB"), or "off".
+    e.memory_budget = "0.75"
+    e.num_devices = 0  # 0 = all local devices
+    e.group_size = 0  # members vmapped together per device (0 = auto, cache-sized)
+    e.progress = True
+    e.overwrite = False  # allow writing into a workdir that already holds results
+    # Drop finished (early-stopped, diverged, done) members between segments, into
+    # a few padded size classes: a sweep where most members stop early ends early.
+    # "auto": only when the measured time saved exceeds the compile of the smaller
+    # size (estimated from this bucket's compiles); "always"; "never".
+    e.compact = "auto"
+    e.plots = True  # write PNG plots (matplotlib) next to report.md
+    # TensorBoard event files in WORKDIR/tb/ (one run per member, HParams view); needs the
+    # 'tensorboard' extra (tensorboardX), otherwise a one-line note says how to get them.
+    e.tensorboard = True
+    # Orbax checkpoints in WORKDIR/checkpoints, one per segment: a killed sweep
+    # resumes where it stopped when the same command is run again.
+    e.checkpoint = True
+    e.max_to_keep = 2  # latest checkpoints kept
+    e.keep_best = True  # also keep the step whose segment had the best metric
+    e.allow_resume_changes = False  # resume although engine.segment_epochs/group_size changed
+    # Persistent XLA compilation cache: "auto" ($JAXEXP_CACHE_DIR, else
+    # ~/.cache/jaxexp/xla), a directory, or "off". A re-run or resume loads its
+    # programs instead of compiling them.
+    e.compile_cache = "auto"
+    return e
 
 
 def goal_sign(goal: str) -> float:
@@ -324,8 +341,8 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
 
     strategies.check_halving(c.sweep.halving_rungs, c.sweep.halving_eta)
     strategies.check_pbt(c)
-    if c.sweep.strategy not in ("sweep", "mutation", "tpe"):
-        raise ConfigError(f"sweep.strategy: must be 'sweep', 'mutation' or 'tpe' (got {c.sweep.strategy!r})")
+    if c.sweep.strategy not in search.STRATEGIES:
+        search.strategy(c.sweep.strategy)  # ConfigError naming the strategies
     if c.engine.segment_epochs < 1:
         raise ConfigError(f"engine.segment_epochs: must be >= 1 (got {c.engine.segment_epochs})")
     if c.engine.chunk_size < 1:

@@ -48,6 +48,7 @@ def main(argv: list[str]) -> None:
 
     from jaxexp import api, checkpoint, resume, timing
     from jaxexp.errors import ConfigError
+    from jaxexp.search import loop
 
     args = argv[1:]
     if not args or args[0] not in COMMANDS or len(args) != (2 if args[0] in ("inspect", "validate", "tree") else 1):
@@ -72,9 +73,9 @@ def main(argv: list[str]) -> None:
         analyze.run()
         return
     if args[0] == "tree":
-        from jaxexp.cli import search
+        from jaxexp.cli import tree
 
-        search.tree(args[1])
+        tree.run(args[1])
         return
     workdir = flags.FLAGS.workdir
     if not workdir:
@@ -84,47 +85,16 @@ def main(argv: list[str]) -> None:
 
         blend.run(workdir)
         return
-    run = api.sweep if args[0] == "sweep" else api.train_config
     timing.FROM_PROCESS_START["on"] = True  # timings.json: wall time from process start
     F = flags.FLAGS
+    config = F.config if args[0] == "sweep" else api.base_config(F.config)  # train: the base config only
     try:
-        if F.distributed:
-            from jaxexp import distributed
-
-            distributed.initialize(F.coordinator_address, F.num_processes, F.process_id)
-            if distributed.is_primary():
-                print(
-                    f"jaxexp: {len(jax.devices())} devices in {jax.process_count()} processes",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        elif F.coordinator_address or F.num_processes or F.process_id >= 0:
-            _fail("--coordinator_address/--num_processes/--process_id: need --distributed")
-        if args[0] == "sweep" and F.config.sweep.strategy == "mutation":  # train: the base config only
-            from jaxexp.cli import search
-
-            search.mutation_tree(F.config, workdir)
-            return
-        if args[0] == "sweep" and F.config.sweep.strategy == "tpe":
-            from jaxexp.cli import search
-
-            search.tpe(F.config, workdir)
-            return
-        res = run(flags.FLAGS.config, workdir)
+        _distributed(F)
+        strategy = loop.drive(config, workdir)  # the same loop as jaxexp.sweep(config, workdir)
     except (ConfigError, checkpoint.CheckpointError, checkpoint.ArchitectureMismatchError) as e:
         _fail(str(e))  # e.g. a checkpoint of another architecture: refused with the named diff
     except OSError as e:  # a full disk: one line, exit 1 (not 2: the input was fine; the same command resumes)
-        from jaxexp import diskfull
-
-        if not diskfull.is_disk_full(e):
-            raise
-        print(f"jaxexp: error: {diskfull.of(e, workdir)}", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        import os
-
-        # the lock is released; a failed save's threads are abandoned, not joined and heard at
-        # interpreter exit (the next run removes their temporary folder)
-        os._exit(1)
+        _disk_full(e, workdir)
     except resume.StoppedAfterWriting as e:
         print(
             f"jaxexp: {signal.Signals(e.signum).name}: stopped after writing the results to {workdir}", file=sys.stderr
@@ -134,23 +104,43 @@ def main(argv: list[str]) -> None:
         _fail("interrupted before training started; nothing was written")
     if jax.process_index() != 0:  # process 0 reports
         return
-    if res.interrupted:
-        n = int((res.members["status"] == "stopped").sum())
-        resumable = " (the same command resumes)" if flags.FLAGS.config.engine.checkpoint else ""
-        print(
-            f"jaxexp: interrupted: wrote partial results to {workdir} ({n} member(s) stopped){resumable}",
-            file=sys.stderr,
-        )
-        sys.exit(143 if res.timings.get("signal") == 15 else 130)
-    try:
-        best = res.best_member()
-    except ValueError as e:  # every member diverged: a result, written and reported
-        print(f"wrote {workdir}/report.md; {e}")
-        return
-    print(
-        f"wrote {workdir}/report.md; best member {int(best['member'])}: "
-        f"best {res.metric} = {best['best_' + res.metric]:.5g} at epoch {best['best_epoch']}"
-    )
+    if strategy.interrupted is not None:
+        print(strategy.stopped(), file=sys.stderr)
+        sys.exit(143 if strategy.interrupted.stopped_by == 15 else 130)
+    line = strategy.summary()
+    if line:
+        print(line)
+
+
+def _distributed(F) -> None:
+    """Joins a multi-process run (``--distributed``); the coordinator flags need it."""
+    import jax
+
+    if F.distributed:
+        from jaxexp import distributed
+
+        distributed.initialize(F.coordinator_address, F.num_processes, F.process_id)
+        if distributed.is_primary():
+            print(
+                f"jaxexp: {len(jax.devices())} devices in {jax.process_count()} processes", file=sys.stderr, flush=True
+            )
+    elif F.coordinator_address or F.num_processes or F.process_id >= 0:
+        _fail("--coordinator_address/--num_processes/--process_id: need --distributed")
+
+
+def _disk_full(e: OSError, workdir: str) -> None:
+    """A full disk: one line and exit 1 (re-raises any other OSError)."""
+    import os
+
+    from jaxexp import diskfull
+
+    if not diskfull.is_disk_full(e):
+        raise e
+    print(f"jaxexp: error: {diskfull.of(e, workdir)}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # the lock is released; a failed save's threads are abandoned, not joined and heard at
+    # interpreter exit (the next run removes their temporary folder)
+    os._exit(1)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

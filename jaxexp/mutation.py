@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import zlib
 
 import ml_collections
@@ -39,8 +38,10 @@ import numpy as np
 import pandas as pd
 
 from jaxexp import config as cfgmod
-from jaxexp import strategies, tree_batch, tree_plan, tree_report
+from jaxexp import spacefile, strategies, tree_batch, tree_plan, tree_report
 from jaxexp.errors import ConfigError
+from jaxexp.search import loop
+from jaxexp.search.protocol import Generation, Strategy
 from jaxexp.tree_batch import NOT_TESTED, _fmt, _key, _mutate, _step  # noqa: F401 (jaxexp.mutation's names)
 
 LINEAGE_COLUMNS = [
@@ -124,83 +125,104 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
     ``plan``: a plan file's path or its parsed YAML (default ``sweep.plan`` where the
     config has that field): the next generation this command runs, see ``jaxexp.tree_plan``."""
     from jaxexp import progress as progress_mod
-    from jaxexp import runner, spacefile
 
-    config = spacefile.resolve(config)
-    if plan is None:
-        plan = config.sweep.get("plan", "") or None
-    config = _without_plan(config)
-    cfgmod.validate_top(config)
-    sw = config.sweep
-    if sw.generations < 1 or sw.slots < 1 or sw.parent_pool < 1:
-        raise ConfigError("sweep.generations, sweep.slots, sweep.parent_pool: must be >= 1")
-    if not sw.mutation_scale > 1:
-        raise ConfigError(f"sweep.mutation_scale: must be > 1 (got {sw.mutation_scale})")
-    tree = tree_batch.Tree(config)
-    names = tree.names
-    info = tree_report.info_of(config)
     progress = progress if progress is not None else progress_mod.print_progress
+    return loop.drive(config, workdir, progress, MutationTree(config, workdir, plan)).result()
 
-    lineage = pd.DataFrame(columns=LINEAGE_COLUMNS + names)
-    if workdir is not None:
-        os.makedirs(workdir, exist_ok=True)
-        if os.path.exists(os.path.join(workdir, "lineage.csv")):
-            lineage = _read(workdir, names)
-    known = set(lineage["node"].astype(int)) if len(lineage) else {0}
-    unknown = [i for i in sw.parent_ids if i not in known]
-    if unknown:
-        raise ConfigError(
-            f"sweep.parent_ids: node(s) {unknown} not in the tree (nodes 0-{max(known)}); see lineage.csv"
+
+class MutationTree(Strategy):
+    """``sweep.strategy = "mutation"`` (the module's docstring)."""
+
+    name = "mutation"
+    continues = "the same command continues the tree"
+
+    @classmethod
+    def planned(cls, config):
+        sw = config.sweep
+        return sw.generations * sw.slots + 1, (
+            f"strategy: mutation ({sw.generations} generations of {sw.slots} nodes after the base"
         )
-    generation = int(lineage["generation"].max()) + 1 if len(lineage) else 0
-    if plan is not None:
-        if isinstance(plan, str):
-            plan = tree_plan.load(plan, names, config, sw.slots)
-        else:
-            plan = tree_plan.parse(plan, names, config, sw.slots)
-        if generation > sw.generations:
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str | None, plan=None) -> None:
+        config = spacefile.resolve(config)
+        if plan is None:
+            plan = config.sweep.get("plan", "") or None
+        config = _without_plan(config)
+        cfgmod.validate_top(config)
+        super().__init__(config, workdir)
+        sw = config.sweep
+        if sw.generations < 1 or sw.slots < 1 or sw.parent_pool < 1:
+            raise ConfigError("sweep.generations, sweep.slots, sweep.parent_pool: must be >= 1")
+        if not sw.mutation_scale > 1:
+            raise ConfigError(f"sweep.mutation_scale: must be > 1 (got {sw.mutation_scale})")
+        self.tree = tree_batch.Tree(config)
+        self.names = names = self.tree.names
+        self.info = tree_report.info_of(config)
+        lineage = pd.DataFrame(columns=LINEAGE_COLUMNS + names)
+        if workdir is not None:
+            os.makedirs(workdir, exist_ok=True)
+            if os.path.exists(os.path.join(workdir, "lineage.csv")):
+                lineage = _read(workdir, names)
+        known = set(lineage["node"].astype(int)) if len(lineage) else {0}
+        unknown = [i for i in sw.parent_ids if i not in known]
+        if unknown:
             raise ConfigError(
-                f"sweep.plan: the tree already has generations 0-{generation - 1} (sweep.generations="
-                f"{sw.generations}); pass --config.sweep.generations={generation} to run the plan"
+                f"sweep.parent_ids: node(s) {unknown} not in the tree (nodes 0-{max(known)}); see lineage.csv"
             )
-        tree.check_plan(plan, lineage)
-    pending = True  # the plan and sweep.parent_ids: the first generation after the base this command runs
-    while generation < sw.generations + 1:  # generation 0 is the base config
-        rng = np.random.default_rng([config.seed, generation, zlib.crc32(b"mutation")])
+        self.generation = int(lineage["generation"].max()) + 1 if len(lineage) else 0
+        if plan is not None:
+            if isinstance(plan, str):
+                plan = tree_plan.load(plan, names, config, sw.slots)
+            else:
+                plan = tree_plan.parse(plan, names, config, sw.slots)
+            if self.generation > sw.generations:
+                raise ConfigError(
+                    f"sweep.plan: the tree already has generations 0-{self.generation - 1} (sweep.generations="
+                    f"{sw.generations}); pass --config.sweep.generations={self.generation} to run the plan"
+                )
+            self.tree.check_plan(plan, lineage)
+        self.lineage, self.plan = lineage, plan
+        self.first = True  # the plan and sweep.parent_ids: the first generation after the base this command runs
+
+    def ask(self) -> Generation | None:
+        sw, tree, lineage, generation = self.config.sweep, self.tree, self.lineage, self.generation
+        if generation >= sw.generations + 1:  # generation 0 is the base config
+            return None
+        rng = np.random.default_rng([self.config.seed, generation, zlib.crc32(b"mutation")])
         next_id = int(lineage["node"].max()) + 1 if len(lineage) else 0
         if generation == 0:
-            base = {n: tree.base(n) for n in names}
+            base = {n: tree.base(n) for n in self.names}
             nodes = [{"node": 0, "parent": -1, "slot": 0, "mutation": "", "hypothesis": "", "hypothesis_test": ""}]
             nodes[0].update(values=base, target={})
         else:
-            nodes = tree.batch(lineage, next_id, plan if pending else None, sw.parent_ids if pending else (), rng)
-            pending = False
+            first = self.first
+            nodes = tree.batch(lineage, next_id, self.plan if first else None, sw.parent_ids if first else (), rng)
+            self.first = False
         fields = list(dict.fromkeys([*tree.target_fields(lineage), *(f for n in nodes for f in n["target"])]))
-        table = _members(nodes, sw.seeds, names + fields, tree)
-        gen_dir = None if workdir is None else os.path.join(workdir, f"gen_{generation}")
+        self.nodes, self.fields = nodes, fields
+        table = _members(nodes, sw.seeds, self.names + fields, tree)
+        gen_dir = None if self.workdir is None else os.path.join(self.workdir, f"gen_{generation}")
+        finished = None
         if gen_dir is not None and os.path.exists(os.path.join(gen_dir, "members.csv")):
-            members = pd.read_csv(os.path.join(gen_dir, "members.csv"))  # finished before an interruption
-        else:
-            if progress:
-                planned = sum(n["hypothesis_test"].startswith("planned") for n in nodes)
-                what = f" ({planned} planned)" if planned else ""
-                progress(f"[{config.name}] generation {generation}/{sw.generations}: {len(nodes)} node(s){what}")
-            res = runner.run_members(config, table, gen_dir, progress)
-            if res.interrupted:
-                print("jaxexp: interrupted: the same command continues the tree", file=sys.stderr)
-                return lineage
-            members = res.members
-        scores = strategies.config_scores(members, config.metric)
+            finished = pd.read_csv(os.path.join(gen_dir, "members.csv"))  # finished before an interruption
+        planned = sum(n["hypothesis_test"].startswith("planned") for n in nodes)
+        what = f" ({planned} planned)" if planned else ""
+        label = f"[{self.config.name}] generation {generation}/{sw.generations}: {len(nodes)} node(s){what}"
+        return Generation(table, self.config, gen_dir, label, finished)
+
+    def tell(self, generation, members, results) -> None:
+        tree, fields, lineage = self.tree, self.fields, self.lineage
+        scores = strategies.config_scores(members, self.config.metric)
         metrics = _metrics(members)
         rows = []
-        for node in nodes:
+        for node in self.nodes:
             metric, std, status = scores.get(node["node"], (math.nan, math.nan, "failed"))
             target = {f: node["target"].get(f, tree.base(f)) for f in fields}
             changed = {f: v for f, v in target.items() if _key([v]) != _key([tree.base(f)])}
             rows.append(
                 {
                     **{k: node[k] for k in ("node", "parent", "slot", "mutation", "hypothesis", "hypothesis_test")},
-                    "generation": generation,
+                    "generation": self.generation,
                     "target": "; ".join(f"{f}={_fmt(v)}" for f, v in changed.items()),
                     "metric": metric,
                     "metric_std": std,
@@ -219,11 +241,30 @@ def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=
             lineage[f] = (
                 lineage[f].astype(object).where(lineage[f].notna(), str(base) if isinstance(base, tuple) else base)
             )
-        lineage = _ordered(lineage, names)
-        if workdir is not None:
-            lineage = tree_report.write(lineage, workdir, info)
-        generation += 1
-    return tree_report.merge(lineage, workdir)
+        lineage = _ordered(lineage, self.names)
+        if self.workdir is not None:
+            lineage = tree_report.write(lineage, self.workdir, self.info)
+        self.lineage = lineage
+        self.generation += 1
+
+    def result(self) -> pd.DataFrame:
+        if self.interrupted is not None:
+            return self.lineage
+        return tree_report.merge(self.lineage, self.workdir)
+
+    def summary(self) -> str | None:
+        lineage, workdir, c = self.result(), self.workdir, self.config
+        if lineage.empty:
+            return None
+        ok = lineage[lineage["status"] == "ok"]
+        if ok.empty:
+            return f"wrote {workdir}/lineage.md; every node failed"
+        best = ok.loc[ok["metric"].idxmin() if c.goal == "min" else ok["metric"].idxmax()]
+        return (
+            f"wrote {workdir}/lineage.md; {len(lineage)} nodes; best node {int(best['node'])}: "
+            f"{c.metric} {best['metric']:.5g} ({best['mutation'] or 'base config'}); record what a node showed: "
+            f"jaxexp tree annotate --workdir={workdir} --node=N --observation=TEXT --verdict=supported|falsified"
+        )
 
 
 def _ordered(lineage: pd.DataFrame, names: list[str]) -> pd.DataFrame:

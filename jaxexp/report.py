@@ -78,6 +78,27 @@ def _timing_line(t: dict) -> str:
     return text + " (every phase: timings.json)."
 
 
+def _best_members(res, params: list[str]) -> list[str]:
+    """The top ``sweep.top_k`` members by their best metric (ok members only)."""
+    cfg, m = res.config, res.metric
+    ok = res.members[res.members["status"] == "ok"].dropna(subset=[f"best_{m}"])
+    top = ok.sort_values(f"best_{m}", ascending=(cfg.goal == "min")).head(cfg.sweep.top_k)
+    rows = [
+        [
+            r["member"],
+            r["seed"],
+            *[r[p] for p in params],
+            r[f"best_{m}"],
+            r["best_epoch"],
+            "" if pd.isna(r["stop_epoch"]) else r["stop_epoch"],
+            r[f"final_{m}"],
+        ]
+        for _, r in top.iterrows()
+    ]
+    header = ["member", "seed", *params, f"best {m}", "best epoch", "stop epoch", f"final {m}"]
+    return ["## Best members", "", _table(header, rows), ""]
+
+
 def markdown(res) -> str:
     """The report of a Results object."""
     cfg, m, s = res.config, res.metric, res.summary
@@ -131,27 +152,7 @@ def markdown(res) -> str:
         "",
     ]
     out += _comparison(res) + _pooled(res) + _groups(res) + _group_comparison(res)
-    ok = res.members[res.members["status"] == "ok"].dropna(subset=[f"best_{m}"])
-    top = ok.sort_values(f"best_{m}", ascending=(cfg.goal == "min")).head(cfg.sweep.top_k)
-    out += ["## Best members", ""]
-    out += [
-        _table(
-            ["member", "seed", *params, f"best {m}", "best epoch", "stop epoch", f"final {m}"],
-            [
-                [
-                    r["member"],
-                    r["seed"],
-                    *[r[p] for p in params],
-                    r[f"best_{m}"],
-                    r["best_epoch"],
-                    "" if pd.isna(r["stop_epoch"]) else r["stop_epoch"],
-                    r[f"final_{m}"],
-                ]
-                for _, r in top.iterrows()
-            ],
-        ),
-        "",
-    ]
+    out += _best_members(res, params)
     if res.plots:
         out += ["## Plots", ""] + [f"![{name}]({name})" for name in res.plots] + [""]
     files = "`members.csv` (one row per member), `history.csv` (per epoch), `summary.csv` (per configuration), "

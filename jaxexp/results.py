@@ -51,7 +51,7 @@ class Results:
     members: pd.DataFrame
     history: pd.DataFrame
     summary: pd.DataFrame
-    timings: dict
+    timings: timing.Timings  # where the wall time went (timings.json)
     workdir: str | None = None
     comparison: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     groups: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # member x group at the best epoch
@@ -61,12 +61,13 @@ class Results:
     plots: list = dataclasses.field(default_factory=list)  # file names written next to report.md
     rungs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # successive halving decisions
     pbt: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # population-based training copies
+    stopped_by: int | None = None  # the signal that stopped the run early (2: SIGINT, 15: SIGTERM)
 
     @property
     def interrupted(self) -> bool:
-        """True when the run was stopped early (KeyboardInterrupt): members not
-        finished have status ``stopped`` and keep every epoch they completed."""
-        return bool(self.timings.get("interrupted"))
+        """True when the run was stopped early (a signal or KeyboardInterrupt): members
+        not finished have status ``stopped`` and keep every epoch they completed."""
+        return self.stopped_by is not None
 
     @property
     def metric(self) -> str:
@@ -159,6 +160,20 @@ def check_workdir_path(workdir: str) -> None:
         raise ConfigError(f"workdir: cannot write to {workdir}; choose another --workdir")
 
 
+def _comparison(config, rows: pd.DataFrame, summary: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    """Recipes are compared with the baseline recipe (``sweep.baseline``, else the
+    first) when they are the only thing swept; otherwise every configuration with
+    the best one (seeds of one configuration are the only valid replicates)."""
+    if not len(summary):
+        return pd.DataFrame()
+    recipes_only = "recipe" in rows.columns and shown_params(config, params) == ["recipe"]
+    label = "recipe" if recipes_only else "config_id"
+    labels = list(summary[label])
+    baseline = (config.sweep.baseline or rows["recipe"].iloc[0]) if recipes_only else labels[0]
+    ok = rows[rows["status"] != "diverged"]
+    return stats.compare(ok, label, f"best_{config.metric}", baseline, labels)
+
+
 def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
     """Builds the members, summary, comparison and group tables from a
     ``jaxexp.engine.RunOutput``."""
@@ -211,18 +226,7 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
     rows["degradation"] = sign * (rows[f"final_{metric}"] - rows[f"best_{metric}"]) + 0.0  # no -0.0
 
     summary = summarize(rows, params, metric, config.goal)
-    # recipes against the named (or first) recipe; plain sweeps against the best configuration
-    # Recipes are compared with the baseline recipe when they are the only thing
-    # swept; otherwise every configuration with the best one (seeds of one
-    # configuration are the only valid replicates).
-    recipes_only = "recipe" in rows.columns and shown_params(config, params) == ["recipe"]
-    label = "recipe" if recipes_only else "config_id"
-    comparison = pd.DataFrame()
-    if len(summary):
-        labels = list(summary[label])
-        baseline = (config.sweep.baseline or rows["recipe"].iloc[0]) if recipes_only else labels[0]
-        ok = rows[rows["status"] != "diverged"]
-        comparison = stats.compare(ok, label, f"best_{metric}", baseline, labels)
+    comparison = _comparison(config, rows, summary, params)
     groups = _groups_at_best(output.group_history, rows)
     group_comparison = group_compare.build(rows, groups, comparison, metric, members[0].config if members else config)
     return Results(
@@ -230,7 +234,7 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
         rows,
         history,
         summary,
-        output.timings,
+        timing.Timings.of(output.timings),
         comparison=comparison,
         groups=groups,
         group_history=output.group_history,
@@ -238,6 +242,7 @@ def assemble(config, table: pd.DataFrame, members: list, output) -> Results:
         best_params={k: v["best_params"] for k, v in finals.items()},
         rungs=output.rungs,
         pbt=output.pbt,
+        stopped_by=output.stopped_by,
     )
 
 

@@ -60,6 +60,7 @@ def run_members(
     Re-running a single row of a sweep's ``members.csv`` with the sweep's config
     reproduces that member (inactive conditional parameters: empty cells).
     """
+    progress = progress or None  # False: silent, as None
     cpu.use_all_cores()  # before JAX's backend starts (a no-op after)
     config = spacefile.resolve(config)  # its metric/goal apply to these members too
     cfgmod.validate_top(config)

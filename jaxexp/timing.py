@@ -14,7 +14,9 @@ checkpoint); ``wall_s`` the whole call (from process start on the command line).
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
+import dataclasses
 import os
 import time
 
@@ -34,6 +36,94 @@ PHASES = (
     "html_s",
     "files_s",
 )
+
+COUNTS = (
+    "total_s",  # the engine's part: compile to the last checkpoint
+    "wall_s",  # the whole call (from process start on the command line)
+    "bucket_s",  # inside the buckets' queues
+    "group_size",  # members vmapped together per device
+    "slots",  # the largest number of resident slots
+    "segment_memory_mb",  # the compiled segment's measured memory at that size
+    "refills",  # queued members started in freed slots
+    "compactions",  # moves into a smaller slot count
+    "pruned",  # members stopped by successive halving
+    "member_epochs_computed",  # slots x epochs run, padding included
+    "compile_cache_hits",
+    "compile_cache_misses",
+    "resumed_from_step",  # the checkpoint step a resumed run continued from
+)
+
+
+@dataclasses.dataclass
+class Timings(collections.abc.MutableMapping):
+    """Where a sweep's wall time went: ``PHASES`` and ``COUNTS``, each None until recorded.
+
+    Read as attributes (``t.segments_s``) or as the mapping of the recorded ones
+    (``t["segments_s"]``, ``dict(t)``: timings.json). Only these names can be set: a
+    misspelt phase is an error, not a silent new key."""
+
+    startup_s: float | None = None
+    data_s: float | None = None
+    checks_s: float | None = None
+    compile_s: float | None = None
+    init_compile_s: float | None = None
+    init_s: float | None = None
+    segments_s: float | None = None
+    checkpoint_s: float | None = None
+    checkpoint_wait_s: float | None = None
+    assemble_s: float | None = None
+    plots_s: float | None = None
+    tensorboard_s: float | None = None
+    html_s: float | None = None
+    files_s: float | None = None
+    total_s: float | None = None
+    wall_s: float | None = None
+    bucket_s: float | None = None
+    group_size: int | None = None
+    slots: int | None = None
+    segment_memory_mb: float | None = None
+    refills: int | None = None
+    compactions: int | None = None
+    pruned: int | None = None
+    member_epochs_computed: int | None = None
+    compile_cache_hits: int | None = None
+    compile_cache_misses: int | None = None
+    resumed_from_step: int | None = None
+
+    @classmethod
+    def of(cls, values: dict) -> Timings:
+        """From the engine's accumulated dict (unknown names: KeyError)."""
+        t = cls()
+        for k, v in values.items():
+            t[k] = v
+        return t
+
+    def __getitem__(self, key: str):
+        v = getattr(self, key, None) if key in _FIELDS else None
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __setitem__(self, key: str, value) -> None:
+        if key not in _FIELDS:
+            raise KeyError(f"{key!r} is not a timing; the timings are {', '.join(_FIELDS)}")
+        if value is not None and key in _INTS:
+            value = int(value)
+        setattr(self, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self[key] = None
+
+    def __iter__(self):
+        return (k for k in _FIELDS if getattr(self, k) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Timings))
+_INTS = tuple(f.name for f in dataclasses.fields(Timings) if f.type == "int | None")
+assert set(_FIELDS) == set(PHASES) | set(COUNTS)
 
 FROM_PROCESS_START = {"on": False}  # set by the command line: wall_s counts from process start
 

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import zlib
 
 import ml_collections
@@ -48,8 +47,10 @@ import pandas as pd
 
 from jaxexp import config as cfgmod
 from jaxexp import space as spacemod
-from jaxexp import strategies
+from jaxexp import spacefile, strategies
 from jaxexp.errors import ConfigError
+from jaxexp.search import loop
+from jaxexp.search.protocol import Generation, Strategy
 
 
 def _optuna():
@@ -163,94 +164,126 @@ def _optuna_params(values: dict, params: list[spacemod.Param]) -> dict:
 def run(config: ml_collections.ConfigDict, workdir: str | None = None, progress=None) -> pd.DataFrame:
     """Runs (or continues) the TPE search; returns the trials table."""
     from jaxexp import progress as progress_mod
-    from jaxexp import runner, spacefile
 
-    optuna = _optuna()
-    config = spacefile.resolve(config)
-    cfgmod.validate_top(config)
-    sw = config.sweep
-    if sw.generations < 1 or sw.slots < 1:
-        raise ConfigError("sweep.generations (batches), sweep.slots (trials per batch): must be >= 1")
-    params = spacemod.parse(sw.space)
-    if not params:
-        raise ConfigError("sweep.space: TPE needs a space to search")
-    cfgmod.check_param_names(config, [p.name for p in params])
-    dists = {p.name: distribution(optuna, p) for p in params}
-    names = [p.name for p in params]
     progress = progress if progress is not None else progress_mod.print_progress
-    # Batches are short sweeps: their PNG plots would cost about as much as their
-    # training (trials.csv and each batch's report.md/report.html say it all).
-    batch_config = ml_collections.ConfigDict(config.to_dict())
-    batch_config.engine.plots = False
-    direction = "minimize" if config.goal == "min" else "maximize"
-    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=config.seed))
+    return loop.drive(config, workdir, progress, TPE).result()
 
-    trials = pd.DataFrame()
-    path = None if workdir is None else os.path.join(workdir, "trials.csv")
-    if path and os.path.exists(path):
-        trials = pd.read_csv(path)
-        for row in trials[trials["state"].isin(["COMPLETE", "FAIL"])].to_dict("records"):
-            raw = _optuna_params(_cells(row, params), params)
-            complete = row["state"] == "COMPLETE"
-            study.add_trial(
-                optuna.trial.create_trial(
-                    params=raw,
-                    distributions={n: dists[n] for n in raw},
-                    value=float(row["value"]) if complete else None,
-                    state=optuna.trial.TrialState.COMPLETE if complete else optuna.trial.TrialState.FAIL,
-                )
+
+class TPE(Strategy):
+    """``sweep.strategy = "tpe"`` (the module's docstring)."""
+
+    name = "tpe"
+
+    @classmethod
+    def planned(cls, config):
+        sw = config.sweep
+        return sw.generations * sw.slots, f"strategy: tpe ({sw.generations} batches of {sw.slots} trials"
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str | None) -> None:
+        optuna = self.optuna = _optuna()
+        config = spacefile.resolve(config)
+        cfgmod.validate_top(config)
+        super().__init__(config, workdir)
+        sw = config.sweep
+        if sw.generations < 1 or sw.slots < 1:
+            raise ConfigError("sweep.generations (batches), sweep.slots (trials per batch): must be >= 1")
+        self.params = spacemod.parse(sw.space)
+        if not self.params:
+            raise ConfigError("sweep.space: TPE needs a space to search")
+        cfgmod.check_param_names(config, [p.name for p in self.params])
+        self.dists = {p.name: distribution(optuna, p) for p in self.params}
+        self.names = [p.name for p in self.params]
+        # Batches are short sweeps: their PNG plots would cost about as much as their
+        # training (trials.csv and each batch's report.md/report.html say it all).
+        self.batch_config = ml_collections.ConfigDict(config.to_dict())
+        self.batch_config.engine.plots = False
+        direction = "minimize" if config.goal == "min" else "maximize"
+        self.study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=config.seed))
+        trials = pd.DataFrame()
+        self.path = None if workdir is None else os.path.join(workdir, "trials.csv")
+        if self.path and os.path.exists(self.path):
+            trials = pd.read_csv(self.path)
+            for row in trials[trials["state"].isin(["COMPLETE", "FAIL"])].to_dict("records"):
+                values = _cells(row, self.params)
+                self._add(values, float(row["value"]) if row["state"] == "COMPLETE" else math.nan)
+        self.trials = trials
+        running = (trials["state"] == "RUNNING") if len(trials) else pd.Series(dtype=bool)
+        self.batch = int(trials["batch"].max()) + 1 if len(trials) and not running.any() else 0
+        if running.any():
+            self.batch = int(trials.loc[running, "batch"].min())
+
+    def _add(self, values: dict, value: float) -> None:
+        """Adds a finished trial to the study (one asked by an earlier command)."""
+        trial_state = self.optuna.trial.TrialState
+        raw = _optuna_params(values, self.params)
+        self.study.add_trial(
+            self.optuna.trial.create_trial(
+                params=raw,
+                distributions={n: self.dists[n] for n in raw},
+                value=value if np.isfinite(value) else None,
+                state=trial_state.COMPLETE if np.isfinite(value) else trial_state.FAIL,
             )
-    batch = int(trials["batch"].max()) + 1 if len(trials) and (trials["state"] != "RUNNING").all() else 0
-    if len(trials) and (trials["state"] == "RUNNING").any():
-        batch = int(trials.loc[trials["state"] == "RUNNING", "batch"].min())
-    while batch < sw.generations:
-        pending = trials[(trials["batch"] == batch) & (trials["state"] == "RUNNING")] if len(trials) else trials
-        if len(pending):  # cut short before: the same trials again
-            asked = [_cells(r, params) for r in pending.to_dict("records")]
+        )
+
+    def ask(self) -> Generation | None:
+        sw, trials = self.config.sweep, self.trials
+        if self.batch >= sw.generations:
+            return None
+        pending = trials[(trials["batch"] == self.batch) & (trials["state"] == "RUNNING")] if len(trials) else trials
+        self.pending = len(pending) > 0
+        if self.pending:  # cut short before: the same trials again
+            asked = [_cells(r, self.params) for r in pending.to_dict("records")]
             numbers = list(pending["number"])
         else:
-            numbers, asked = map(list, zip(*(ask(study, params, dists, config.seed) for _ in range(sw.slots))))
-            trials = _record(trials, batch, numbers, asked, names, None, "RUNNING")
-            if path:
-                os.makedirs(workdir, exist_ok=True)
-                _write(trials, path)
+            numbers, asked = map(
+                list, zip(*(ask(self.study, self.params, self.dists, self.config.seed) for _ in range(sw.slots)))
+            )
+            self.trials = _record(trials, self.batch, numbers, asked, self.names, None, "RUNNING")
+            if self.path:
+                os.makedirs(self.workdir, exist_ok=True)
+                _write(self.trials, self.path)
+        self.asked = list(zip(numbers, asked))
         table = pd.DataFrame.from_records(
             [
                 {"member": num * sw.seeds + s, "config_id": num, "seed": s, **values}
-                for num, values in zip(numbers, asked)
+                for num, values in self.asked
                 for s in range(sw.seeds)
             ],
-            columns=["member", "config_id", "seed", *names],
+            columns=["member", "config_id", "seed", *self.names],
         )
-        if progress:
-            progress(f"[{config.name}] TPE batch {batch + 1}/{sw.generations}: {len(asked)} trial(s)")
-        batch_dir = None if workdir is None else os.path.join(workdir, f"batch_{batch}")
-        res = runner.run_members(batch_config, table, batch_dir, progress)
-        if res.interrupted:
-            print("jaxexp: interrupted: the same command continues the search", file=sys.stderr)
-            return trials
-        scores = strategies.config_scores(res.members, config.metric)
-        for num, values in zip(numbers, asked):
+        label = f"[{self.config.name}] TPE batch {self.batch + 1}/{sw.generations}: {len(asked)} trial(s)"
+        batch_dir = None if self.workdir is None else os.path.join(self.workdir, f"batch_{self.batch}")
+        return Generation(table, self.batch_config, batch_dir, label)
+
+    def tell(self, generation, members, results) -> None:
+        scores = strategies.config_scores(members, self.config.metric)
+        trial_state, trials = self.optuna.trial.TrialState, self.trials
+        for num, values in self.asked:
             value = scores.get(num, (math.nan,))[0]
-            state = optuna.trial.TrialState.COMPLETE if np.isfinite(value) else optuna.trial.TrialState.FAIL
-            raw = _optuna_params(values, params)
-            if len(pending):
-                study.add_trial(
-                    optuna.trial.create_trial(
-                        params=raw,
-                        distributions={n: dists[n] for n in raw},
-                        value=value if np.isfinite(value) else None,
-                        state=state,
-                    )
-                )
+            if self.pending:
+                self._add(values, value)
             else:
-                study.tell(num, value if np.isfinite(value) else None, state=state)
+                state = trial_state.COMPLETE if np.isfinite(value) else trial_state.FAIL
+                self.study.tell(num, value if np.isfinite(value) else None, state=state)
             trials.loc[trials["number"] == num, "value"] = value
-            trials.loc[trials["number"] == num, "state"] = state.name
-        if path:
-            _write(trials, path)
-        batch += 1
-    return trials
+            trials.loc[trials["number"] == num, "state"] = "COMPLETE" if np.isfinite(value) else "FAIL"
+        if self.path:
+            _write(trials, self.path)
+        self.batch += 1
+
+    def result(self) -> pd.DataFrame:
+        return self.trials
+
+    def summary(self) -> str | None:
+        trials = self.trials
+        done = trials[trials["state"] == "COMPLETE"] if len(trials) else trials
+        if done.empty:
+            return None
+        best = done.loc[done["value"].idxmin() if self.config.goal == "min" else done["value"].idxmax()]
+        return (
+            f"wrote {self.workdir}/trials.csv; {len(done)} trial(s); best trial {int(best['number'])}: "
+            f"{best['value']:.5g}"
+        )
 
 
 def _cells(row: dict, params: list[spacemod.Param]) -> dict:

@@ -107,48 +107,64 @@ def make_program(
                 f"{wl.fn_name('model')}: cfg.off {tuple(off)} changed the parameters; off may only skip work "
                 "that has no parameters (a dropout mask, not a layer)"
             )
-    optimizer = optax.inject_hyperparams(_OPTIMIZERS[static_cfg.train.optimizer])
-    # inject_hyperparams reads every numeric hyperparameter from the state on
-    # update, so one template serves all members (their values live in the state).
-    tx_update = optimizer(learning_rate=0.0, b1=0.0, b2=0.0, weight_decay=0.0).update
-    batch_size = int(static_cfg.train.batch_size)
-    n_train = workloadmod.n_rows(dataset.train)
-    steps_per_epoch = n_train // batch_size
-    sign = cfgmod.goal_sign(monitor[1])
+    m = _Member(wl, model, sample, static_cfg, workloadmod.n_rows(dataset.train), segment_epochs, monitor)
+    checked = check_program(wl, static_cfg, dataset, model, sample, m.get_batch, m.loss_fn, m.evaluate, monitor[0])
+    m.aux_names, m.eval_names, m.group_metric_names = checked.aux_names, checked.eval_names, checked.group_names
+    metric_names = ("train_loss", *(f"train_{a}" for a in m.aux_names), *m.eval_names)
+    return Program(
+        m.init, m.init_params, m.run_segment, model, sample, metric_names, m.group_metric_names, checked.member_bytes
+    )
 
-    def with_clock(hp: Hparams, epoch, step) -> Hparams:
-        return {**hp, "epoch": epoch, "step": step}
 
-    def get_batch(train, idx, hp, rng):
-        if wl.make_batch is not None:
-            return wl.make_batch(train, idx, hp, rng)
+def _with_clock(hp: Hparams, epoch, step) -> Hparams:
+    return {**hp, "epoch": epoch, "step": step}
+
+
+class _Member:
+    """The pure functions of one member of a bucket (closures over its static
+    parts: the workload, the model, batch size, segment length, monitor)."""
+
+    aux_names: tuple[str, ...] = ()  # set from the abstract checks (``check_program``)
+    eval_names: tuple[str, ...] = ()
+    group_metric_names: tuple[str, ...] = ()
+
+    def __init__(self, wl, model, sample, static_cfg, n_train: int, segment_epochs: int, monitor) -> None:
+        self.wl, self.model, self.sample = wl, model, sample
+        self.optimizer = optax.inject_hyperparams(_OPTIMIZERS[static_cfg.train.optimizer])
+        # inject_hyperparams reads every numeric hyperparameter from the state on
+        # update, so one template serves all members (their values live in the state).
+        self.tx_update = self.optimizer(learning_rate=0.0, b1=0.0, b2=0.0, weight_decay=0.0).update
+        self.batch_size = int(static_cfg.train.batch_size)
+        self.n_train = n_train
+        self.steps_per_epoch = n_train // self.batch_size
+        self.segment_epochs = segment_epochs
+        self.monitor_name, self.sign = monitor[0], cfgmod.goal_sign(monitor[1])
+
+    def get_batch(self, train, idx, hp, rng):
+        if self.wl.make_batch is not None:
+            return self.wl.make_batch(train, idx, hp, rng)
         return jax.tree.map(lambda a: a[idx], train)
 
-    def loss_fn(params, batch, hp, rng):
-        return wl.loss(model, params, batch, hp, rng)
+    def loss_fn(self, params, batch, hp, rng):
+        return self.wl.loss(self.model, params, batch, hp, rng)
 
-    def evaluate(params, data, hp) -> dict:
+    def evaluate(self, params, data, hp) -> dict:
         """Evaluation scalars {name: scalar} and per-group ones under "groups" ([groups])."""
-        return wl.evaluate(model, params, data[1], hp)
+        return self.wl.evaluate(self.model, params, data[1], hp)
 
-    checked = check_program(wl, static_cfg, dataset, model, sample, get_batch, loss_fn, evaluate, monitor[0])
-    aux_names, eval_names, group_metric_names = checked.aux_names, checked.eval_names, checked.group_names
-    metric_names = ("train_loss", *(f"train_{a}" for a in aux_names), *eval_names)
-    monitor_name = monitor[0]
+    def init_params(self, base_seed, member_seed, member_id):
+        return self.model.init(jax.random.split(member_key(base_seed, member_seed, member_id), 3)[0], self.sample)
 
-    def init_params(base_seed, member_seed, member_id):
-        return model.init(jax.random.split(member_key(base_seed, member_seed, member_id), 3)[0], sample)
-
-    def init(base_seed, member_seed, member_id, hp: Hparams, data, params=None) -> TrainState:
+    def init(self, base_seed, member_seed, member_id, hp: Hparams, data, params=None) -> TrainState:
         """A member's initial state; ``params`` from ``init_params`` (computed here when None)."""
         key = member_key(base_seed, member_seed, member_id)
         k_init, k_shuffle, k_drop = jax.random.split(key, 3)
         if params is None:
-            params = model.init(k_init, sample)
-        tx = optimizer(
+            params = self.model.init(k_init, self.sample)
+        tx = self.optimizer(
             learning_rate=hp["train.lr"], b1=hp["train.b1"], b2=hp["train.b2"], weight_decay=hp["train.weight_decay"]
         )
-        evals = evaluate(params, data, with_clock(hp, jnp.int32(0), jnp.int32(0)))
+        evals = self.evaluate(params, data, _with_clock(hp, jnp.int32(0), jnp.int32(0)))
         return TrainState(
             params=params,
             opt_state=tx.init(params),
@@ -158,12 +174,12 @@ def make_program(
             dropout_seed=jax.random.bits(k_drop, dtype=jnp.uint32),
             diverged=jnp.bool_(False),
             best_params=params,
-            init_eval={k: jnp.asarray(evals[k], jnp.float32) for k in eval_names},
+            init_eval={k: jnp.asarray(evals[k], jnp.float32) for k in self.eval_names},
             monitor=recipes.monitor_init(),
         )
 
-    def lr_at(hp: Hparams, step, lr_scale) -> jax.Array:
-        spe = float(steps_per_epoch)
+    def lr_at(self, hp: Hparams, step, lr_scale) -> jax.Array:
+        spe = float(self.steps_per_epoch)
         mult = schedules.lr_multiplier(
             hp["train.schedule"],
             step,
@@ -177,25 +193,25 @@ def make_program(
         )
         return hp["train.lr"] * mult * lr_scale
 
-    def train_step(state: TrainState, hp: Hparams, data, idx, active):
+    def train_step(self, state: TrainState, hp: Hparams, data, idx, active):
         """One optimizer step on rows ``idx``; a no-op unless ``active``."""
         rng = hashing.fold(state.dropout_seed, state.step)
-        hpx = with_clock(hp, state.epoch, state.step)
-        batch = get_batch(data[0], idx, hpx, rng)
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, hpx, rng)
+        hpx = _with_clock(hp, state.epoch, state.step)
+        batch = self.get_batch(data[0], idx, hpx, rng)
+        (loss, aux), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(state.params, batch, hpx, rng)
         gnorm = optax.tree.norm(grads)
         clip = hp["train.grad_clip"]
         scale = jnp.where(clip > 0, jnp.minimum(1.0, clip / (gnorm + 1e-12)), 1.0)
         grads = jax.tree.map(lambda g: g * scale, grads)
         opt_state = state.opt_state
-        lr = lr_at(hp, state.step, state.monitor.lr_scale)
+        lr = self.lr_at(hp, state.step, state.monitor.lr_scale)
         # every injected hyperparameter from hp (equal to the init values unless
         # population-based training changed this member's hp since)
         injected = {"learning_rate": lr, "b1": hp["train.b1"], "b2": hp["train.b2"]}
         injected["weight_decay"] = hp["train.weight_decay"]
         injected = {k: jnp.asarray(v, opt_state.hyperparams[k].dtype) for k, v in injected.items()}
         opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, **injected})
-        updates, opt_state = tx_update(grads, opt_state, state.params)
+        updates, opt_state = self.tx_update(grads, opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         # the update too: finite gradients can still overflow parameters
         ok = jnp.isfinite(loss) & jnp.isfinite(gnorm) & jnp.isfinite(optax.tree.norm(updates))
@@ -207,27 +223,15 @@ def make_program(
             step=state.step + commit.astype(jnp.int32),
             diverged=state.diverged | (active & ~ok),
         )
-        logged = {"loss": loss, **{a: aux[a] for a in aux_names}}
+        logged = {"loss": loss, **{a: aux[a] for a in self.aux_names}}
         return state, {k: jnp.where(active, jnp.asarray(v, jnp.float32), 0.0) for k, v in logged.items()}
 
-    def run_epoch(state: TrainState, hp: Hparams, data):
-        mon = state.monitor
-        active = ~state.diverged & ~mon.stopped & (state.epoch < hp["train.epochs"])
-        perm = hashing.permutation(hashing.fold(state.shuffle_seed, state.epoch), n_train)
-        perm = perm[: steps_per_epoch * batch_size]
-        lr_epoch = lr_at(hp, state.step, mon.lr_scale)
-
-        def body(st, idx):
-            return train_step(st, hp, data, idx, active & ~st.diverged)
-
-        state, losses = jax.lax.scan(body, state, perm.reshape(steps_per_epoch, batch_size))
-        evals = evaluate(state.params, data, with_clock(hp, state.epoch, state.step))
-        row = {"train_loss": losses["loss"].mean(), **{f"train_{a}": losses[a].mean() for a in aux_names}}
-        row.update({k: jnp.asarray(evals[k], jnp.float32) for k in eval_names})
-        value = sign * row[monitor_name]
+    def monitor_step(self, state: TrainState, hp: Hparams, value, active):
+        """Early stopping / plateau state after an epoch whose signed metric is ``value``;
+        returns (monitor, improved)."""
         ok = active & ~state.diverged & jnp.isfinite(value)
-        mon, improved = recipes.monitor_update(
-            mon,
+        return recipes.monitor_update(
+            state.monitor,
             jnp.where(ok, value, jnp.inf),
             state.epoch + 1,
             active & ~state.diverged,
@@ -238,17 +242,29 @@ def make_program(
             min_scale=hp["train.plateau_min_lr"] / hp["train.lr"],
             start_epoch=hp["train.monitor_start_epoch"],
         )
+
+    def run_epoch(self, state: TrainState, hp: Hparams, data):
+        mon = state.monitor
+        active = ~state.diverged & ~mon.stopped & (state.epoch < hp["train.epochs"])
+        spe, bs = self.steps_per_epoch, self.batch_size
+        perm = hashing.permutation(hashing.fold(state.shuffle_seed, state.epoch), self.n_train)[: spe * bs]
+        lr_epoch = self.lr_at(hp, state.step, mon.lr_scale)
+
+        def body(st, idx):
+            return self.train_step(st, hp, data, idx, active & ~st.diverged)
+
+        state, losses = jax.lax.scan(body, state, perm.reshape(spe, bs))
+        evals = self.evaluate(state.params, data, _with_clock(hp, state.epoch, state.step))
+        row = {"train_loss": losses["loss"].mean(), **{f"train_{a}": losses[a].mean() for a in self.aux_names}}
+        row.update({k: jnp.asarray(evals[k], jnp.float32) for k in self.eval_names})
+        mon, improved = self.monitor_step(state, hp, self.sign * row[self.monitor_name], active)
         best_params = jax.tree.map(lambda n, o: jnp.where(improved, n, o), state.params, state.best_params)
         out = dict(row)
-        out.update({f"group_{k}": jnp.asarray(evals["groups"][k], jnp.float32) for k in group_metric_names})
+        out.update({f"group_{k}": jnp.asarray(evals["groups"][k], jnp.float32) for k in self.group_metric_names})
         out.update(epoch=state.epoch, active=active, diverged=state.diverged, stopped=mon.stopped, lr=lr_epoch)
         state = state._replace(epoch=state.epoch + active.astype(jnp.int32), best_params=best_params, monitor=mon)
         return state, out
 
-    def run_segment(state: TrainState, hp: Hparams, data):
+    def run_segment(self, state: TrainState, hp: Hparams, data):
         """``segment_epochs`` epochs; returns metrics {name: [segment_epochs, ...]}."""
-        return jax.lax.scan(lambda st, _: run_epoch(st, hp, data), state, None, length=segment_epochs)
-
-    return Program(
-        init, init_params, run_segment, model, sample, metric_names, group_metric_names, checked.member_bytes
-    )
+        return jax.lax.scan(lambda st, _: self.run_epoch(st, hp, data), state, None, length=self.segment_epochs)

@@ -13,7 +13,7 @@ import math
 import ml_collections
 
 from jaxexp import config as cfgmod
-from jaxexp import population
+from jaxexp import population, search
 from jaxexp import space as spacemod
 from jaxexp.errors import ConfigError
 from jaxexp.spacefile import apply, check, check_fields, conflicts
@@ -32,19 +32,58 @@ def describe(config: ml_collections.ConfigDict, source: str = "") -> tuple[list[
     before the space is expanded; each configuration is resolved separately).
     """
     path = config.sweep.space_file
+    config, params, planned, n_grid, errors = _checked(config, path)
+    if errors:
+        return [], errors
+    method, n_samples = config.sweep.method, config.sweep.num_samples
+    head = [
+        f"config: {source or config.name}" + (f"; space file: {path}" if path else ""),
+        (planned and f"{planned[1]}; the counts below are for as many random draws)")
+        or (
+            f"method: {method}"
+            + (f" ({n_samples} samples, seed {config.seed})" if method != "grid" else "")
+            + f"; metric: {config.metric} ({config.goal})"
+        ),
+    ]
+    n_configs = n_grid if method == "grid" else n_samples
+    rows = None if n_configs > MAX_COUNTED else spacemod.expand(params, method, n_samples, config.seed)
+    lines = head + _param_table(params, rows, cfgmod.traced_fields(config))
+    if rows is None:
+        at_most = " at most (conditions remove some)" if method == "grid" else ""
+        lines.append(f"{n_configs} configurations{at_most}; over {MAX_COUNTED}: static buckets not counted")
+        return lines, []
+    n_configs, n_buckets, errors = _buckets(config)
+    if errors:
+        return [], errors
+    recipes = len(population.recipes(config))
+    per = f" ({recipes} recipes x {len(rows)})" if recipes else ""
+    seeds = config.sweep.seeds
+    lines.append(
+        f"{n_configs} configurations{per} x {seeds} seed(s) = {n_configs * seeds} members in "
+        f"{n_buckets} static bucket(s) (one compile each: members of a bucket differ only in traced fields)"
+    )
+    return lines, []
+
+
+def _checked(config, path: str):
+    """The config with its space file applied and, for a search, counted as as many
+    random draws as it asks for; (config, params, planned, grid size, errors)."""
     if path:
         spacefile, errors = check(path, config)
         errors = errors or conflicts(config, spacefile)
         if errors:
-            return [], errors
+            return config, [], None, 0, errors
         config = apply(config, spacefile)
-    strategy = config.sweep.get("strategy", "sweep")
-    if strategy in ("tpe", "mutation"):
+    try:
+        planned = search.strategy(config.sweep.get("strategy", "sweep")).planned(config)
+    except ConfigError as e:
+        return config, [], None, 0, [str(e)]
+    if planned is not None:
         # a search, not an expansion: the space's ranges are sampled, so count like a random
         # sweep of as many configurations as the search asks for
         config = ml_collections.ConfigDict(config.to_dict())
         config.sweep.method = "random"
-        config.sweep.num_samples = config.sweep.generations * config.sweep.slots + (strategy == "mutation")
+        config.sweep.num_samples = planned[0]
     params, errors = spacemod.parse_all(config.sweep.space)
     if not path and not errors:  # a .py config's own sweep.space against the command line's flags
         errors.extend(conflicts(config))
@@ -66,65 +105,38 @@ def describe(config: ml_collections.ConfigDict, source: str = "") -> tuple[list[
             check_top(config)
         except ConfigError as e:
             errors.append(str(e))
-    if errors:
-        return [], errors
+    return config, params, planned, n_grid, errors
 
-    seeds = config.sweep.seeds
-    searched = {
-        "tpe": f"strategy: tpe ({config.sweep.generations} batches of {config.sweep.slots} trials; the counts below "
-        "are for as many random draws)",
-        "mutation": f"strategy: mutation ({config.sweep.generations} generations of {config.sweep.slots} nodes after "
-        "the base; the counts below are for as many random draws)",
-    }
-    head = [
-        f"config: {source or config.name}" + (f"; space file: {path}" if path else ""),
-        searched.get(strategy)
-        or (
-            f"method: {method}"
-            + (f" ({n_samples} samples, seed {config.seed})" if method != "grid" else "")
-            + f"; metric: {config.metric} ({config.goal})"
-        ),
-    ]
-    n_configs = n_grid if method == "grid" else n_samples
-    if n_configs > MAX_COUNTED:
-        rows = None
-    else:
-        rows = spacemod.expand(params, method, n_samples, config.seed)
+
+def _param_table(params, rows, traced) -> list[str]:
+    """One aligned line per parameter: kind, values or range, condition, in how many
+    of the expanded ``rows`` it is active (``?``: not expanded), traced or static."""
     table = [("parameter", "kind", "values / range", "condition", "active", "field")]
-    traced = cfgmod.traced_fields(config)
     for p in params:
         kind, shown, cond = spacemod.describe(p)
         active = f"{sum(r[p.name] is not None for r in rows)}/{len(rows)}" if rows is not None else "?"
         table.append((p.name, kind, shown, cond, active, "traced" if p.name in traced else "static"))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    lines = head + ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
     if not params:
         lines[-1] = "no swept parameters (the base config only)"
-    if rows is None:
-        at_most = " at most (conditions remove some)" if method == "grid" else ""
-        lines.append(f"{n_configs} configurations{at_most}; over {MAX_COUNTED}: static buckets not counted")
-        return lines, []
+    return lines
 
+
+def _buckets(config) -> tuple[int, int, list[str]]:
+    """(configurations, static buckets, errors) of the expansion, each configuration
+    resolved on its own (one seed)."""
     one_seed = ml_collections.ConfigDict(config.to_dict())
     one_seed.sweep.seeds = 1
     configs = population.members_table(one_seed)
-    members = []
+    members, errors = [], []
     for i in range(len(configs)):
         try:
             members.extend(population.resolve(config, population.config_rows(config, configs.iloc[[i]])))
         except ConfigError as e:
             if str(e) not in errors:
                 errors.append(str(e))
-    if errors:
-        return [], errors
-    n_buckets = len(population.buckets(members))
-    recipes = len(population.recipes(config))
-    per = f" ({recipes} recipes x {len(rows)})" if recipes else ""
-    lines.append(
-        f"{len(configs)} configurations{per} x {seeds} seed(s) = {len(configs) * seeds} members in "
-        f"{n_buckets} static bucket(s) (one compile each: members of a bucket differ only in traced fields)"
-    )
-    return lines, []
+    return len(configs), (len(population.buckets(members)) if not errors else 0), errors
 
 
 def describe_file(path: str) -> tuple[list[str], list[str]]:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import jaxexp
-from jaxexp import compile_cache, engine, programs, space
+from jaxexp import bucket, compile_cache, engine, programs, space
 
 # Tolerance for comparing one member's numbers across populations/devices: a
 # batched (vmapped) matmul may sum in a different order than the same matmul
@@ -29,6 +29,7 @@ def test_eight_forced_devices_are_used():
     assert len(engine.devices(0)) == 8 and len(engine.devices(1)) == 1
 
 
+@pytest.mark.slow
 def test_trace_count_equals_buckets_and_traced_values_do_not_recompile(tiny):
     c = tiny(
         model={"hidden": space.choice([(8,), (6,)]), "dropout": space.choice([0.0, 0.3])},
@@ -81,6 +82,7 @@ def test_trace_count_equals_buckets_and_traced_values_do_not_recompile(tiny):
     assert (res2.members["epochs_run"] <= res2.members["train.epochs"]).all()
 
 
+@pytest.mark.slow
 def test_member_does_not_depend_on_population_or_devices(tiny):
     c = tiny()
     c.train.epochs = 4
@@ -109,6 +111,7 @@ def test_member_does_not_depend_on_population_or_devices(tiny):
     assert in_64["final_val_mse"].nunique() == n
 
 
+@pytest.mark.slow
 def test_a_member_is_reproduced_from_its_row(tiny, tmp_path):
     c = tiny(train={"lr": space.log_uniform(1e-3, 3e-2), "weight_decay": space.uniform(0.0, 0.1)})
     c.sweep.method = "random"
@@ -123,6 +126,7 @@ def test_a_member_is_reproduced_from_its_row(tiny, tmp_path):
         assert np.isclose(float(again[col]), float(orig[col]), rtol=RTOL, atol=ATOL), col
 
 
+@pytest.mark.slow
 def test_a_diverging_member_is_isolated(tiny):
     c = tiny()
     c.train.optimizer = "sgd"
@@ -144,6 +148,7 @@ def test_a_diverging_member_is_isolated(tiny):
     assert int(res.best_member()["member"]) != 99
 
 
+@pytest.mark.slow
 def test_results_tables_and_files(tiny, tmp_path):
     c = tiny(train={"lr": space.choice([1e-3, 1e-2])})
     c.sweep.seeds = 3
@@ -189,6 +194,7 @@ def test_training_learns_the_regression_task(tiny):
     assert h["val_mse"].iloc[-1] < 0.5 * h["val_mse"].iloc[0]
 
 
+@pytest.mark.slow
 def test_classification_and_step_schedule(tiny):
     c = tiny(train={"schedule": space.choice(["step", "cosine"])})
     c.task.name = "classification"
@@ -211,6 +217,7 @@ def test_metric_must_exist_for_the_task(tiny):
         jaxexp.sweep(c)
 
 
+@pytest.mark.slow
 def test_zero_dropout_member_is_the_same_with_or_without_masks(tiny):
     # Alone, its bucket skips dropout masks (a static switch); beside a member
     # with dropout, masks are computed at rate 0. Both must give the same run.
@@ -232,6 +239,7 @@ def test_zero_dropout_member_is_the_same_with_or_without_masks(tiny):
     assert not np.isclose(beside.loc[6, "final_val_mse"], beside.loc[5, "final_val_mse"])
 
 
+@pytest.mark.slow
 def test_interrupt_keeps_every_finished_epoch(tiny, tmp_path):
     c = tiny(train={"lr": space.choice([1e-3, 1e-2])})
     c.train.epochs = 6
@@ -262,7 +270,7 @@ def test_interrupt_before_the_first_segment_writes_empty_typed_results(tiny, tmp
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine, "_run_bucket", interrupted)
+    monkeypatch.setattr(bucket, "run_bucket", interrupted)
     res = jaxexp.sweep(tiny(), str(tmp_path / "wd"))
     assert res.interrupted and (res.members["status"] == "stopped").all()
     assert (res.members["epochs_run"] == 0).all() and res.history.empty
@@ -286,6 +294,7 @@ def test_bad_engine_and_batch_settings_are_config_errors(tiny):
         jaxexp.default_config().train.lrr = 0.1
 
 
+@pytest.mark.slow
 def test_a_rerun_loads_its_programs_from_the_persistent_compilation_cache(tiny, tmp_path):
     c = tiny(train={"lr": space.choice([3e-3, 3e-2])})
     c.train.epochs = 4  # a program no other test compiles
@@ -324,6 +333,7 @@ def _queue_table(n: int = 12):
     )
 
 
+@pytest.mark.slow
 def test_freed_slots_are_refilled_from_the_queue_without_recompiling(tiny):
     c = tiny()
     c.task.seed = 103  # a static key no other test compiled
@@ -353,6 +363,7 @@ def test_freed_slots_are_refilled_from_the_queue_without_recompiling(tiny):
     assert queue.members.set_index("member").sort_index()["init_val_mse"].equals(a["init_val_mse"])
 
 
+@pytest.mark.slow
 def test_memory_budget_sizes_the_resident_population_from_the_compiled_program(tiny):
     c = tiny()
     c.task.seed = 104

@@ -99,6 +99,7 @@ def _table(ids, **params):
     return pd.DataFrame({"member": ids, "config_id": ids, "seed": ids, **params})
 
 
+@pytest.mark.slow
 def test_early_stopping_in_training_stops_and_keeps_the_best_parameters(tiny):
     c = tiny()
     c.train.epochs = 12
@@ -127,6 +128,7 @@ def test_early_stopping_in_training_stops_and_keeps_the_best_parameters(tiny):
         np.testing.assert_allclose(np.mean((pred - y) ** 2), m.loc[member, "best_val_mse"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_plateau_lr_in_training_follows_the_rule(tiny):
     c = tiny()
     c.train.epochs = 8
@@ -152,6 +154,7 @@ def _grouped(tiny):
     return c
 
 
+@pytest.mark.slow
 def test_per_group_metrics_equal_numpy_on_the_members_predictions(tiny, tmp_path):
     c = _grouped(tiny)
     c.sweep.seeds = 2
@@ -180,6 +183,7 @@ def test_group_multipliers_must_match_the_task(tiny):
         jaxexp.sweep(c)
 
 
+@pytest.mark.slow
 def test_curriculum_weight_zero_groups_do_not_train(tiny):
     """With hard groups off, their examples carry no gradient: the run equals one
     with hard examples' multipliers at 0 (two routes to the same weights)."""
@@ -196,6 +200,7 @@ def test_curriculum_weight_zero_groups_do_not_train(tiny):
     assert not np.allclose(everything["val_mse"], by_phase["val_mse"], rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_compaction_leaves_results_unchanged_and_computes_less(tiny):
     c = tiny()
     c.train.epochs = 8
@@ -222,6 +227,7 @@ def test_compaction_leaves_results_unchanged_and_computes_less(tiny):
             np.testing.assert_allclose(leaf_a, leaf_b, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.slow
 def test_recipes_run_as_one_sweep_and_are_compared_with_the_baseline(tiny, tmp_path):
     c = tiny()
     c.sweep.seeds = 3
@@ -278,6 +284,7 @@ def test_seed_statistics():
     assert np.isclose(w["p_value"], ref.pvalue) and w["diff_ci_low"] < w["diff"] < w["diff_ci_high"]
 
 
+@pytest.mark.slow
 def test_summary_has_seed_statistics(tiny):
     c = tiny(train={"lr": space.choice([1e-3, 1e-2])})
     c.sweep.seeds = 4
@@ -293,6 +300,7 @@ def test_summary_has_seed_statistics(tiny):
         assert np.isclose(row["init_vs_best_r"], ref.statistic) and np.isclose(row["init_vs_best_p"], ref.pvalue)
 
 
+@pytest.mark.slow
 def test_init_metric_is_the_metric_before_training(tiny):
     c = tiny()
     c.train.lr = 1e-9  # training cannot move the parameters measurably
@@ -305,6 +313,7 @@ def test_init_metric_is_the_metric_before_training(tiny):
     assert (trained.members["best_val_mse"] < trained.members["init_val_mse"]).all()
 
 
+@pytest.mark.slow
 def test_recipes_with_a_space_and_a_diverged_baseline(tiny, tmp_path):
     c = tiny(train={"weight_decay": space.choice([0.0, 0.1])})
     c.sweep.seeds = 2
@@ -333,7 +342,7 @@ def test_a_field_cannot_be_both_set_by_a_recipe_and_swept(tiny):
 
 
 def test_auto_compaction_only_when_the_saved_time_beats_the_compile():
-    from jaxexp import engine
+    from jaxexp import bucket as engine
 
     class Fake:
         _executables = {16: object()}
@@ -365,6 +374,7 @@ def test_bh_and_welch_equal_scipy():
         np.testing.assert_allclose(got, [a.mean() - b.mean(), ci.low, ci.high, ref.pvalue], rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_group_comparison_has_one_row_per_recipe_and_group_and_equals_scipy(tiny, tmp_path):
     c = _grouped(tiny)
     c.sweep.seeds = 3
