@@ -190,13 +190,18 @@ def _apply_rules(rules: list, b: Boundary, q: SlotQueue, out) -> tuple[np.ndarra
 
 
 def _checkpoint(ckpt, q: SlotQueue, state, out, best, timings: dict) -> None:
-    """Saves the bucket's state after a segment; a stop signal then stops every process."""
+    """Saves the bucket's state after a segment when one is due (``engine.checkpoint_every_s``;
+    always at the bucket's end and on a stop signal); a stop signal then stops every process."""
     saver, position, arch, stop = ckpt
-    t = time.perf_counter()
     in_bucket = not q.done.all()
-    saver.save(state if in_bucket else None, out, q.position(position), arch, None if best is None else best[0])
-    timings["checkpoint_s"] += time.perf_counter() - t
-    if distributed.any_process(stop["signal"] is not None):  # all processes stop together
+    # collective decisions: every process saves, or none; all stop together
+    stopping = distributed.any_process(stop["signal"] is not None)
+    if stopping or distributed.any_process(not in_bucket or saver.due()):
+        t = time.perf_counter()
+        saver.save(state if in_bucket else None, out, q.position(position), arch, None if best is None else best[0])
+        timings["checkpoint_s"] += time.perf_counter() - t
+        stopping = distributed.any_process(stop["signal"] is not None)  # also a signal during the save
+    if stopping:
         raise Stop(stop["signal"] or 15)
 
 

@@ -21,35 +21,14 @@ from typing import Any
 
 import ml_collections
 
-from jaxexp import search
+from jaxexp import search, train_hparams
 from jaxexp import workload as workloadmod
 from jaxexp.errors import ConfigError
+from jaxexp.train_hparams import OPTIMIZERS, SCHEDULES  # noqa: F401 - part of this module's API
 
-SCHEDULES = ("constant", "cosine", "step", "cosine_restarts")
-OPTIMIZERS = ("adamw", "adam", "sgd")
-
-# Traced fields: dotted path -> dtype of the per-member array.
-TRACED: dict[str, str] = {
-    "train.lr": "float32",  # peak learning rate
-    "train.weight_decay": "float32",  # decoupled (AdamW/SGD) weight decay
-    "train.b1": "float32",  # Adam beta1 / SGD momentum
-    "train.b2": "float32",  # Adam beta2
-    "train.epochs": "int32",  # epochs this member trains (masked beyond)
-    "train.schedule": "int32",  # index into SCHEDULES
-    "train.warmup_epochs": "float32",  # linear warmup length, epochs
-    "train.min_lr_ratio": "float32",  # cosine / cosine_restarts: lowest lr / peak lr
-    "train.restart_epochs": "float32",  # cosine_restarts: first period, epochs
-    "train.restart_mult": "float32",  # cosine_restarts: period growth per restart (>= 1)
-    "train.decay_rate": "float32",  # step: lr factor per decay
-    "train.decay_every_epochs": "float32",  # step: epochs between decays
-    "train.grad_clip": "float32",  # global-norm clip, 0 = off
-    "train.min_delta": "float32",  # improvement of the metric that resets patience counters
-    "train.early_stop_patience": "int32",  # stop after this many epochs without improvement, 0 = off
-    "train.monitor_start_epoch": "int32",  # patience counters start after this epoch (1-based)
-    "train.plateau_patience": "int32",  # ReduceLROnPlateau: bad epochs tolerated before a cut, 0 = off
-    "train.plateau_factor": "float32",  # ReduceLROnPlateau: lr factor per cut
-    "train.plateau_min_lr": "float32",  # ReduceLROnPlateau: lr floor (absolute)
-}
+# Traced fields of the engine: dotted path -> dtype of the per-member array (declared in
+# ``jaxexp.train_hparams`` with their defaults and ranges).
+TRACED: dict[str, str] = {p: h.dtype for p, h in train_hparams.HPARAMS.items()}
 
 # Fields that neither change the program nor a member's numbers.
 NON_PROGRAM = ("name", "sweep", "engine", "seed", "metric", "goal", "workload")
@@ -94,26 +73,8 @@ def _train_fields() -> ml_collections.ConfigDict:
     t = ml_collections.ConfigDict()
     t.optimizer = "adamw"
     t.batch_size = 128
-    t.epochs = 10
-    t.lr = 1e-3
-    t.weight_decay = 1e-4
-    t.b1 = 0.9
-    t.b2 = 0.999
-    t.schedule = "constant"
-    t.warmup_epochs = 0.0
-    t.min_lr_ratio = 0.0
-    t.decay_rate = 0.5
-    t.decay_every_epochs = 10.0
-    t.grad_clip = 0.0
-    t.restart_epochs = 10.0
-    t.restart_mult = 1.0
-    # Recipe knobs (all traced). The monitored metric is ``metric`` (with ``goal``).
-    t.min_delta = 0.0
-    t.early_stop_patience = 0
-    t.monitor_start_epoch = 0
-    t.plateau_patience = 0
-    t.plateau_factor = 0.5
-    t.plateau_min_lr = 0.0
+    for path, h in train_hparams.HPARAMS.items():  # the traced ones, with their declared defaults
+        t[path.split(".", 1)[1]] = h.default
     return t
 
 
@@ -186,6 +147,10 @@ def _engine_fields() -> ml_collections.ConfigDict:
     # Orbax checkpoints in WORKDIR/checkpoints, one per segment: a killed sweep
     # resumes where it stopped when the same command is run again.
     e.checkpoint = True
+    # At most one checkpoint per this many seconds of training (0 = after every segment);
+    # a stop signal, the end of each bucket and the end of the sweep always save, so only
+    # a kill -9 redoes up to this much work (with identical results).
+    e.checkpoint_every_s = 10.0
     e.max_to_keep = 2  # latest checkpoints kept
     e.keep_best = True  # also keep the step whose segment had the best metric
     e.allow_resume_changes = False  # resume although engine.segment_epochs/group_size changed
@@ -302,26 +267,9 @@ def validate_member(c: ml_collections.ConfigDict) -> None:
         if path.split(".")[0] not in NON_PROGRAM and any(isinstance(v, float) and not math.isfinite(v) for v in values):
             raise ConfigError(f"{path}: must be a finite number (got {value!r})")
     need(c.train.optimizer in OPTIMIZERS, "train.optimizer", f"use one of {OPTIMIZERS}")
-    need(c.train.schedule in SCHEDULES, "train.schedule", f"use one of {SCHEDULES}")
     need(c.train.batch_size >= 1, "train.batch_size", "must be >= 1")
-    need(c.train.epochs >= 1, "train.epochs", "must be >= 1")
-    need(c.train.lr > 0, "train.lr", "must be > 0")
-    need(c.train.weight_decay >= 0, "train.weight_decay", "must be >= 0")
-    need(0 <= c.train.b1 < 1, "train.b1", "must be in [0, 1)")
-    need(0 <= c.train.b2 < 1, "train.b2", "must be in [0, 1)")
-    need(c.train.warmup_epochs >= 0, "train.warmup_epochs", "must be >= 0")
-    need(0 <= c.train.min_lr_ratio <= 1, "train.min_lr_ratio", "must be in [0, 1]")
-    need(0 < c.train.decay_rate <= 1, "train.decay_rate", "must be in (0, 1]")
-    need(c.train.decay_every_epochs > 0, "train.decay_every_epochs", "must be > 0")
-    need(c.train.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 = off)")
-    need(c.train.restart_epochs > 0, "train.restart_epochs", "must be > 0")
-    need(c.train.restart_mult >= 1, "train.restart_mult", "must be >= 1")
-    need(c.train.min_delta >= 0, "train.min_delta", "must be >= 0")
-    need(c.train.early_stop_patience >= 0, "train.early_stop_patience", "must be >= 0 (0 = off)")
-    need(c.train.monitor_start_epoch >= 0, "train.monitor_start_epoch", "must be >= 0")
-    need(c.train.plateau_patience >= 0, "train.plateau_patience", "must be >= 0 (0 = off)")
-    need(0 < c.train.plateau_factor <= 1, "train.plateau_factor", "must be in (0, 1]")
-    need(c.train.plateau_min_lr >= 0, "train.plateau_min_lr", "must be >= 0")
+    for path, h in train_hparams.HPARAMS.items():
+        workloadmod.check_value(path, h, get_path(c, path))
     wl = workload_of(c)
     for path, h in wl.hparams.items():
         workloadmod.check_value(path, h, get_path(c, path))
@@ -345,6 +293,8 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
         search.strategy(c.sweep.strategy)  # ConfigError naming the strategies
     if c.engine.segment_epochs < 1:
         raise ConfigError(f"engine.segment_epochs: must be >= 1 (got {c.engine.segment_epochs})")
+    if not c.engine.checkpoint_every_s >= 0:
+        raise ConfigError(f"engine.checkpoint_every_s: must be >= 0 seconds (got {c.engine.checkpoint_every_s})")
     if c.engine.chunk_size < 1:
         raise ConfigError(f"engine.chunk_size: must be >= 1 (got {c.engine.chunk_size})")
     if c.engine.group_size < 0:

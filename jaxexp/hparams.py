@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxexp import config as cfgmod
+from jaxexp import train_hparams
 from jaxexp import workload as workloadmod
 from jaxexp.errors import ConfigError
 
@@ -13,12 +14,11 @@ def encode_hparams(member_cfgs: list, dataset: workloadmod.Dataset) -> dict:
     """Stacks the traced fields of member configs into numpy arrays [P] (a vector
     hyperparameter, such as ``train.group_multipliers``: [P, length])."""
     wl = cfgmod.workload_of(member_cfgs[0])
-    encoders = {p: h.encode for p, h in wl.traced.items() if h.encode is not None}
+    declared = {**train_hparams.HPARAMS, **wl.traced}
+    encoders = {p: h.encode for p, h in declared.items() if h.encode is not None}
     out = {}
     for path, dtype in cfgmod.traced_fields(member_cfgs[0]).items():
         values = [cfgmod.get_path(c, path) for c in member_cfgs]
-        if path == "train.schedule":
-            values = [cfgmod.SCHEDULES.index(v) for v in values]
         if path in encoders:
             values = [encoders[path](v, dataset) for v in values]
         try:

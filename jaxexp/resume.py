@@ -16,6 +16,7 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from typing import Any, NamedTuple
 
 import ml_collections
@@ -37,6 +38,7 @@ IGNORED = {
     "engine.overwrite",
     "engine.checkpoint",
     "engine.max_to_keep",
+    "engine.checkpoint_every_s",
     "engine.keep_best",
     "engine.allow_resume_changes",
     "engine.compile_cache",
@@ -195,12 +197,19 @@ class Saver:
         )
         steps = self.ckpt.steps()
         self.step = steps[-1] + 1 if steps else 0
+        self.every_s = float(config.engine.checkpoint_every_s)
+        self.last = time.monotonic()  # the interval counts from the start of training
+
+    def due(self) -> bool:
+        """Whether ``engine.checkpoint_every_s`` has passed since the last save."""
+        return time.monotonic() - self.last >= self.every_s
 
     def save(self, state, out, position: dict, arch: dict, best: float | None) -> None:
         arrays, info = pack(out.history, out.group_history, out.rungs, out.pbt, out.finals, out.initial)
         host = {"config": config_json(self.config), **position, **info}
         self.ckpt.save(self.step, state, arrays, host, arch, best)
         self.step += 1
+        self.last = time.monotonic()
 
     def load(self, requested_arch, abstract_state, warn) -> Resumed | None:
         """The latest readable step, verified; None when there is none.

@@ -27,6 +27,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from jaxexp import train_hparams
 from jaxexp.errors import ConfigError
 
 
@@ -67,8 +68,9 @@ def rung_cut(seen: list[float], arriving: dict[int, float], eta: float) -> set[i
 
 
 # Engine fields population-based training may perturb (read from the traced hp at
-# every step); besides these, every scalar float traced hyperparameter of the workload.
-PBT_FIELDS = ("train.lr", "train.weight_decay", "train.b1", "train.b2", "train.grad_clip")
+# every step; ``pbt`` in their declaration); besides these, every scalar float traced
+# hyperparameter of the workload not declared ``pbt=False``.
+PBT_FIELDS = tuple(p for p, h in train_hparams.HPARAMS.items() if h.pbt)
 
 
 def pbt_fields(c) -> dict[str, tuple]:
@@ -77,7 +79,7 @@ def pbt_fields(c) -> dict[str, tuple]:
 
     out = {f: (None, None) for f in PBT_FIELDS}
     for path, h in workload.of_config(c).traced.items():
-        if h.dtype == "float32" and h.encode is None and workload.is_number(h.default):
+        if h.pbt and h.dtype == "float32" and h.encode is None and workload.is_number(h.default):
             out[path] = (h.low, h.high)
     return out
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxexp import config as cfgmod
-from jaxexp import hashing, recipes, schedules
+from jaxexp import hashing, recipes, schedules, train_hparams
 from jaxexp import workload as workloadmod
 from jaxexp.checkpoint import spec_of
 from jaxexp.errors import ConfigError
@@ -49,23 +49,6 @@ def member_key(base_seed, member_seed, member_id) -> jax.Array:
     """The member's root key: fold_in(fold_in(key(base), seed), member id)."""
     key = jax.random.key(jnp.asarray(base_seed, jnp.uint32))
     return jax.random.fold_in(jax.random.fold_in(key, member_seed), member_id)
-
-
-def _adamw(learning_rate, b1, b2, weight_decay):
-    return optax.adamw(learning_rate, b1=b1, b2=b2, weight_decay=weight_decay)
-
-
-def _adam(learning_rate, b1, b2, weight_decay):
-    # Coupled L2 (classic Adam + weight decay in the gradient).
-    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate, b1=b1, b2=b2))
-
-
-def _sgd(learning_rate, b1, b2, weight_decay):
-    del b2  # unused: b1 is the momentum
-    return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(learning_rate, momentum=b1))
-
-
-_OPTIMIZERS = {"adamw": _adamw, "adam": _adam, "sgd": _sgd}
 
 
 class Program(NamedTuple):
@@ -130,10 +113,10 @@ class _Member:
 
     def __init__(self, wl, model, sample, static_cfg, n_train: int, segment_epochs: int, monitor) -> None:
         self.wl, self.model, self.sample = wl, model, sample
-        self.optimizer = optax.inject_hyperparams(_OPTIMIZERS[static_cfg.train.optimizer])
+        self.optimizer = train_hparams.optimizer(static_cfg.train.optimizer)
         # inject_hyperparams reads every numeric hyperparameter from the state on
         # update, so one template serves all members (their values live in the state).
-        self.tx_update = self.optimizer(learning_rate=0.0, b1=0.0, b2=0.0, weight_decay=0.0).update
+        self.tx_update = self.optimizer(**dict.fromkeys(train_hparams.OPTIMIZER_ARGS, 0.0)).update
         self.batch_size = int(static_cfg.train.batch_size)
         self.n_train = n_train
         self.steps_per_epoch = n_train // self.batch_size
@@ -161,9 +144,7 @@ class _Member:
         k_init, k_shuffle, k_drop = jax.random.split(key, 3)
         if params is None:
             params = self.model.init(k_init, self.sample)
-        tx = self.optimizer(
-            learning_rate=hp["train.lr"], b1=hp["train.b1"], b2=hp["train.b2"], weight_decay=hp["train.weight_decay"]
-        )
+        tx = self.optimizer(**train_hparams.optimizer_args(hp))
         evals = self.evaluate(params, data, _with_clock(hp, jnp.int32(0), jnp.int32(0)))
         return TrainState(
             params=params,
@@ -207,8 +188,7 @@ class _Member:
         lr = self.lr_at(hp, state.step, state.monitor.lr_scale)
         # every injected hyperparameter from hp (equal to the init values unless
         # population-based training changed this member's hp since)
-        injected = {"learning_rate": lr, "b1": hp["train.b1"], "b2": hp["train.b2"]}
-        injected["weight_decay"] = hp["train.weight_decay"]
+        injected = train_hparams.optimizer_args(hp, learning_rate=lr)
         injected = {k: jnp.asarray(v, opt_state.hyperparams[k].dtype) for k, v in injected.items()}
         opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams, **injected})
         updates, opt_state = self.tx_update(grads, opt_state, state.params)

@@ -67,20 +67,47 @@ class Hparam(NamedTuple):
     encode: Callable[[Any, Any], np.ndarray] | None = None  # traced vectors: (value, Dataset) -> array
     arch: bool = True  # static: part of the architecture record (changes the parameters)
     skippable: str = ""  # traced: a name put in cfg.off when its hparams are <= 0 in every member of a bucket
+    optimizer_arg: str = ""  # traced: the optax argument it feeds (the engine's train.* fields)
+    pbt: bool = True  # traced scalar float: population-based training may perturb it
 
 
 def traced(
-    default, low=None, high=None, *, dtype: str | None = None, doc: str = "", check=None, encode=None, skippable=False
+    default,
+    low=None,
+    high=None,
+    *,
+    dtype: str | None = None,
+    doc: str = "",
+    check=None,
+    encode=None,
+    skippable=False,
+    pbt: bool = True,
+    optimizer_arg: str = "",
 ):
     """A per-member value fed to the compiled program as an array (never recompiles):
     loss weights, temperature, dropout rates. ``low``/``high``: inclusive bounds.
     ``skippable``: True (or a name shared by several hyperparameters): in a bucket
     where it is (they all are) <= 0 for every member, that name is in the model's
-    ``cfg.off`` (the model may skip that work, e.g. a dropout mask)."""
+    ``cfg.off`` (the model may skip that work, e.g. a dropout mask). ``pbt=False``:
+    population-based training never perturbs it. ``optimizer_arg``: the engine's
+    optimizer argument it feeds (``jaxexp.train_hparams``)."""
     if dtype is None:  # int only when the default and the bounds are all ints (a weight of 0 is a float)
         ints = all(_is_int(v) for v in (default, low, high) if v is not None)
         dtype = "int32" if ints else "float32"
-    return Hparam(default, True, low, high, None, dtype, doc, check, encode, skippable=skippable or "")
+    return Hparam(
+        default,
+        True,
+        low,
+        high,
+        None,
+        dtype,
+        doc,
+        check,
+        encode,
+        skippable=skippable or "",
+        optimizer_arg=optimizer_arg,
+        pbt=pbt,
+    )
 
 
 def _is_int(v) -> bool:

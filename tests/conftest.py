@@ -31,6 +31,7 @@ def tiny_config(**sweep_space):
     c.engine.segment_epochs = 2
     c.engine.progress = False
     c.engine.checkpoint = False  # on where checkpoints are tested (tests/test_checkpoint.py)
+    c.engine.checkpoint_every_s = 0.0  # where on: after every segment (resume from any point is tested)
     if sweep_space:
         c.sweep.space = sweep_space
     return c

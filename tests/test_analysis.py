@@ -141,6 +141,34 @@ def test_seeds_of_one_configuration_are_averaged_not_counted():
     assert b.continuous.iloc[0]["n"] == 10 and b.continuous.iloc[0]["p"] == pytest.approx(row["p"])
 
 
+def test_a_lineage_table_keeps_its_slots_and_notes_out_of_the_parameters():
+    rng = np.random.default_rng(3)
+    n = 12
+    lr = 10 ** rng.uniform(-4, -1, n)
+    lineage = pd.DataFrame(
+        {
+            "node": range(n),
+            "parent": [-1] + [int(i) for i in rng.integers(0, 3, n - 1)],
+            "generation": [0] + [1 + i // 4 for i in range(n - 1)],
+            "slot": [0] + [i % 4 for i in range(n - 1)],  # varies like a parameter: must not become one
+            "mutation": [""] + [f"train.lr: x -> {v}" for v in lr[1:]],
+            "hypothesis": "",
+            "hypothesis_test": ["", *(["planned mutation", "automatic"] * n)[: n - 1]],
+            "target": ["", *(["task.n_train=512", ""] * n)[: n - 1]],
+            "metric": np.log10(lr) + rng.normal(0, 0.1, n),
+            "seeds_ok": rng.integers(1, 3, n),
+            "observation": ["", *(["helps", ""] * n)[: n - 1]],
+            "verdict": ["", *(["supported", "falsified"] * n)[: n - 1]],
+            "train.lr": lr,
+        }
+    )
+    a = jaxexp.analyze(lineage, metric="metric", goal="min")
+    assert a.continuous["parameter"].tolist() == ["train.lr"]
+    # the same columns in a table that is not a lineage: slot is a parameter there
+    b = jaxexp.analyze(lineage.drop(columns=["mutation", "hypothesis"]), metric="metric", goal="min")
+    assert "slot" in b.continuous["parameter"].tolist()
+
+
 def test_diverged_and_non_finite_rows_are_left_out_and_counted():
     df = _table()
     df["status"] = "ok"
@@ -459,6 +487,7 @@ def test_an_ambiguous_integer_column_is_refused_in_one_line_and_the_flags_resolv
         jaxexp.analyze(df, metric="loss", goal="min", id="nope")
 
 
+@pytest.mark.slow
 def test_cli_id_and_seed_flags_and_the_refusal(tmp_path):
     # variant numbers 6 configurations, r their 3 seeds: neither is named like an id or a seed
     df = _replicated(("config",), seed_name="r", n=6).rename(columns={"config": "variant"})
@@ -564,6 +593,7 @@ def test_a_condition_on_a_value_the_parent_no_longer_takes_is_dropped():
 # ----------------------------------------------------------------------------- the CLI on a real sweep
 
 
+@pytest.mark.slow
 def test_cli_analyses_a_real_sweep_workdir_end_to_end(tiny, tmp_path):
     cfg = tiny(train={"lr": space.log_uniform(1e-3, 1e-1), "weight_decay": space.choice([0.0, 1e-3, 1e-2])})
     cfg.sweep.method, cfg.sweep.num_samples, cfg.sweep.seeds = "random", 8, 2
@@ -604,6 +634,7 @@ def test_cli_analyses_a_real_sweep_workdir_end_to_end(tiny, tmp_path):
     assert f"checkpoint step {steps[0]} was read: 16 of 16 members have trained (0 finished)" in report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -631,6 +662,7 @@ def test_tuple_levels_read_back_from_csv_match_the_declared_ones():
     assert a.changes.iloc[0]["action"] == "fix" and a.next_space["parameters"]["model.hidden"] == {"value": [8]}
 
 
+@pytest.mark.slow
 def test_a_mutation_tree_workdir_is_read_with_its_lineage(tiny, tmp_path):
     c = tiny(train={"lr": space.log_uniform(1e-3, 1e-1)}, model={"dropout": space.uniform(0.0, 0.4)})
     c.train.epochs, c.engine.plots = 2, False

@@ -21,6 +21,9 @@ import jaxexp
 from jaxexp import checkpoint, resume, space
 from jaxexp import config as cfgmod
 
+# Every test resumes, kills or inspects a real sweep (in-process or a CLI subprocess): end to end.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Same tolerance as tests/test_engine.py; a resumed member replays the same
 # computation, so in practice its numbers are identical.
@@ -244,6 +247,7 @@ CLI = [
     "--config.model.hidden=(16,)",
     "--config.train.epochs=16",
     "--config.engine.segment_epochs=2",
+    "--config.engine.checkpoint_every_s=0",
     "--config.sweep.seeds=2",
 ]
 
@@ -564,3 +568,29 @@ def test_disk_full_on_the_command_line_is_one_line_and_rerunning_resumes(tmp_pat
         _compare(pd.read_csv(wd / "members.csv"), pd.read_csv(cli_reference / "members.csv"))
     finally:
         subprocess.run(["umount", str(fs)], capture_output=True)
+
+
+def test_a_checkpoint_interval_saves_bucket_ends_only_and_resumes_identically(tiny, tmp_path, reference, monkeypatch):
+    saves = []
+    real_save = resume.Saver.save
+
+    def counting(self, state, out, position, arch, best):
+        saves.append((position.get("bucket"), position.get("in_bucket"), state is not None))
+        return real_save(self, state, out, position, arch, best)
+
+    monkeypatch.setattr(resume.Saver, "save", counting)
+    c = _sweep_config(tiny)
+    c.engine.checkpoint_every_s = 1e6  # never due: only bucket ends, stops and the end of the sweep
+    wd = str(tmp_path / "wd")
+    c.engine.progress = True
+    part = jaxexp.sweep(c, wd, progress=interrupt_after(7))  # a KeyboardInterrupt in the second bucket
+    assert part.interrupted and saves == [(0, False, False)]  # the first bucket's end, no mid-bucket state
+    c.engine.progress = False
+    full = jaxexp.sweep(c, wd)  # resumes at the second bucket's start
+    assert full.timings["resumed_from_step"] == 0 and not full.interrupted
+    _compare(full.members, reference.members)
+    assert saves[1:] == [(1, False, False), (2, False, False)]  # the second bucket's end, the complete marker
+    saves.clear()
+    c.engine.checkpoint_every_s = 0.0  # after every segment
+    jaxexp.sweep(c, str(tmp_path / "every"))
+    assert sum(in_bucket for _, in_bucket, _ in saves) >= 4 and len(saves) > 3

@@ -19,6 +19,7 @@ TINY = [
     "--config.train.batch_size=32",
     "--config.train.epochs=2",
     "--config.sweep.seeds=2",
+    "--config.engine.checkpoint_every_s=0",
 ]
 
 
@@ -29,6 +30,7 @@ def _run(*args):
     )
 
 
+@pytest.mark.slow
 def test_sweep_writes_the_workdir(tmp_path):
     wd = tmp_path / "qs"
     p = _run("sweep", "--config=configs/quickstart.py", f"--workdir={wd}", *TINY)
@@ -40,6 +42,7 @@ def test_sweep_writes_the_workdir(tmp_path):
     assert "best member" in p.stdout
 
 
+@pytest.mark.slow
 def test_recipes_config_runs_three_recipes_in_one_command(tmp_path):
     wd = tmp_path / "rec"
     small = ["--config.task.n_train=256", "--config.task.n_val=128", "--config.train.epochs=3"]
@@ -54,6 +57,7 @@ def test_recipes_config_runs_three_recipes_in_one_command(tmp_path):
     assert "Recipe comparison (best val_mse over seeds; baseline: run3)" in (wd / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_train_runs_the_base_config_for_n_seeds(tmp_path):
     wd = tmp_path / "one"
     p = _run("train", "--config=configs/quickstart.py", f"--workdir={wd}", *TINY, "--config.sweep.seeds=3")
@@ -62,6 +66,7 @@ def test_train_runs_the_base_config_for_n_seeds(tmp_path):
     assert len(members) == 3 and members["seed"].tolist() == [0, 1, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -87,6 +92,7 @@ def test_bad_input_exits_nonzero_with_one_line_and_writes_nothing(tmp_path, args
     assert not wd.exists()
 
 
+@pytest.mark.slow
 def test_bad_range_names_the_parameter(tmp_path):
     cfg = tmp_path / "bad.py"
     cfg.write_text(
@@ -106,6 +112,7 @@ def test_bad_range_names_the_parameter(tmp_path):
     assert not (tmp_path / "wd").exists()
 
 
+@pytest.mark.slow
 def test_missing_command_or_workdir(tmp_path):
     p = _run("--workdir=x")
     assert p.returncode == 2 and p.stderr.strip().startswith("jaxexp: error: expected one command")
@@ -114,6 +121,7 @@ def test_missing_command_or_workdir(tmp_path):
     assert p.returncode == 2 and "--workdir: missing" in p.stderr
 
 
+@pytest.mark.slow
 def test_sigint_writes_partial_results_and_exits_130(tmp_path):
     import signal
 

@@ -10,10 +10,14 @@ import sys
 import jax
 import numpy as np
 import pandas as pd
+import pytest
 
 from jaxexp import checkpoint
 from jaxexp import config as cfgmod
 from jaxexp.results import RESULT_FILES
+
+# Two CLI processes sharing one sweep: end to end.
+pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Tiny, with members of different lengths and early stops, 12 members in 8 slots
@@ -32,6 +36,7 @@ ARGS = [
     "--config.engine.chunk_size=8",
     "--config.engine.compact=never",
     "--config.engine.max_to_keep=10",
+    "--config.engine.checkpoint_every_s=0",
 ]
 METRICS = ["best_val_mse", "final_val_mse", "final_train_loss", "best_epoch", "epochs_run"]
 

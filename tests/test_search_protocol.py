@@ -143,3 +143,34 @@ def test_progress_false_is_silent_even_where_the_config_reports(tiny, capsys):
     assert len(res.members) == 1 and not res.interrupted
     captured = capsys.readouterr()
     assert captured.out == "" and "tiny" not in captured.err
+
+
+def test_a_checkpoint_is_saved_when_due_at_a_bucket_end_or_on_a_stop_signal():
+    from jaxexp import bucket
+    from jaxexp.slots import SlotQueue
+
+    class FakeSaver:
+        def __init__(self, due):
+            self.is_due, self.saved = due, []
+
+        def due(self):
+            return self.is_due
+
+        def save(self, state, out, position, arch, best):
+            self.saved.append((state, position["in_bucket"]))
+
+    def run(due, done, signal=None):
+        saver, stop = FakeSaver(due), {"signal": signal}
+        q = SlotQueue.fresh(2, np.array([4, 4]))
+        q.done[:] = done
+        timings = {"checkpoint_s": 0.0}
+        try:
+            bucket._checkpoint((saver, {"bucket": 0}, {}, stop), q, "STATE", _out(), None, timings)
+        except bucket.Stop as e:
+            return saver.saved, e.signum
+        return saver.saved, None
+
+    assert run(due=False, done=[True, False]) == ([], None)  # mid-bucket, not due: no save
+    assert run(due=True, done=[True, False]) == ([("STATE", True)], None)
+    assert run(due=False, done=[True, True]) == ([(None, False)], None)  # the bucket's end: always
+    assert run(due=False, done=[False, False], signal=15) == ([("STATE", True)], 15)  # a stop: saved, then stops

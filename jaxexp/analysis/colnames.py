@@ -122,6 +122,10 @@ BOOKKEEPING = frozenset(
         "finished",
     }
 )
+# A jaxexp mutation tree's lineage.csv (``jaxexp.mutation.LINEAGE_COLUMNS``): recognised by
+# these columns together, its slot, notes and counts are bookkeeping too.
+LINEAGE_SIGNATURE = frozenset({"node", "parent", "generation", "mutation", "hypothesis"})
+LINEAGE_BOOKKEEPING = frozenset({"slot", "hypothesis_test", "target", "seeds_ok", "observation", "verdict"})
 BOOKKEEPING_PREFIXES = ("_", "user_attrs_", "system_attrs_", "datetime_", "best_", "final_", "init_")
 # Parts of names that say "hyperparameter": such integer columns are never refused as ambiguous.
 HP_WORDS = re.compile(
@@ -156,9 +160,15 @@ def is_id_name(name) -> bool:
     return low in ID_NAMES or low.startswith("unnamed:")  # pandas' index written by to_csv()
 
 
-def is_bookkeeping(name) -> bool:
+def is_bookkeeping(name, lineage: bool = False) -> bool:
+    """Left out of a table's roles; ``lineage``: the table is a mutation tree's lineage.csv."""
     low = norm(name)
-    return low in BOOKKEEPING or low.startswith(BOOKKEEPING_PREFIXES)
+    return low in BOOKKEEPING or low.startswith(BOOKKEEPING_PREFIXES) or (lineage and low in LINEAGE_BOOKKEEPING)
+
+
+def is_lineage(table: pd.DataFrame) -> bool:
+    """A jaxexp mutation tree's lineage.csv (its signature columns)."""
+    return LINEAGE_SIGNATURE <= {norm(c) for c in table.columns}
 
 
 def names(value, flag: str, table: pd.DataFrame, metric: str | None = None) -> list[str]:

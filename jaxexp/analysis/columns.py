@@ -66,6 +66,7 @@ from jaxexp.analysis.colnames import (
     Roles,
     is_bookkeeping,
     is_id_name,
+    is_lineage,
     is_seed_name,
     names,
     norm,
@@ -199,6 +200,7 @@ def guess(table: pd.DataFrame, rows: pd.DataFrame, metric: str, ids: list, seeds
     """Roles of the columns of a table whose parameters are not named (module doc).
     ``table``: every row (counters are judged on it); ``rows``: the usable ones."""
     params, metric_like, text, found_ids, found_seeds, by_values = [], [], [], [], [], []
+    lineage = is_lineage(table)
     for c in table.columns:
         if c == metric or c in ids or c in seeds:
             continue
@@ -206,7 +208,7 @@ def guess(table: pd.DataFrame, rows: pd.DataFrame, metric: str, ids: list, seeds
             found_seeds.append(c)
         elif is_id_name(c):
             found_ids.append(c)
-        elif is_bookkeeping(c):
+        elif is_bookkeeping(c, lineage):
             continue
         elif METRIC_LIKE.search(str(c)):
             metric_like.append(c)
