@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -57,7 +58,17 @@ class Analysis:
         return e
 
 
-def _roles(table, rows, metric, space, params, ids, seeds, notes) -> tuple[list[Dim], list, dict, list, list]:
+class _Roles(NamedTuple):
+    """What the table's columns are (``_roles``)."""
+
+    dims: list[Dim]  # declared parameters that are columns of the table
+    extra: list  # other parameter columns (kinds inferred from their values)
+    specs: dict  # the declared space's specs by name ({} without a space)
+    ids: list  # id columns (never parameters)
+    seeds: list  # seed columns (rows differing only there: one configuration)
+
+
+def _roles(table, rows, metric, space, params, ids, seeds, notes) -> _Roles:
     """(declared dims in the table, other parameter columns, declared specs, id
     columns, seed columns)."""
     ids, seeds = list(ids), list(seeds)
@@ -99,7 +110,7 @@ def _roles(table, rows, metric, space, params, ids, seeds, notes) -> tuple[list[
                 seeds.append(c)
             elif colmod.is_id_name(c):
                 ids.append(c)
-    return dims, extra, specs, ids, seeds
+    return _Roles(dims, extra, specs, ids, seeds)
 
 
 def _one_row_each(rows: pd.DataFrame, key: str | None, names: list[str]) -> pd.DataFrame:
@@ -160,12 +171,65 @@ def analyze(
     expansion passes (None: no limit on that side). method/num_samples/space_metric:
     written into next_space.yaml.
     """
+    goal, explicit_ids, seeds, params = _checked(table, metric, goal, elite_quantile, ids, seeds, params)
+    notes = list(notes)
+    rows, counts = core.usable_rows(table, metric)
+    roles = _roles(table, rows, metric, space, params, explicit_ids, seeds, notes)
+    dims, key = _analysed_dims(rows, metric, roles, params, explicit_ids, notes)
+    configs, elite_mask = _configurations(rows, dims, metric, goal, key, counts, elite_quantile, source)
+    tables = _tables(configs, dims, metric, goal, elite_mask, elite_quantile)
+    n = len(configs)
+    declared = bool(roles.specs)
+    changes, nxt = nextspace.propose(
+        dims,
+        roles.specs,
+        nextspace._Stats(
+            tables["continuous"], tables["boolean"], tables["categorical"], tables["ranges"], tables["boundaries"]
+        ),
+        _fixes(configs, dims, metric, goal, elite_mask),
+        space_metric or metric,
+        goal,
+        method or "random",
+        num_samples if declared else (num_samples or n),
+        notes,
+        n_configs=n,
+        limits=limits,
+    )
+    return Analysis(
+        metric=metric,
+        goal=goal,
+        dims=dims,
+        configs=configs,
+        elite_mask=elite_mask,
+        **tables,
+        changes=changes,
+        next_space=nxt,
+        counts=counts,
+        elite_quantile=elite_quantile,
+        declared=declared,
+        source=source,
+        notes=notes,
+        lineage=_lineage(table, metric),
+        ids=roles.ids,
+        seeds=roles.seeds,
+        key=key,
+    )
+
+
+_NOT_IN_TABLE = (
+    "--space: none of its parameters is a column of the table; name them as the table does "
+    "(e.g. lr for Optuna's params_lr, train.lr for W&B's config.train.lr)"
+)
+
+
+def _checked(table, metric, goal, elite_quantile, ids, seeds, params) -> tuple[str, list, list, list | None]:
+    """The goal ("min" | "max") and the named id, seed and parameter columns,
+    checked against the table (one-line errors)."""
     goal = core.normalize_goal(goal)
     if not 0 < elite_quantile < 1:
         raise ConfigError(f"--elite_quantile: must be in (0, 1), got {elite_quantile}")
     if metric not in table.columns:
         raise ConfigError(f"--metric: no column {metric!r} in the table; pass --metric=COLUMN")
-    notes = list(notes)
     explicit_ids = colmod.names(ids, "--id", table, metric)
     seeds = colmod.names(seeds, "--seed", table, metric)
     both = [c for c in explicit_ids if c in seeds]
@@ -173,16 +237,21 @@ def analyze(
         raise ConfigError(f"--id/--seed: {both[0]} is given as both; a column is an id or a seed")
     if params is not None:
         params = colmod.names(params, "--params", table, metric)
-    rows, counts = core.usable_rows(table, metric)
-    dims, extra, specs, ids, seeds = _roles(table, rows, metric, space, params, explicit_ids, seeds, notes)
-    declared = bool(specs)
+    return goal, explicit_ids, seeds, params
+
+
+def _analysed_dims(rows, metric, roles: _Roles, params, explicit_ids, notes) -> tuple[list[Dim], str | None]:
+    """The parameters analysed: the declared ones in the table, then every other
+    parameter column that varies (its kind inferred over one row per
+    configuration); their columns normalised in ``rows`` (in place) and, without
+    a declared space, conditions inferred. Returns (dims, the id column that
+    groups rows into configurations, None: the parameter values)."""
+    dims, extra, specs = roles.dims, roles.extra, roles.specs
     if not dims and not extra and specs:
-        raise ConfigError(
-            "--space: none of its parameters is a column of the table; name them as the table does "
-            "(e.g. lr for Optuna's params_lr, train.lr for W&B's config.train.lr)"
-        )
-    key = colmod.config_key(rows, [*(d.name for d in dims), *extra], ids, seeds, notes, explicit=explicit_ids)
-    once = _one_row_each(rows, key, [*(d.name for d in dims), *extra])
+        raise ConfigError(_NOT_IN_TABLE)
+    names = [*(d.name for d in dims), *extra]
+    key = colmod.config_key(rows, names, roles.ids, roles.seeds, notes, explicit=explicit_ids)
+    once = _one_row_each(rows, key, names)
     constant = []
     for name in extra:
         d = dimsmod.infer_dim(name, once[name])
@@ -193,16 +262,19 @@ def analyze(
     if constant and params is None and not specs:
         notes.append(f"constant, not analysed: {', '.join(constant)}")
     if not dims and specs:
-        raise ConfigError(
-            "--space: none of its parameters is a column of the table; name them as the table does "
-            "(e.g. lr for Optuna's params_lr, train.lr for W&B's config.train.lr)"
-        )
+        raise ConfigError(_NOT_IN_TABLE)
     if not dims:
         raise ConfigError("parameters: no parameter column varies across the usable rows; nothing to analyse")
     for d in dims:
         rows[d.name] = core.normalize_column(d, rows[d.name])
-    if not declared:
+    if not specs:  # a declared space says which parameters are conditional
         dims = _infer_conditions(rows, dims, notes)
+    return dims, key
+
+
+def _configurations(rows, dims, metric, goal, key, counts, elite_quantile, source) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per configuration (its seeds averaged), best first, and the elite
+    mask over them; their numbers go into ``counts``."""
     configs = core.sort_best_first(core.aggregate_seeds(rows, dims, metric, key), metric, goal)
     counts["configurations"] = n = len(configs)
     counts["seeds_min"], counts["seeds_max"] = int(configs["n_seeds"].min() or 0), int(configs["n_seeds"].max() or 0)
@@ -215,7 +287,13 @@ def analyze(
     k = core.n_elites(n, elite_quantile)
     elite_mask = np.arange(n) < k
     counts["elites"] = k
+    return configs, elite_mask
 
+
+def _tables(configs, dims, metric, goal, elite_mask, elite_quantile) -> dict:
+    """Every statistic over the configurations, by its ``Analysis`` field:
+    per-kind tests (BH-adjusted together: ``bh_tests`` of them), ranges,
+    boundary hits, importance and the contours of the top pairs."""
     cont = core.continuous(configs, dims, metric, goal)
     boo = core.boolean(configs, dims, metric, goal)
     cat = core.categorical(configs, dims, metric, goal, elite_mask)
@@ -223,61 +301,37 @@ def analyze(
     rng = rangesmod.ranges(configs, dims, elite_mask)
     bnd = rangesmod.boundaries(configs, dims, elite_mask)
     imp = impmod.ped_anova(configs, dims, metric, goal, elite_quantile)
-    contours = _contours(configs, dims, imp, metric, goal)
-    fixes = {
+    return {
+        "continuous": cont,
+        "boolean": boo,
+        "categorical": cat,
+        "bh_tests": m,
+        "ranges": rng,
+        "boundaries": bnd,
+        "importance": imp,
+        "contours": _contours(configs, dims, imp, metric, goal),
+    }
+
+
+def _fixes(configs, dims, metric, goal, elite_mask) -> dict:
+    """The fix rule's check of every parameter with levels (``ranges.top_level_check``)."""
+    return {
         d.name: rangesmod.top_level_check(configs, d, metric, goal, elite_mask)
         for d in dims
         if d.kind != "numeric" or d.choice
     }
-    st = nextspace._Stats(cont, boo, cat, rng, bnd)
-    changes, nxt = nextspace.propose(
-        dims,
-        specs,
-        st,
-        fixes,
-        space_metric or metric,
-        goal,
-        method or "random",
-        num_samples if declared else (num_samples or n),
-        notes,
-        n_configs=n,
-        limits=limits,
-    )
-    lineage = None
+
+
+def _lineage(table, metric) -> pd.DataFrame | None:
+    """node_id, parent_id, metric[, generation, mutation, status] of every node
+    when the table has a lineage column pair (``LINEAGE``), else None."""
     pair = next((pair for pair in LINEAGE if set(pair) <= set(table.columns)), None)
-    if pair is not None:
-        # every node, failed ones included (the plot marks them), with what the tree records about it
-        extra = [c for c in ("generation", "mutation", "status") if c in table.columns]
-        lineage = (
-            table[[*pair, metric, *extra]]
-            .set_axis(["node_id", "parent_id", metric, *extra], axis=1)
-            .reset_index(drop=True)
-        )
-    return Analysis(
-        metric=metric,
-        goal=goal,
-        dims=dims,
-        configs=configs,
-        elite_mask=elite_mask,
-        continuous=cont,
-        boolean=boo,
-        categorical=cat,
-        ranges=rng,
-        boundaries=bnd,
-        importance=imp,
-        contours=contours,
-        changes=changes,
-        next_space=nxt,
-        counts=counts,
-        elite_quantile=elite_quantile,
-        bh_tests=m,
-        declared=declared,
-        source=source,
-        notes=notes,
-        lineage=lineage,
-        ids=ids,
-        seeds=seeds,
-        key=key,
+    if pair is None:
+        return None
+    # every node, failed ones included (the plot marks them), with what the tree records about it
+    extra = [c for c in ("generation", "mutation", "status") if c in table.columns]
+    return (
+        table[[*pair, metric, *extra]].set_axis(["node_id", "parent_id", metric, *extra], axis=1).reset_index(drop=True)
     )
 
 

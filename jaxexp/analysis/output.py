@@ -88,6 +88,18 @@ def _columns_text(a) -> str:
 def report(a, plot_files: list[str]) -> str:
     """report.md: what was analysed, the proposal with its evidence and rules,
     then every table."""
+    out = _intro(a)
+    out += _proposal(a)
+    out += _importance(a)
+    out += _tests(a)
+    out += _elites_and_ranges(a)
+    out += _figures(a, plot_files)
+    return "\n".join(out) + "\n"
+
+
+def _intro(a) -> list[str]:
+    """What was analysed: source, metric, rows and configurations, id and seed
+    columns, where the ranges come from, the elites and the notes."""
     c = a.counts
     left = ", ".join(f"{k}: {v}" for k, v in c["excluded"].items()) or "none"
     out = [
@@ -115,7 +127,12 @@ def report(a, plot_files: list[str]) -> str:
     ]
     for note in a.notes:
         out += ["", f"Note: {note}."]
-    out += [
+    return out
+
+
+def _proposal(a) -> list[str]:
+    """The proposed next space, change by change, and the rules behind it."""
+    return [
         "",
         "## Proposed next space (`next_space.yaml`)",
         "",
@@ -124,12 +141,25 @@ def report(a, plot_files: list[str]) -> str:
         "### Rules used",
         "",
         *[f"{i}. {r}" for i, r in enumerate(nextspace.RULES, 1)],
+    ]
+
+
+def _importance(a) -> list[str]:
+    """PED-ANOVA importance: how it is computed (the importance module's doc) and the table."""
+    return [
         "",
         "## Parameter importance (PED-ANOVA)",
         "",
         "\n\n".join(" ".join(par.split()) for par in _IMPORTANCE_DOC.split("\n\n")[1:]),
         "",
         md_table(a.importance),
+    ]
+
+
+def _tests(a) -> list[str]:
+    """The per-parameter tests: Spearman (numeric), Welch (booleans), per-level
+    means and Kruskal-Wallis (levels)."""
+    return [
         "",
         "## Numeric parameters: Spearman rho",
         "",
@@ -170,6 +200,12 @@ def report(a, plot_files: list[str]) -> str:
         )
         if len(a.categorical)
         else "",
+    ]
+
+
+def _elites_and_ranges(a) -> list[str]:
+    """The elites, the empirical ranges (all vs elites) and the boundary hits."""
+    return [
         "",
         "## Elites",
         "",
@@ -188,6 +224,12 @@ def report(a, plot_files: list[str]) -> str:
         "",
         md_table(a.boundaries),
     ]
+
+
+def _figures(a, plot_files: list[str]) -> list[str]:
+    """The pairs' binned tables (and their plots), the other plots, and a note
+    when there is no lineage tree."""
+    out = []
     if a.contours:
         out += ["", "## Pairs (binned mean metric)", ""]
         for pa, pb in a.contours:
@@ -200,7 +242,7 @@ def report(a, plot_files: list[str]) -> str:
         out += [f"![{p}]({p})" for p in plot_files if not p.startswith("contour_")]
     if a.lineage is None:
         out += ["", "No `node_id`/`parent_id` columns: no lineage tree (mutation runs only)."]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def next_space_yaml(a) -> str:

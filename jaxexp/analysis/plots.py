@@ -13,6 +13,7 @@ import pandas as pd
 
 from jaxexp.analysis import core
 from jaxexp.analysis.dims import from_scale, to_scale
+from jaxexp.analysis.lineage import lineage_layout
 
 
 def _pyplot():
@@ -221,75 +222,6 @@ def contour(a, pair: tuple, path: str) -> None:
     plt.close(fig)
 
 
-def _short_mutation(text) -> str:
-    """``train.lr: 0.01 -> 0.02`` -> ``lr 0.01→0.02`` (a node label's middle part)."""
-    if text is None or (isinstance(text, float) and math.isnan(text)) or not str(text).strip():
-        return ""
-    name, sep, change = str(text).partition(":")
-    if not sep:
-        return str(text).strip()
-    return f"{name.strip().split('.')[-1]} {change.strip().replace(' -> ', '→')}"
-
-
-def lineage_layout(a) -> pd.DataFrame:
-    """One row per node of ``a.lineage``: node_id, parent_id (strings, "" for a
-    root), generation (the ``generation`` column when there is one, else the
-    depth from a root), row (position within its generation: children follow
-    their parent's order), failed (``status`` other than ok, or no finite
-    metric), label ("#id mutation · metric")."""
-    t = a.lineage.copy()
-    t["node_id"] = t["node_id"].map(_node_key)
-    t["parent_id"] = t["parent_id"].map(lambda v: "" if pd.isna(v) else _node_key(v))
-    parent = dict(zip(t["node_id"], t["parent_id"]))
-    depth: dict = {}
-
-    def depth_of(n, seen=()):
-        if n in depth:
-            return depth[n]
-        p = parent.get(n, "")
-        depth[n] = 0 if not p or p not in parent or p in seen else depth_of(p, (*seen, n)) + 1
-        return depth[n]
-
-    gen = pd.to_numeric(t["generation"], errors="coerce") if "generation" in t.columns else None
-    if gen is not None and gen.notna().all():
-        t["generation"] = gen.astype(int)
-    else:
-        t["generation"] = [depth_of(n) for n in t["node_id"]]
-    value = pd.to_numeric(t[a.metric], errors="coerce")
-    failed = ~np.isfinite(value.to_numpy(float))
-    if "status" in t.columns:
-        failed |= ~t["status"].astype(str).str.strip().str.lower().isin(core.OK_STATUS).to_numpy()
-    t["failed"] = failed
-    status = t["status"].astype(str) if "status" in t.columns else pd.Series("failed", index=t.index)
-    mutation = t["mutation"].map(_short_mutation) if "mutation" in t.columns else pd.Series("", index=t.index)
-    t["label"] = [
-        " ".join(
-            part
-            for part in (f"#{n}", m or ("root" if not p or p not in parent else ""), st if bad else f"· {v:.4g}")
-            if part
-        )
-        for n, p, m, v, bad, st in zip(t["node_id"], t["parent_id"], mutation, value, failed, status)
-    ]
-    t["_num"] = pd.to_numeric(t["node_id"], errors="coerce")
-    rows: dict = {}
-    t["row"] = 0
-    for g in sorted(t["generation"].unique()):
-        part = t[t["generation"] == g].copy()
-        part["_p"] = [rows.get(p, -1) for p in part["parent_id"]]
-        part = part.sort_values(["_p", "_num", "node_id"], kind="stable")
-        for i, n in enumerate(part["node_id"]):
-            rows[n] = i
-    t["row"] = t["node_id"].map(rows)
-    return t.drop(columns="_num")
-
-
-def _node_key(v) -> str:
-    """Node ids as strings, 3.0 read back from a CSV as "3"."""
-    if isinstance(v, (float, np.floating)) and float(v).is_integer():
-        return str(int(v))
-    return str(v)
-
-
 def lineage(a, path: str) -> None:
     """Mutation tree: one column per generation (integers), a node per
     configuration labelled with its id, its mutation and its metric (coloured by
@@ -297,23 +229,47 @@ def lineage(a, path: str) -> None:
     from each parent to its child."""
     plt = _pyplot()
     t = lineage_layout(a)
-    pos = {n: (g, r) for n, g, r in zip(t["node_id"], t["generation"], t["row"])}
     n_gen = int(t["generation"].max()) + 1
     n_rows = int(t["row"].max()) + 1
     longest = max(len(s) for s in t["label"])
     col_w = max(1.6, 0.065 * longest + 0.5)  # inches per generation: the node and its label
     fig, ax = plt.subplots(figsize=(min(60, col_w * n_gen + 1.8), min(60, max(3.5, 0.32 * n_rows + 1.6))))
+    pos = {n: (g, r) for n, g, r in zip(t["node_id"], t["generation"], t["row"])}
     for n, p in zip(t["node_id"], t["parent_id"]):
         if p in pos:
             (x0, y0), (x1, y1) = pos[p], pos[n]
             ax.plot([x0, x1], [y0, y1], color="0.65", lw=0.8, zorder=1)
+    sc = _lineage_nodes(ax, t, a.metric, a.goal)
+    for g, r, label, failed in zip(t["generation"], t["row"], t["label"], t["failed"]):
+        ax.annotate(
+            label,
+            (g, r),
+            xytext=(7, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+            color="0.45" if failed else "black",
+            zorder=5,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
+        )
+    fig.colorbar(sc, ax=ax, pad=0.01, label=f"{a.metric} ({'lower' if a.goal == 'min' else 'higher'} is better)")
+    _lineage_axes(ax, a.metric, n_gen, n_rows)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _lineage_nodes(ax, t: pd.DataFrame, metric: str, goal: str):
+    """The nodes of ``lineage_layout``'s table ``t``: finished ones coloured by
+    the metric (the returned scatter, for the colour bar), failed ones as grey
+    crosses, the best ringed in red."""
     ok = t[~t["failed"]]
     bad = t[t["failed"]]
-    cmap = "viridis_r" if a.goal == "min" else "viridis"
+    cmap = "viridis_r" if goal == "min" else "viridis"
     sc = ax.scatter(
         ok["generation"],
         ok["row"],
-        c=ok[a.metric].astype(float),
+        c=ok[metric].astype(float),
         cmap=cmap,
         s=45,
         zorder=3,
@@ -333,8 +289,8 @@ def lineage(a, path: str) -> None:
             label=f"failed ({len(bad)})",
         )
     if len(ok):
-        values = ok[a.metric].astype(float)
-        best = ok.loc[values.idxmin() if a.goal == "min" else values.idxmax()]
+        values = ok[metric].astype(float)
+        best = ok.loc[values.idxmin() if goal == "min" else values.idxmax()]
         ax.scatter(
             [best["generation"]],
             [best["row"]],
@@ -345,19 +301,12 @@ def lineage(a, path: str) -> None:
             zorder=4,
             label=f"best (#{best['node_id']})",
         )
-    for g, r, label, failed in zip(t["generation"], t["row"], t["label"], t["failed"]):
-        ax.annotate(
-            label,
-            (g, r),
-            xytext=(7, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=7,
-            color="0.45" if failed else "black",
-            zorder=5,
-            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85},
-        )
-    fig.colorbar(sc, ax=ax, pad=0.01, label=f"{a.metric} ({'lower' if a.goal == 'min' else 'higher'} is better)")
+    return sc
+
+
+def _lineage_axes(ax, metric: str, n_gen: int, n_rows: int) -> None:
+    """Generations along the top, generation 0 at the top left, rows downwards;
+    the legend below and the title."""
     ax.set_xticks(range(n_gen), [str(g) for g in range(n_gen)])
     ax.set_xlim(-0.3, n_gen - 0.05)
     ax.set_ylim(n_rows - 0.4, -0.6)  # generation 0 at the top, rows downwards
@@ -368,10 +317,7 @@ def lineage(a, path: str) -> None:
     for side in ("left", "right", "bottom"):
         ax.spines[side].set_visible(False)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=7, frameon=False, markerscale=0.7)
-    ax.set_title(f"lineage: parent -> child; each node: #id, its mutation, {a.metric}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    ax.set_title(f"lineage: parent -> child; each node: #id, its mutation, {metric}", fontsize=10)
 
 
 def write_all(a, directory: str, warn=None) -> list[str]:

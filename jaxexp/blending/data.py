@@ -25,6 +25,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from jaxexp.blending import npz
 from jaxexp.errors import ConfigError, DataError
 
 # name -> (goal, description)
@@ -310,72 +311,5 @@ def load(
         return from_frame(df, target, models, row_weights, groups, folds, metric, path)
     if ext != ".npz":
         raise DataError(f"--preds: {path} must end in .csv or .npz")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except Exception as e:
-        raise DataError(f"--preds: cannot read npz {path!r}: {str(e).splitlines()[0]}") from None
-    if target not in arrays:
-        raise DataError(
-            f"--target: no array {target!r} in {path} (arrays: {_listing(arrays)}); map the keys with --target=KEY"
-            + (" --preds_key=KEY" if preds_key not in arrays else "")
-            + _suggest(arrays, target, preds_key)
-        )
-    if preds_key != "preds" and preds_key not in arrays:
-        raise DataError(
-            f"--preds_key: no array {preds_key!r} in {path} (arrays: {_listing(arrays)}); "
-            "pass --preds_key=KEY for the (N, K) predictions" + _suggest(arrays, target, preds_key)
-        )
-    aux = {}
-    for field, key in (("--row_weights", row_weights), ("--groups", groups), ("--folds", folds)):
-        if key and key not in arrays:
-            raise DataError(f"{field}: no array {key!r} in {path} (arrays: {', '.join(arrays)})")
-        aux[field] = arrays[key] if key else None
-    if preds_key in arrays:
-        preds = arrays[preds_key]
-        names = [str(n) for n in arrays["names"]] if "names" in arrays else None
-        if names is not None and _split_list(models):
-            want = _split_list(models)
-            missing = [m for m in want if m not in names]
-            if missing:
-                raise DataError(f"--models: {missing} not in the names saved in {path} ({', '.join(names)})")
-            preds, names = preds[:, [names.index(m) for m in want]], want
-    else:
-        skip = {target, "names", row_weights, groups, folds}
-        names = _split_list(models) or [k for k, v in arrays.items() if k not in skip and v.ndim == 1]
-        missing = [m for m in names if m not in arrays]
-        if missing:
-            raise DataError(f"--models: array(s) {missing} not in {path} (arrays: {_listing(arrays)})")
-        if not _split_list(models) and len(names) < 2:  # not "1 model column": the keys did not match
-            raise DataError(
-                f"--preds_key: no array {preds_key!r} in {path} and {len(names)} other 1-D array(s) to take as models "
-                f"(arrays: {_listing(arrays)}); pass --preds_key=KEY for the (N, K) predictions or --models=A,B,... "
-                "for one 1-D array per model" + _suggest(arrays, target, preds_key)
-            )
-        lengths = {m: len(arrays[m]) for m in names}
-        n = len(arrays[target])
-        bad = [f"{m!r} has {v}" for m, v in lengths.items() if v != n]
-        if bad:
-            raise DataError(f"--preds: target {target!r} has {n} rows but {', '.join(bad)} in {path}; align the rows")
-        preds = np.stack([arrays[m] for m in names], axis=1) if names else np.zeros((n, 0))
-    return from_arrays(
-        arrays[target], preds, names, aux["--row_weights"], aux["--groups"], aux["--folds"], metric, path
-    )
-
-
-def _listing(arrays: dict) -> str:
-    return ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
-
-
-def _suggest(arrays: dict, target: str, preds_key: str) -> str:
-    """A hint like ' (here: --target=y --preds_key=p)' when one 1-D and one 2-D/3-D array fit, else ''."""
-    flags = []
-    if target not in arrays:
-        ones = [k for k, v in arrays.items() if v.ndim == 1 and k != "names"]
-        if len(ones) == 1:
-            flags.append(f"--target={ones[0]}")
-    if preds_key not in arrays:
-        stacked = [k for k, v in arrays.items() if v.ndim in (2, 3)]
-        if len(stacked) == 1:
-            flags.append(f"--preds_key={stacked[0]}")
-    return f" (here: {' '.join(flags)})" if flags else ""
+    arrays = npz.read(path, target, _split_list(models), row_weights, groups, folds, preds_key)
+    return from_arrays(*arrays, metric, path)

@@ -79,53 +79,107 @@ def diagnose(
     ``step``: the grid step (for the score lattice of lattice predictions);
     ``listed``: (labels, (L, K) weights) of the listed weightings.
     """
-    y, p, names = data.y, data.preds, data.names
-    n = len(y)
-    findings, mech = [], []
-    coarse = max(2, min(1000, n // 10))
+    q = common_lattice(data.preds)
+    spread = float(np.std(data.preds))
+    lattice = q is not None and (spread == 0 or q >= LATTICE_COARSE * spread)
+    parts = [  # (findings, mechanisms) of each property of the data and the metric
+        _targets(data, metric, post, lattice),
+        _coarse_predictions(data),
+        _lattice(data, metric, post, q, spread, step) if lattice else ([], []),
+        _duplicates(data),
+        _clipping(data, post, w_best),
+        _rounding_lattice(data, metric, post, n_points, n_values),
+        _piecewise_constant(data, metric, post),
+    ]
+    findings = [f for part, _ in parts for f in part]
+    mech = [m for _, part in parts for m in part]
+    explains = [m for m in mech if m != "integer targets"]  # integer targets alone make no tie
+    if w_tie_far is not None and n_ties > 1:
+        changed = rows_changed(data, metric, post, w_best, w_tie_far)
+        findings.append(
+            f"{n_ties} grid weightings tie exactly (float64); between {fmt_w(w_best)} and {fmt_w(w_tie_far)} "
+            f"{changed} of {data.n} rows {change_noun(metric, data.n_classes, post.active)}"
+        )
+        if not explains:
+            mech.append("flat piece of a piecewise-linear metric")
+    display = _display_rounding(n_ties, n_display, decimals)
+    if display:
+        findings.append(display)
+        mech.append("score rounded for display")
+    merged = _display_merged(data, metric, post, listed, decimals)
+    if merged:
+        findings.append(merged)
+        mech.append("score rounded for display")
+    if n_ties <= 1 and n_display <= 1 and not explains and not merged:
+        findings.append("the best grid point is unique: no plateau at this step")
+    return {"mechanisms": list(dict.fromkeys(mech)), "findings": findings}
+
+
+def _few(n: int) -> int:
+    """At most this many distinct values among ``n`` rows is few (coarse)."""
+    return max(2, min(1000, n // 10))
+
+
+def _targets(data: BlendData, metric: str, post, lattice: bool) -> tuple[list, list]:
+    """Integer targets (regression metrics), or targets with few distinct values."""
+    y = data.y
     ny = _distinct(y)
     regression = metric in ("mae", "mse", "rmse", "mape") and not data.n_classes
-    q = common_lattice(p)
-    spread = float(np.std(p))
-    lattice = q is not None and (spread == 0 or q >= LATTICE_COARSE * spread)
     if regression and np.all(y == np.round(y)):
         why = ""
         if post.round_to > 0 or lattice:
             why = ": with rounded or lattice predictions every per-row error is on a lattice too"
-        findings.append(f"targets are integers ({ny} distinct values){why}")
-        mech.append("integer targets")
-    elif ny <= coarse and not data.n_classes:  # multiclass: y is all 1 (the true class)
+        return [f"targets are integers ({ny} distinct values){why}"], ["integer targets"]
+    if ny <= _few(len(y)) and not data.n_classes:  # multiclass: y is all 1 (the true class)
         integer = " (all integers)" if np.all(y == np.round(y)) else ""
-        findings.append(f"targets take {ny} distinct values{integer}")
-    for i, name in enumerate(names):
-        nk = _distinct(p[:, i])
-        if nk <= coarse:
+        return [f"targets take {ny} distinct values{integer}"], []
+    return [], []
+
+
+def _coarse_predictions(data: BlendData) -> tuple[list, list]:
+    """Models whose predictions take few distinct values."""
+    findings, mech = [], []
+    for i, name in enumerate(data.names):
+        nk = _distinct(data.preds[:, i])
+        if nk <= _few(data.n):
             findings.append(f"predictions of {name} take {nk} distinct values")
             mech.append("coarse quantisation of predictions")
-    if lattice:
-        text = f"every model's predictions are multiples of q = {q:g} (standard deviation {spread:.3g})"
-        m = round(1.0 / step) if step else 0
-        clip_on = [v for v in (post.clip_lo, post.clip_hi) if v is not None]
-        unit = q / m if m else 0.0
-        units_y = np.append(y, clip_on) / unit if unit > 0 else np.full(1, 0.5)
-        on_unit = bool(np.all(np.abs(units_y - np.round(units_y)) <= 1e-6))  # targets (and clip bounds) too
-        if (
-            on_unit
-            and abs(m * step - 1.0) < 1e-9
-            and post.round_to == 0
-            and metric in ("mae", "mse", "rmse")
-            and data.row_weights is None
-        ):
-            what, quantum = _score_lattice(metric, unit, n)
-            text += (
-                f", and the targets{' and clip bounds' if clip_on else ''} are multiples of q x step = {unit:g}: at "
-                f"step {step:g} every grid blend and per-row error is a multiple of {unit:g}, so the {what} can only "
-                f"take multiples of {quantum:.3g}, and distinct weightings can land on the same value"
-            )
-        findings.append(text)
-        mech.append(f"predictions on a coarse lattice (multiples of {q:g})")
+    return findings, mech
+
+
+def _lattice(data: BlendData, metric: str, post, q: float, spread: float, step: float | None) -> tuple[list, list]:
+    """Every prediction a multiple of ``q`` (coarse against their ``spread``);
+    when the targets (and clip bounds) are multiples of q x step too, every grid
+    blend's per-row error is, and so the score (the lattice it takes)."""
+    y, n = data.y, data.n
+    text = f"every model's predictions are multiples of q = {q:g} (standard deviation {spread:.3g})"
+    m = round(1.0 / step) if step else 0
+    clip_on = [v for v in (post.clip_lo, post.clip_hi) if v is not None]
+    unit = q / m if m else 0.0
+    units_y = np.append(y, clip_on) / unit if unit > 0 else np.full(1, 0.5)
+    on_unit = bool(np.all(np.abs(units_y - np.round(units_y)) <= 1e-6))  # targets (and clip bounds) too
+    if (
+        on_unit
+        and abs(m * step - 1.0) < 1e-9
+        and post.round_to == 0
+        and metric in ("mae", "mse", "rmse")
+        and data.row_weights is None
+    ):
+        what, quantum = _score_lattice(metric, unit, n)
+        text += (
+            f", and the targets{' and clip bounds' if clip_on else ''} are multiples of q x step = {unit:g}: at "
+            f"step {step:g} every grid blend and per-row error is a multiple of {unit:g}, so the {what} can only "
+            f"take multiples of {quantum:.3g}, and distinct weightings can land on the same value"
+        )
+    return [text], [f"predictions on a coarse lattice (multiples of {q:g})"]
+
+
+def _duplicates(data: BlendData) -> tuple[list, list]:
+    """Model pairs correlating above ``CORR_DUPLICATE``."""
+    p, names = data.preds, data.names
     with np.errstate(invalid="ignore", divide="ignore"):  # a constant model has no correlation (NaN)
-        corr = np.corrcoef(p.T) if n > 1 else np.eye(len(names))
+        corr = np.corrcoef(p.T) if data.n > 1 else np.eye(len(names))
+    findings, mech = [], []
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             if np.isfinite(corr[i, j]) and corr[i, j] > CORR_DUPLICATE:
@@ -135,27 +189,45 @@ def diagnose(
                     "weight moved between them barely changes the blend"
                 )
                 mech.append("near-duplicate models")
-    blend = p @ w_best
-    if post.clip_lo is not None or post.clip_hi is not None:
-        clipped = np.mean(
-            (post.clip_lo is not None and blend <= post.clip_lo) | (post.clip_hi is not None and blend >= post.clip_hi)
-        )
-        if clipped > 0:
-            findings.append(f"{100 * clipped:.1f}% of rows are clipped at the optimum ({post.describe()})")
-            mech.append("clipping")
-    rq = post.round_to
-    on_rq = rq > 0 and np.allclose(y / rq, np.round(y / rq))
+    return findings, mech
+
+
+def _clipping(data: BlendData, post, w_best: np.ndarray) -> tuple[list, list]:
+    """The share of rows the clip bounds hold at the best weighting."""
+    if post.clip_lo is None and post.clip_hi is None:
+        return [], []
+    blend = data.preds @ w_best
+    clipped = np.mean(
+        (post.clip_lo is not None and blend <= post.clip_lo) | (post.clip_hi is not None and blend >= post.clip_hi)
+    )
+    if clipped > 0:
+        return [f"{100 * clipped:.1f}% of rows are clipped at the optimum ({post.describe()})"], ["clipping"]
+    return [], []
+
+
+def _rounding_lattice(data: BlendData, metric: str, post, n_points: int, n_values: int) -> tuple[list, list]:
+    """Targets and rounded blends on one lattice (so the score is on one), or
+    else few distinct scores among the grid's ``n_points``."""
+    rq, n = post.round_to, data.n
+    on_rq = rq > 0 and np.allclose(data.y / rq, np.round(data.y / rq))
     if on_rq and metric in ("mae", "mse", "rmse") and data.row_weights is None:
         what, lattice_s = _score_lattice(metric, rq, n)
-        findings.append(
+        finding = (
             f"targets and rounded blends are multiples of {rq:g}, so every per-row error is too: the "
             f"{what} can only take multiples of {lattice_s:.3g}, and distinct weightings "
             "land on the same value"
             + (f" (the {n_points:,} grid scores take {n_values:,} distinct values)" if n_points else "")
         )
-        mech.append("score lattice (integer errors / N)")
-    elif n_points and n_values < n_points / 2:
-        findings.append(f"the {n_points:,} grid scores take only {n_values:,} distinct values")
+        return [finding], ["score lattice (integer errors / N)"]
+    if n_points and n_values < n_points / 2:
+        return [f"the {n_points:,} grid scores take only {n_values:,} distinct values"], []
+    return [], []
+
+
+def _piecewise_constant(data: BlendData, metric: str, post) -> tuple[list, list]:
+    """A rounded blend, and accuracy (a threshold or an argmax): the score is
+    piecewise constant in the weights."""
+    findings, mech = [], []
     if post.round_to > 0:
         findings.append(
             f"blended predictions are {post.describe()}: the score is piecewise constant in the weights, so "
@@ -171,34 +243,23 @@ def diagnose(
     elif metric == "accuracy":
         findings.append("accuracy thresholds the blend at 0.5: piecewise constant in the weights")
         mech.append("thresholded metric (accuracy)")
-    explains = [m for m in mech if m != "integer targets"]  # integer targets alone make no tie
-    if w_tie_far is not None and n_ties > 1:
-        changed = rows_changed(data, metric, post, w_best, w_tie_far)
-        findings.append(
-            f"{n_ties} grid weightings tie exactly (float64); between {fmt_w(w_best)} and {fmt_w(w_tie_far)} "
-            f"{changed} of {n} rows {change_noun(metric, data.n_classes, post.active)}"
+    return findings, mech
+
+
+def _display_rounding(n_ties: int, n_display: int, decimals: int) -> str:
+    """A sentence when more grid weightings show the best's score at
+    ``decimals`` decimals than tie it exactly, else ""."""
+    if n_display <= max(n_ties, 1):
+        return ""
+    if n_ties <= 1:
+        return (
+            f"no exact ties, but {n_display} grid weightings show the same score at {decimals} decimals: "
+            "the differences are below the displayed precision (a score rounded for display)"
         )
-        if not explains:
-            mech.append("flat piece of a piecewise-linear metric")
-    if n_display > max(n_ties, 1):
-        if n_ties <= 1:
-            findings.append(
-                f"no exact ties, but {n_display} grid weightings show the same score at {decimals} decimals: "
-                "the differences are below the displayed precision (a score rounded for display)"
-            )
-        else:
-            findings.append(
-                f"{n_display} grid weightings show the best score at {decimals} decimals but only {n_ties} tie it "
-                "exactly (float64): rounding for display merges distinct scores"
-            )
-        mech.append("score rounded for display")
-    merged = _display_merged(data, metric, post, listed, decimals)
-    if merged:
-        findings.append(merged)
-        mech.append("score rounded for display")
-    if n_ties <= 1 and n_display <= 1 and not explains and not merged:
-        findings.append("the best grid point is unique: no plateau at this step")
-    return {"mechanisms": list(dict.fromkeys(mech)), "findings": findings}
+    return (
+        f"{n_display} grid weightings show the best score at {decimals} decimals but only {n_ties} tie it "
+        "exactly (float64): rounding for display merges distinct scores"
+    )
 
 
 def _display_merged(data: BlendData, metric: str, post, listed, decimals: int, max_listed: int = 1000) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.tri import Triangulation
 
+from jaxexp.blending.labels import label_points, point_boxes
 from jaxexp.blending.score import goal_sign
 
 GRID_STEP = 0.2  # gridlines and ticks of the full simplex
@@ -114,56 +115,6 @@ def _zoom_grid(ax, step: float, names) -> None:
     ax.set_ylabel(f"{names[2]} weight", fontsize=8, labelpad=22, color=TICK_COLORS[2])
 
 
-def point_boxes(ax, xs, ys, radius: float = 3.5) -> list:
-    """Display boxes (``radius`` points around each point) that labels keep clear of."""
-    from matplotlib.transforms import Bbox
-
-    r = radius * ax.figure.dpi / 72
-    return [Bbox.from_extents(px - r, py - r, px + r, py + r) for px, py in ax.transData.transform(np.c_[xs, ys])]
-
-
-def label_points(ax, xs, ys, texts, renderer, taken: list, fontsize: float = 7) -> list[bool]:
-    """Writes ``texts[i]`` next to point i where it overlaps nothing in ``taken``
-    (display boxes: the points, earlier labels; each label placed is added) and
-    stays inside the axes: greedy, in order, a few directions at growing
-    distances, with a leader line when far. Returns, per point, whether a place
-    was found (a point without one is not labelled)."""
-    from matplotlib.text import Text
-
-    inside = ax.get_window_extent(renderer)
-    angles = np.deg2rad([0, 180, 45, 135, -45, -135, 90, -90, 22, 158, -22, -158, 68, 112, -68, -112])
-    offsets = [(d * np.cos(g), d * np.sin(g)) for d in (5, 11, 18, 27, 38, 52, 68) for g in angles]
-    found = []
-    for (x, y), text in zip(zip(xs, ys), texts):
-        ok = False
-        for dx, dy in offsets:
-            ha = "left" if dx > 1 else "right" if dx < -1 else "center"
-            va = "bottom" if dy > 1 else "top" if dy < -1 else "center"
-            far = np.hypot(dx, dy) > 12
-            ann = ax.annotate(
-                text,
-                (x, y),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                fontsize=fontsize,
-                zorder=7,
-                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.15", "shrinkA": 0, "shrinkB": 2} if far else None,
-                bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.7},
-            )
-            ann.update_positions(renderer)
-            bb = Text.get_window_extent(ann, renderer).expanded(1.04, 1.1)
-            fits = inside.x0 <= bb.x0 and bb.x1 <= inside.x1 and inside.y0 <= bb.y0 and bb.y1 <= inside.y1
-            if fits and not any(bb.overlaps(t) for t in taken):
-                taken.append(bb)
-                ok = True
-                break
-            ann.remove()
-        found.append(ok)
-    return found
-
-
 def _label_listed(fig, ax, lx, ly, labels) -> str:
     """Labels the listed weightings in ``ax``: the first ``MAX_NAMED`` by name,
     the others (and any name with no room) by number; returns the key of the
@@ -213,13 +164,51 @@ def ternary(
     ``GRID_STEP`` with tick labels, and every listed weighting labelled; listed
     weightings closer together than ``ZOOM_SPAN`` are labelled in a zoomed
     panel beside the triangle."""
-    listed = w_list is not None and len(w_list) > 0
+    lx, ly, labels = _listed_points(labels, w_list)
+    zoom = lx is not None and len(lx) >= 2 and max(np.ptp(lx), np.ptp(ly)) < ZOOM_SPAN
+    fig, gs = _figure(zoom)
+    ax = fig.add_subplot(gs[0])
+    x, y = _xy(w)
+    keep = _thinned(w)
+    panels = [(ax, keep)]
+    if zoom:
+        view, half, near = _zoom_view(lx, ly, x, y)
+        panels.append((fig.add_subplot(gs[1]), near if len(near) >= 3 else keep))
+    cmap, lo, hi = _colour_scale(scores, metric)
+    handles = {}  # the legend's entries: every panel draws them, the last panel's are shown
+    for a, idx in panels:
+        t = Triangulation(x[idx], y[idx])
+        pc = a.tripcolor(t, scores[idx], shading="gouraud", cmap=cmap, vmin=lo, vmax=hi, zorder=1)
+        plateau = plateau_mask[idx]
+        if plateau.any() and not plateau.all():
+            a.tricontour(t, plateau.astype(float), levels=[0.5], colors="white", linewidths=1.5, zorder=3)
+        handles.update(_markers(a, x, y, tie_mask, best_w, opt_w, opt_name, lx, ly))
+        a.set_aspect("equal")
+    fig.colorbar(pc, cax=fig.add_subplot(gs[-1]), label=f"{metric} (colour clipped at the median)")
+    _triangle(ax, names)
+    key = ""
+    if zoom:
+        key = _zoom_panel(fig, ax, panels[1][0], view, half, names, lx, ly, labels)
+    elif lx is not None:
+        key = _label_listed(fig, ax, lx, ly, labels)
+    _titles(fig, metric, list(handles.values()), key)
+    return fig
+
+
+def _listed_points(labels, w_list) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+    """The listed weightings (L, 3) in Cartesian coordinates (None, None when
+    there are none) and their labels ("#i" for those without one)."""
     labels = list(labels) if labels is not None else []
-    if listed:
-        lx, ly = _xy(np.asarray(w_list, float))
-        labels += [f"#{i + 1}" for i in range(len(labels), len(lx))]
-        span = max(np.ptp(lx), np.ptp(ly))
-    zoom = listed and len(lx) >= 2 and span < ZOOM_SPAN
+    if w_list is None or not len(w_list) > 0:
+        return None, None, labels
+    lx, ly = _xy(np.asarray(w_list, float))
+    labels += [f"#{i + 1}" for i in range(len(labels), len(lx))]
+    return lx, ly, labels
+
+
+def _figure(zoom: bool):
+    """The figure and its grid: the triangle, the zoomed panel (with ``zoom``)
+    and the colour bar."""
     fig = Figure(figsize=(13.5, 7.2) if zoom else (8.5, 7.8))
     gs = fig.add_gridspec(
         1,
@@ -231,59 +220,65 @@ def ternary(
         top=0.92,
         wspace=0.25 if zoom else 0.08,
     )
-    ax = fig.add_subplot(gs[0])
-    x, y = _xy(w)
+    return fig, gs
+
+
+def _zoom_view(lx, ly, x, y) -> tuple[tuple, float, np.ndarray]:
+    """The zoomed panel: its view (x0, x1, y0, y1), a square of half side
+    ``half`` around the listed weightings (Cartesian), and the indices of the
+    grid points (``x``, ``y``) near it."""
+    span = max(np.ptp(lx), np.ptp(ly))
+    cx, cy = (lx.max() + lx.min()) / 2, (ly.max() + ly.min()) / 2
+    half = max(span * 0.75, 0.015)
+    view = (cx - half, cx + half, cy - half, cy + half)
+    # the full grid near the view (a margin of a few grid steps), not the thinned one
+    pad = 2 * half
+    near = np.nonzero((np.abs(x - cx) <= half + pad) & (np.abs(y - cy) <= half + pad))[0]
+    return view, half, near
+
+
+def _colour_scale(scores, metric) -> tuple[str, float, float]:
+    """(colour map, low, high): from the best score to the median, darker = better."""
     sign = goal_sign(metric)
     best = np.min(sign * scores) * sign
     far = np.quantile(scores, 0.5)
     lo, hi = (best, far) if sign > 0 else (far, best)
-    keep = _thinned(w)
-    cmap = "viridis_r" if sign > 0 else "viridis"
-    panels = [(ax, keep)]
-    if zoom:
-        cx, cy = (lx.max() + lx.min()) / 2, (ly.max() + ly.min()) / 2
-        half = max(span * 0.75, 0.015)
-        view = (cx - half, cx + half, cy - half, cy + half)
-        # the full grid near the view (a margin of a few grid steps), not the thinned one
-        pad = 2 * half
-        near = np.nonzero((np.abs(x - cx) <= half + pad) & (np.abs(y - cy) <= half + pad))[0]
-        zax = fig.add_subplot(gs[1])
-        panels.append((zax, near if len(near) >= 3 else keep))
+    return ("viridis_r" if sign > 0 else "viridis"), lo, hi
+
+
+def _markers(a, x, y, tie_mask, best_w, opt_w, opt_name, lx, ly) -> dict:
+    """The exact ties, grid best, solver's point and listed weightings on one
+    panel; returns their legend handles by kind."""
     handles = {}
-    for a, idx in panels:
-        t = Triangulation(x[idx], y[idx])
-        pc = a.tripcolor(t, scores[idx], shading="gouraud", cmap=cmap, vmin=lo, vmax=hi, zorder=1)
-        plateau = plateau_mask[idx]
-        if plateau.any() and not plateau.all():
-            a.tricontour(t, plateau.astype(float), levels=[0.5], colors="white", linewidths=1.5, zorder=3)
-        handles["ties"] = a.scatter(
-            x[tie_mask],
-            y[tie_mask],
-            s=4,
-            c="black",
-            zorder=4,
-            label=f"exact ties with the best ({int(tie_mask.sum())})",
+    handles["ties"] = a.scatter(
+        x[tie_mask],
+        y[tie_mask],
+        s=4,
+        c="black",
+        zorder=4,
+        label=f"exact ties with the best ({int(tie_mask.sum())})",
+    )
+    bx, by = _xy(best_w)
+    handles["best"] = a.scatter(bx, by, marker="*", s=180, c="red", edgecolors="white", label="grid best", zorder=6)
+    if opt_w is not None:
+        ox, oy = _xy(np.asarray(opt_w))
+        handles["opt"] = a.scatter(ox, oy, marker="X", s=110, c="orange", edgecolors="black", label=opt_name, zorder=6)
+    if lx is not None:
+        handles["listed"] = a.scatter(
+            lx,
+            ly,
+            s=22,
+            facecolors="none",
+            edgecolors="magenta",
+            linewidths=1.2,
+            label=f"listed weightings ({len(lx)})",
+            zorder=5,
         )
-        bx, by = _xy(best_w)
-        handles["best"] = a.scatter(bx, by, marker="*", s=180, c="red", edgecolors="white", label="grid best", zorder=6)
-        if opt_w is not None:
-            ox, oy = _xy(np.asarray(opt_w))
-            handles["opt"] = a.scatter(
-                ox, oy, marker="X", s=110, c="orange", edgecolors="black", label=opt_name, zorder=6
-            )
-        if listed:
-            handles["listed"] = a.scatter(
-                lx,
-                ly,
-                s=22,
-                facecolors="none",
-                edgecolors="magenta",
-                linewidths=1.2,
-                label=f"listed weightings ({len(lx)})",
-                zorder=5,
-            )
-        a.set_aspect("equal")
-    fig.colorbar(pc, cax=fig.add_subplot(gs[-1]), label=f"{metric} (colour clipped at the median)")
+    return handles
+
+
+def _triangle(ax, names) -> None:
+    """The full simplex: its outline, the models at the vertices, gridlines and ticks."""
     ax.plot([0, 1, 0.5, 0], [0, 0, _H, 0], c="k", lw=0.8, zorder=3)
     for (vx, vy), name, ha, dy in zip([(0, 0), (1, 0), (0.5, _H)], names, ("right", "left", "center"), (-4, -4, 6)):
         ax.annotate(
@@ -300,25 +295,31 @@ def ternary(
     ax.set_xlim(-0.2, 1.2)
     ax.set_ylim(-0.18, _H + 0.1)
     ax.set_axis_off()
-    key = ""
-    if zoom:
-        zax.set_xlim(*view[:2])
-        zax.set_ylim(*view[2:])
-        zax.set_xticks([])
-        zax.set_yticks([])
-        _zoom_grid(zax, _nice_step(2 * half), names)
-        zax.set_title("zoom on the listed weightings", fontsize=9, pad=14)
-        ax.indicate_inset((view[0], view[2], 2 * half, 2 * half), inset_ax=zax, edgecolor="0.1", lw=0.8)
-        key = _label_listed(fig, zax, lx, ly, labels)
-    elif listed:
-        key = _label_listed(fig, ax, lx, ly, labels)
+
+
+def _zoom_panel(fig, ax, zax, view, half, names, lx, ly, labels) -> str:
+    """The zoomed panel ``zax`` on ``view`` (outlined on the triangle ``ax``)
+    with its gridlines and the listed weightings labelled; returns the key of
+    the numbered labels."""
+    zax.set_xlim(*view[:2])
+    zax.set_ylim(*view[2:])
+    zax.set_xticks([])
+    zax.set_yticks([])
+    _zoom_grid(zax, _nice_step(2 * half), names)
+    zax.set_title("zoom on the listed weightings", fontsize=9, pad=14)
+    ax.indicate_inset((view[0], view[2], 2 * half, 2 * half), inset_ax=zax, edgecolor="0.1", lw=0.8)
+    return _label_listed(fig, zax, lx, ly, labels)
+
+
+def _titles(fig, metric, handles: list, key: str) -> None:
+    """The title, the legend and the key of the numbered labels."""
     fig.suptitle(
         f"Score of every weighting (white line: plateau within eps; {metric}, "
-        f"{'lower' if sign > 0 else 'higher'} is better)",
+        f"{'lower' if goal_sign(metric) > 0 else 'higher'} is better)",
         fontsize=11,
     )
     fig.legend(
-        handles=list(handles.values()),
+        handles=handles,
         loc="lower center",
         bbox_to_anchor=(0.5, 0.07),
         ncol=4,
@@ -329,7 +330,6 @@ def ternary(
         import textwrap
 
         fig.text(0.5, 0.015, "\n".join(textwrap.wrap("listed: " + key, 160)), ha="center", va="bottom", fontsize=7)
-    return fig
 
 
 def profiles(names, w, scores, metric, best_w, opt_w, opt_name="exact optimum") -> Figure:

@@ -50,6 +50,7 @@ import functools
 import math
 import sys
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -251,7 +252,7 @@ def score_kernel(
     if dtype not in ("float32", "float64"):
         raise ConfigError(f"--dtype: {dtype!r}; use float32 or float64")
     devices = tuple(devices or jax.local_devices())
-    nd, (n, k), g = len(devices), data.preds.shape, len(w)
+    (n, k), g = data.preds.shape, len(w)
     r = data.weights_or_ones() if row_weights is None else row_weights
     folded = metric in ("mae", "mape") and not post.active
     # Eliminating w_K moves the blend by ~1e-16: harmless where the score is
@@ -266,7 +267,31 @@ def score_kernel(
         and all(d.platform == "cpu" for d in devices)
         and native.available()
     )
-    itemsize = 4 if dtype == "float32" else 8
+    bl = _blocks(n, g, len(devices), cols, 4 if dtype == "float32" else 8, memory_budget, folded, use_native)
+    npdt = np.dtype(dtype)
+    a, yy, rr = _row_operands(data, r, metric, elim, folded, cols, bl.n_pad, npdt)
+    b = _weight_operand(w, k, metric, elim, cols, bl.g_call, npdt)
+    with jax.enable_x64(dtype == "float64"):
+        kernel = _kernel(metric, post, folded, devices, bl.rb, bl.gb, use_native)
+        out = run_calls(kernel, (a, yy, rr), b, bl.r_call, bl.g_call, progress, f"{g:,} weightings x {n:,} rows")
+    return finalize(out[:g], metric)
+
+
+class _Blocks(NamedTuple):
+    """How the rows and weightings of one scoring are cut into calls and blocks."""
+
+    rb: int  # rows per scan step
+    r_call: int  # rows per call (whole blocks)
+    n_pad: int  # rows padded to whole calls
+    gb: int  # weightings per block on one device
+    g_call: int  # weightings per call, over all devices
+
+
+def _blocks(
+    n: int, g: int, nd: int, cols: int, itemsize: int, memory_budget: int, folded: bool, use_native: bool
+) -> _Blocks:
+    """Calls and blocks for ``n`` rows of ``cols`` columns (``itemsize`` bytes)
+    and ``g`` weightings on ``nd`` devices."""
     # Calls of rows within the budget, blocks of rows within a call: as even as
     # possible, so the padding stays under 256 rows per block.
     n_calls = math.ceil(n / max(ROW_BLOCK, memory_budget // (nd * (cols + 2) * itemsize)))
@@ -274,7 +299,6 @@ def score_kernel(
     blocks = 1 if use_native else math.ceil(per_call / (FUSED_ROW_BLOCK if folded else ROW_BLOCK))
     rb = math.ceil(per_call / blocks / 256) * 256
     r_call = blocks * rb
-    n_pad = n_calls * r_call
     # Weightings: calls of ~CALL_ELEMENTS (rows x weightings) in blocks of
     # <= G_BLOCK per device, sized so the padding stays under 64 per block.
     per_device = max(1, math.ceil(g / nd))
@@ -282,9 +306,13 @@ def score_kernel(
     g_calls = math.ceil(g_blocks / max(1, CALL_ELEMENTS // (r_call * nd * G_BLOCK)))
     blocks_per_call = math.ceil(g_blocks / g_calls)
     gb = math.ceil(per_device / (g_calls * blocks_per_call) / 64) * 64
-    g_call = nd * gb * blocks_per_call
-    npdt = np.dtype(dtype)
+    return _Blocks(rb, r_call, n_calls * r_call, gb, nd * gb * blocks_per_call)
 
+
+def _row_operands(data: BlendData, r, metric: str, elim: bool, folded: bool, cols: int, n_pad: int, npdt):
+    """The kernel's row operands, zero-padded to ``n_pad`` rows: A (n_pad, cols)
+    (module docstring), y (n_pad,) and the normalised row weights (n_pad,)."""
+    n, k = data.preds.shape
     a = np.zeros((n_pad, cols), npdt)
     if elim:  # pred - y = (P_k - P_K) . w_<K + (P_K - y)
         a[:n, : k - 1] = data.preds[:, : k - 1] - data.preds[:, k - 1 :]
@@ -299,6 +327,13 @@ def score_kernel(
     yy[:n] = data.y
     if folded:  # |r e| = r |e|; MAPE's 1/|y| too
         a[:n] *= (rr[:n] / np.abs(data.y) if metric == "mape" else rr[:n])[:, None]
+    return a, yy, rr
+
+
+def _weight_operand(w: np.ndarray, k: int, metric: str, elim: bool, cols: int, g_call: int, npdt) -> np.ndarray:
+    """B (G padded to whole calls, cols): the weightings ``w`` (G, K) and their
+    last column (module docstring); padding repeats the last weighting."""
+    g = len(w)
     g_pad = math.ceil(g / g_call) * g_call
     b = np.full((g_pad, cols), 1.0 if elim else -1.0, npdt)
     b[:g, : cols - 1] = w[:, : cols - 1]
@@ -307,10 +342,7 @@ def score_kernel(
         t = 1.0 - w.sum(axis=1)
         b[:g, k] = np.where(np.abs(t) < 1e-12, 0.0, t)
         b[g:, k] = b[g - 1, k]
-    with jax.enable_x64(dtype == "float64"):
-        kernel = _kernel(metric, post, folded, devices, rb, gb, use_native)
-        out = run_calls(kernel, (a, yy, rr), b, r_call, g_call, progress, f"{g:,} weightings x {n:,} rows")
-    return finalize(out[:g], metric)
+    return b
 
 
 def score(
