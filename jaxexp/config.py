@@ -148,7 +148,7 @@ def _engine_fields() -> ml_collections.ConfigDict:
     # resumes where it stopped when the same command is run again.
     e.checkpoint = True
     # At most one checkpoint per this many seconds of training (0 = after every segment);
-    # a stop signal, the end of each bucket and the end of the sweep always save, so only
+    # the first segment, a stop signal, the end of each bucket and of the sweep always save, so only
     # a kill -9 redoes up to this much work (with identical results).
     e.checkpoint_every_s = 10.0
     e.max_to_keep = 2  # latest checkpoints kept

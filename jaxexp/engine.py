@@ -135,6 +135,20 @@ def _close(saver, pending: list | None, timings: dict) -> None:
         timings["checkpoint_wait_s"] += time.perf_counter() - t
 
 
+def program_for(config, bucket: population.Bucket, devs: list) -> Compiled:
+    """The compiled programs of a bucket (built once per process: cached by
+    ``programs.compiled``; the checks before a run build the same ones)."""
+    dataset = cfgmod.workload_of(config).dataset(bucket.members[0].config)
+    max_epochs = max(m.config.train.epochs for m in bucket.members)
+    seg = population.segment_length(max_epochs, config.engine.segment_epochs)
+    needed = (e for rule in search.in_run_rules() if rule.enabled(config) for e in rule.epochs(config))
+    seg = math.gcd(seg, *needed)  # the in-run rules act on segment boundaries
+    # One member alone: one device (no padded copy training beside it). Other sizes keep
+    # every device, so buckets of different sizes share programs (TPE batches, trees).
+    used = devs[:1] if len(bucket.members) == 1 and not distributed.multiprocess() else devs
+    return programs.compiled(bucket, dataset, seg, used, config.engine.group_size, (config.metric, config.goal))
+
+
 class _Buckets:
     """The compiled programs and architecture records of a run's buckets."""
 
@@ -142,16 +156,7 @@ class _Buckets:
         self.config, self.groups, self.devs = config, groups, devs
 
     def program(self, b_idx: int) -> Compiled:
-        config, bucket = self.config, self.groups[b_idx]
-        dataset = cfgmod.workload_of(config).dataset(bucket.members[0].config)
-        max_epochs = max(m.config.train.epochs for m in bucket.members)
-        seg = population.segment_length(max_epochs, config.engine.segment_epochs)
-        needed = (e for rule in search.in_run_rules() if rule.enabled(config) for e in rule.epochs(config))
-        seg = math.gcd(seg, *needed)  # the in-run rules act on segment boundaries
-        # One member alone: one device (no padded copy training beside it). Other sizes keep
-        # every device, so buckets of different sizes share programs (TPE batches, trees).
-        used = self.devs[:1] if len(bucket.members) == 1 and not distributed.multiprocess() else self.devs
-        return programs.compiled(bucket, dataset, seg, used, config.engine.group_size, (config.metric, config.goal))
+        return program_for(self.config, self.groups[b_idx], self.devs)
 
     def arch(self, b_idx: int) -> dict:
         """The architecture record of a bucket's population."""

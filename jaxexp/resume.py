@@ -198,11 +198,14 @@ class Saver:
         steps = self.ckpt.steps()
         self.step = steps[-1] + 1 if steps else 0
         self.every_s = float(config.engine.checkpoint_every_s)
-        self.last = time.monotonic()  # the interval counts from the start of training
+        self.first = self.step  # this process's first save is due after its first segment
+        self.last = time.monotonic()
 
     def due(self) -> bool:
-        """Whether ``engine.checkpoint_every_s`` has passed since the last save."""
-        return time.monotonic() - self.last >= self.every_s
+        """Whether a save is due: this process has not saved yet (an interruption after the
+        first segment always finds a checkpoint), or ``engine.checkpoint_every_s`` has passed
+        since the last save."""
+        return self.step == self.first or time.monotonic() - self.last >= self.every_s
 
     def save(self, state, out, position: dict, arch: dict, best: float | None) -> None:
         arrays, info = pack(out.history, out.group_history, out.rungs, out.pbt, out.finals, out.initial)

@@ -32,24 +32,24 @@ from jaxexp.errors import ConfigError
 from jaxexp.progress import print_progress
 
 
-def check_bucket(config, cfgs: list, timings: dict | None = None) -> None:
+def check_bucket(config, cfgs: list, timings: dict | None = None, bucket=None, devs=None) -> None:
     """Loads a bucket's data and checks its members' values and the workload's
-    functions (abstractly: nothing is compiled); raises ConfigError."""
+    functions (abstractly: nothing is compiled); raises ConfigError. With the
+    ``bucket`` and the run's ``devs`` the program built is the one the run uses."""
     timings = {} if timings is None else timings
     with timing.phase(timings, "data_s"):
         dataset = cfgmod.workload_of(config).dataset(cfgs[0])
     with timing.phase(timings, "checks_s"):
-        _check(config, cfgs, dataset)
-
-
-def _check(config, cfgs: list, dataset) -> None:
-    n_train = workload.n_rows(dataset.train)
-    if cfgs[0].train.batch_size > n_train:
-        raise ConfigError(
-            f"train.batch_size: {cfgs[0].train.batch_size} > {n_train} training rows; use a smaller batch"
-        )
-    train.encode_hparams(cfgs, dataset)
-    train.make_program(cfgs[0], dataset, 1, programs.off_fields(cfgs), (config.metric, config.goal))
+        n_train = workload.n_rows(dataset.train)
+        if cfgs[0].train.batch_size > n_train:
+            raise ConfigError(
+                f"train.batch_size: {cfgs[0].train.batch_size} > {n_train} training rows; use a smaller batch"
+            )
+        train.encode_hparams(cfgs, dataset)
+        if bucket is not None:
+            engine.program_for(config, bucket, devs)  # built (and its functions checked) once, kept for the run
+        else:
+            train.make_program(cfgs[0], dataset, 1, programs.off_fields(cfgs), (config.metric, config.goal))
 
 
 def run_members(
@@ -64,7 +64,8 @@ def run_members(
     cpu.use_all_cores()  # before JAX's backend starts (a no-op after)
     config = spacefile.resolve(config)  # its metric/goal apply to these members too
     cfgmod.validate_top(config)
-    programs.memory_budget(config.engine.memory_budget, programs.devices(config.engine.num_devices))
+    devs = programs.devices(config.engine.num_devices)
+    programs.memory_budget(config.engine.memory_budget, devs)
     members = population.resolve(config, table)
     strategies.check_halving(
         config.sweep.halving_rungs, config.sweep.halving_eta, max(m.config.train.epochs for m in members)
@@ -73,7 +74,7 @@ def run_members(
     timing.FROM_PROCESS_START["on"] = False  # a later population of this process (TPE batch) starts here
     t_start = time.perf_counter() - timings.get("startup_s", 0.0)
     for bucket in population.buckets(members):  # bad data or functions fail before anything is written
-        check_bucket(config, [m.config for m in bucket.members], timings)
+        check_bucket(config, [m.config for m in bucket.members], timings, bucket, devs)
     if workdir is not None:
         results.check_workdir_path(workdir)
     # one writer per workdir (process 0 of a multi-process run holds the lock for all)

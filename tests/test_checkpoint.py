@@ -580,16 +580,18 @@ def test_a_checkpoint_interval_saves_bucket_ends_only_and_resumes_identically(ti
 
     monkeypatch.setattr(resume.Saver, "save", counting)
     c = _sweep_config(tiny)
-    c.engine.checkpoint_every_s = 1e6  # never due: only bucket ends, stops and the end of the sweep
+    c.engine.checkpoint_every_s = 1e6  # after the first segment, only bucket ends, stops and the end of the sweep
     wd = str(tmp_path / "wd")
     c.engine.progress = True
     part = jaxexp.sweep(c, wd, progress=interrupt_after(7))  # a KeyboardInterrupt in the second bucket
-    assert part.interrupted and saves == [(0, False, False)]  # the first bucket's end, no mid-bucket state
+    # the first segment (an interruption always finds a checkpoint), the first bucket's end
+    assert part.interrupted and saves == [(0, True, True), (0, False, False)]
     c.engine.progress = False
     full = jaxexp.sweep(c, wd)  # resumes at the second bucket's start
-    assert full.timings["resumed_from_step"] == 0 and not full.interrupted
+    assert full.timings["resumed_from_step"] == 1 and not full.interrupted
     _compare(full.members, reference.members)
-    assert saves[1:] == [(1, False, False), (2, False, False)]  # the second bucket's end, the complete marker
+    # its first segment, the second bucket's end, the complete marker
+    assert saves[2:] == [(1, True, True), (1, False, False), (2, False, False)]
     saves.clear()
     c.engine.checkpoint_every_s = 0.0  # after every segment
     jaxexp.sweep(c, str(tmp_path / "every"))
