@@ -16,6 +16,8 @@ _EXPORTS = {
     "train_config": ("jaxexp.api", "train_config"),
     "ConfigError": ("jaxexp.errors", "ConfigError"),
     "DataError": ("jaxexp.errors", "DataError"),
+    "Conv3x3": ("jaxexp.layers", "Conv3x3"),
+    "conv3x3": ("jaxexp.layers", "conv3x3"),
     "Dropout": ("jaxexp.layers", "Dropout"),
     "NNXDropout": ("jaxexp.layers", "NNXDropout"),
     "dropout": ("jaxexp.layers", "dropout"),

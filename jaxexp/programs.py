@@ -27,6 +27,7 @@ _PROGRAMS: dict = {}
 # Working set per vmapped group on one device: about an L2 cache. Calibrated
 # with benchmarks/throughput.py on a 2-core EPYC (2 MiB L2 per core).
 _GROUP_CACHE_BYTES = 4 << 20
+_MIN_GROUP = 4  # smaller automatic groups run one member at a time (group_for)
 
 
 def devices(num_devices: int = 0) -> list:
@@ -191,7 +192,11 @@ class Compiled:
         local = size // self.n_devices
         auto = local  # accelerators: the whole local population at once
         if self.mesh.devices.flat[0].platform == "cpu":
-            auto = max(1, _GROUP_CACHE_BYTES // self.program.member_bytes)
+            auto = _GROUP_CACHE_BYTES // self.program.member_bytes
+            # Under _MIN_GROUP per cache budget a member's step already fills the core:
+            # vmapping 2-3 of them only slows each (batched dots; measured, CNN example,
+            # 1 core: 2 per group 400 us per member-step, 1 per group 310 us).
+            auto = auto if auto >= _MIN_GROUP else 1
         target = min(local, self.group_size or auto)
         # Prefer a divisor of the per-device count: a remainder group compiles a
         # second copy of the segment (measured: 2x compile time, slower runs).

@@ -7,14 +7,16 @@ each test to a few compiles (8 forced CPU devices, tests/conftest.py).
 
 import importlib.util
 import pathlib
+from types import SimpleNamespace
 
 import flax.linen as nn
 import jax
 import numpy as np
 import pandas as pd
+import pytest
 
 import jaxexp
-from jaxexp import engine, space
+from jaxexp import engine, programs, space
 from jaxexp.examples import cnn_encoder
 
 CONFIG = pathlib.Path(__file__).resolve().parent.parent / "configs" / "cnn_encoder.py"
@@ -58,6 +60,7 @@ def _history(res, member=None):
     return h.sort_values(["member", "epoch"])[HISTORY_COLS].to_numpy(float)
 
 
+@pytest.mark.slow
 def test_the_config_sweep_learns_with_both_encoders():
     res = jaxexp.sweep(_config())
     m = res.members
@@ -79,6 +82,7 @@ def test_the_config_sweep_learns_with_both_encoders():
     assert np.isclose((logits.argmax(-1) == y).mean(), best["best_accuracy"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_member_does_not_depend_on_population_or_devices():
     c = _config(
         encoder_type=space.choice(("cnn",)),
@@ -106,6 +110,7 @@ def test_member_does_not_depend_on_population_or_devices():
     assert members["final_loss"].nunique() == len(members)
 
 
+@pytest.mark.slow
 def test_one_trace_per_static_bucket_whatever_the_traced_values():
     c = _config()
     table = jaxexp.members_table(c)
@@ -140,3 +145,22 @@ def test_im2col_conv_equals_flax_conv_and_data_shapes():
     assert d.train["y"].dtype == np.int32 and len(d.train["x"]) + len(d.val["x"]) == 1797
     assert 0.0 <= d.train["x"].min() and d.train["x"].max() <= 1.0
     assert pd.Series(d.val["y"]).nunique() == 10
+
+
+def test_cpu_auto_group_runs_large_members_one_at_a_time():
+    """engine.group_size=0 on CPU: fewer than 4 members per cache budget (the CNN: 2) run
+    one at a time; smaller members (the MLPs: 4, 16) and explicit group sizes are unchanged."""
+
+    def group(member_bytes, size=64, n_devices=2, group_size=0, platform="cpu"):
+        mesh = SimpleNamespace(devices=np.array([SimpleNamespace(platform=platform)] * n_devices))
+        fake = SimpleNamespace(
+            n_devices=n_devices, mesh=mesh, group_size=group_size, program=SimpleNamespace(member_bytes=member_bytes)
+        )
+        return programs.Compiled.group_for(fake, size)
+
+    cache = programs._GROUP_CACHE_BYTES
+    assert group(cache // 2) == group(cache // 3) == group(2 * cache) == 1
+    assert group(cache // 4) == 4 and group(cache // 16) == 16
+    assert group(cache // 16, size=8) == 4  # capped by the per-device count
+    assert group(cache // 2, group_size=2) == 2  # an explicit engine.group_size wins
+    assert group(cache // 2, platform="gpu") == 32  # accelerators: the whole local population
