@@ -471,6 +471,7 @@ def _cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_demo_writes_everything(tmp_path):
     wd = tmp_path / "demo"
     p = _cli("--demo", "--step=0.02", "--n_boot=200", "--milp_max_rows=100", f"--workdir={wd}")
@@ -490,6 +491,7 @@ def test_cli_demo_writes_everything(tmp_path):
     assert again.returncode == 2 and "already holds results" in again.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, fragment",
     [
@@ -687,6 +689,7 @@ def test_a_fine_grid_is_thinned_for_the_ternary_plot_not_for_the_scores():
     assert (blend_plots._thinned(small) == np.arange(1000)).all()
 
 
+@pytest.mark.slow
 def test_native_kernel_cache_is_checked_before_loading(tmp_path, monkeypatch):
     """The compiled library is loaded only with its recorded sha256 and only from a
     folder no other user can write to; otherwise it is rebuilt (privately)."""
@@ -802,6 +805,7 @@ def test_a_point_worse_than_the_grid_best_is_never_called_the_exact_optimum():
     assert plain.attrs["summary"]["exact"]["is_optimum"] and "**Exact optimum**" in plain.attrs["report"]
 
 
+@pytest.mark.slow
 def test_npz_with_other_key_names_is_one_line_listing_the_keys_and_flags(tmp_path):
     y, p = _problem(50)
     path = str(tmp_path / "oof.npz")
@@ -825,6 +829,7 @@ def test_npz_with_other_key_names_is_one_line_listing_the_keys_and_flags(tmp_pat
     assert cli.returncode == 2 and "--preds_key: no array 'q'" in cli.stderr and len(cli.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_demo_with_own_weights_drops_the_demo_comparison(tmp_path):
     wd = tmp_path / "w"
     p = _cli(

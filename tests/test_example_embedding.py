@@ -5,6 +5,7 @@ import pathlib
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import jaxexp
 from jaxexp import engine, space
@@ -31,6 +32,7 @@ def _config(epochs=4, segment=4, **sweep_space):
     return c
 
 
+@pytest.mark.slow
 def test_one_segment_learns_the_hierarchy(tmp_path):
     c = _config(curvature=space.choice((1.0, 4.0)), richness_weight=space.choice((0.3, 3.0)))
     res = jaxexp.sweep(c, str(tmp_path / "run"))
@@ -46,6 +48,7 @@ def test_one_segment_learns_the_hierarchy(tmp_path):
     assert res.best_member()["best_hierarchy"] > 0.8
 
 
+@pytest.mark.slow
 def test_loss_weights_and_curvature_are_traced():
     c = _config(
         hierarchy_weight=space.choice((0.0, 1.0)),
@@ -74,6 +77,7 @@ def test_loss_weights_and_curvature_are_traced():
         assert spread[1.0] > 1.2 * spread[0.0], (h, cv, spread)
 
 
+@pytest.mark.slow
 def test_hierarchy_score_drives_early_stopping():
     epochs = 12
     c = _config(

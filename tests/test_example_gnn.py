@@ -86,6 +86,7 @@ def test_model_ignores_padding_and_edge_order():
     np.testing.assert_allclose(apply(bigger)[:, : out.shape[1]], out, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_one_segment_learns_the_net_input():
     res = jaxexp.sweep(_config())
     h = res.history
@@ -102,6 +103,7 @@ def test_one_segment_learns_the_net_input():
     np.testing.assert_allclose(r2, m["best_r2"], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_diverging_learning_rates_are_isolated():
     c = _config()
     c.train.epochs = 2

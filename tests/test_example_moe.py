@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pandas as pd
+import pytest
 
 import jaxexp
 from jaxexp import engine
@@ -59,6 +60,7 @@ def _data(c):
     return moe.data(ml_collections.ConfigDict({"task": c.task.to_dict()}))
 
 
+@pytest.mark.slow
 def test_one_segment_runs_with_per_group_mse():
     c = _config(task_seed=11)
     res = jaxexp.sweep(c)
@@ -77,6 +79,7 @@ def test_one_segment_runs_with_per_group_mse():
     assert res.groups["mse"].notna().sum() == 12
 
 
+@pytest.mark.slow
 def test_dropout_rates_are_traced_and_separate():
     c = _config(task_seed=12)
     n = 2 + len(RATES)
@@ -137,6 +140,7 @@ def test_model_rates_use_their_own_masks():
             assert not np.allclose(rated[i], rated[j]), (RATES[i - 1], RATES[j - 1])
 
 
+@pytest.mark.slow
 def test_curriculum_reaches_the_loss():
     c = _config(task_seed=11)  # test_one_segment's static key: its compiled programs are reused
     data = _data(c)

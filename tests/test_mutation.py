@@ -28,6 +28,7 @@ def _tree_config(tiny):
     return c
 
 
+@pytest.mark.slow
 def test_lineage_is_consistent_and_the_tree_continues(tiny, tmp_path):
     c = _tree_config(tiny)
     wd = str(tmp_path / "tree")
@@ -96,6 +97,7 @@ def test_mutations_stay_in_range_and_change_the_value():
         assert mutation._mutate(p[2], 1, 2.0, rng) == 2
 
 
+@pytest.mark.slow
 def test_the_example_tree_runs_from_the_command_line(tmp_path):
     wd = tmp_path / "tree"
     args = ["--config.task.n_train=128", "--config.task.n_val=32", "--config.train.epochs=2", "--config.sweep.slots=2"]
@@ -141,6 +143,7 @@ def _plan_config(tiny):
     return c
 
 
+@pytest.mark.slow
 def test_a_planned_batch_runs_exactly_the_planned_nodes(tiny, tmp_path):
     c = _plan_config(tiny)
     (tmp_path / "plan.yaml").write_text(PLAN)

@@ -40,6 +40,7 @@ def _gids(fig, prefix):
     return out
 
 
+@pytest.mark.slow
 def test_history_and_groups_give_each_configuration_one_colour(res):
     colors = config_colors(res)
     ids = [int(c) for c in res.summary["config_id"]]
@@ -61,6 +62,7 @@ def test_history_and_groups_give_each_configuration_one_colour(res):
     assert list(plots.group_table(res).columns) == [res.label(c) for c in ids]
 
 
+@pytest.mark.slow
 def test_train_and_validation_loss_share_one_axis_when_they_are_one_quantity(res):
     assert res.metric == "val_mse" and plots.loss_partner(res) == "val_mse"  # val_mse equals val_loss here
     fig = plots.history_figure(res)

@@ -25,6 +25,9 @@ import jaxexp
 from jaxexp import space
 from jaxexp.blending import demo
 
+# Every test reads the workdir of a real sweep (and a headless browser): end to end.
+pytestmark = pytest.mark.slow
+
 
 class _Cells(html.parser.HTMLParser):
     """Rows of the table with a given id: lists of cell texts."""

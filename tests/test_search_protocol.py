@@ -45,6 +45,7 @@ class HalveBestLr(Strategy):
         return self.told
 
 
+@pytest.mark.slow
 def test_a_registered_strategy_runs_through_the_shared_loop(tiny, monkeypatch):
     monkeypatch.setitem(search.STRATEGIES, "halve_best_lr", HalveBestLr)
     c = tiny()

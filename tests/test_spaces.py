@@ -119,6 +119,7 @@ def test_all_errors_are_collected(tmp_path):
         assert sum(fragment in e for e in errors) == 1, fragment
 
 
+@pytest.mark.slow
 def test_cli_validate_prints_one_line_per_error_and_exits_2(tmp_path):
     text = "\n  ".join(spec for spec, _ in ERROR_CASES)
     path = _yaml(tmp_path, f"method: random\nnum_samples: 4\nparameters:\n  {text}\n")
@@ -131,6 +132,7 @@ def test_cli_validate_prints_one_line_per_error_and_exits_2(tmp_path):
     assert p.stdout == ""
 
 
+@pytest.mark.slow
 def test_cli_validate_prints_the_space_and_its_buckets():
     p = _cli("validate", "configs/space_v3.yaml", "--config=jaxexp/configs/quickstart.py")
     assert p.returncode == 0, p.stderr
@@ -329,6 +331,7 @@ def test_a_python_config_resolves_conditional_members():
 # --- end to end: a YAML space file runs as a tiny sweep ---
 
 
+@pytest.mark.slow
 def test_a_yaml_space_file_runs_and_conditional_members_resolve(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative space_file paths resolve against the current directory
     _yaml(
@@ -435,6 +438,7 @@ def test_a_space_of_any_project_validates_on_its_own(tmp_path):
     assert any("unknown top-level key 'program'" in e for e in errors)
 
 
+@pytest.mark.slow
 def test_cli_validate_checks_names_only_against_a_given_config(tmp_path):
     path = _yaml(tmp_path, WANDB_SPACE)
     p = _cli("validate", path)

@@ -60,6 +60,7 @@ def _halving_sweep(tiny, chunk_size: int):
     return c, table
 
 
+@pytest.mark.slow
 def test_synchronous_rungs_keep_exactly_the_best_members(tiny):
     c, table = _halving_sweep(tiny, chunk_size=16)  # all 12 at once: synchronous successive halving
     before = engine.TRACE_COUNTS["run_segment"]
@@ -80,6 +81,7 @@ def test_synchronous_rungs_keep_exactly_the_best_members(tiny):
     assert res.timings["pruned"] == 9 and res.summary["pruned"].sum() == 9
 
 
+@pytest.mark.slow
 def test_pruned_slots_are_refilled_from_the_queue(tiny):
     c, table = _halving_sweep(tiny, chunk_size=4)  # 4 slots for 12 members
     res = jaxexp.run_members(c, table)
@@ -107,6 +109,7 @@ def test_pruned_slots_are_refilled_from_the_queue(tiny):
     assert res.history.groupby("member")["epoch"].max().sum() < 12 * 6
 
 
+@pytest.mark.slow
 def test_a_halving_sweep_resumes_with_its_rung_records(tiny, tmp_path):
     c, table = _halving_sweep(tiny, chunk_size=4)
     c.engine.checkpoint = True
@@ -161,6 +164,7 @@ def test_exploit_copies_parameters_and_optimizer_state_between_slots(tiny):
         np.testing.assert_array_equal(x, y)  # the member's own records and random streams stay
 
 
+@pytest.mark.slow
 def test_population_based_training_exploits_and_explores(tiny, tmp_path):
     c = tiny()
     c.task.seed = 106

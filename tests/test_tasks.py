@@ -29,6 +29,7 @@ def test_synthetic_tasks_are_deterministic_with_a_known_floor(tiny):
     assert t.kind == "classification" and t.n_outputs == 4 and t.y_train.dtype == np.int32
 
 
+@pytest.mark.slow
 def test_csv_task_trains(tiny, tmp_path):
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300), "junk": rng.normal(size=300)})
@@ -127,6 +128,7 @@ def test_string_labels_are_a_data_error(tiny, tmp_path):
         jaxexp.load_task(_file_cfg(tiny, tmp_path / "s.npz", kind="classification").task)
 
 
+@pytest.mark.slow
 def test_csv_groups_give_per_group_metrics_and_curriculum_levels(tiny, tmp_path):
     rng = np.random.default_rng(0)
     n = 300

@@ -80,6 +80,7 @@ def value_of(v):
     return None if kind is None else getattr(v, kind)
 
 
+@pytest.mark.slow
 def test_events_match_the_results(res, tmp_path):
     assert tensorboard.write_events(res, str(tmp_path)) == ["tb"]
     tb = tmp_path / "tb"
@@ -125,6 +126,7 @@ def test_events_match_the_results(res, tmp_path):
         np.testing.assert_allclose(best["value"], row[f"best_{res.metric}"], rtol=RTOL)
 
 
+@pytest.mark.slow
 def test_diverged_members_odd_values_and_rewrites(res, tmp_path):
     members, history, summary = res.members.copy(), res.history.copy(), res.summary.copy()
     members["model.flag"] = [True, False] * (len(members) // 2)  # a bool hyperparameter

@@ -30,6 +30,7 @@ def _tpe_config(tiny):
     return c
 
 
+@pytest.mark.slow
 def test_batches_of_asked_trials_run_as_populations_and_the_search_continues(tiny, tmp_path):
     c = _tpe_config(tiny)
     wd = str(tmp_path / "tpe")
@@ -68,6 +69,7 @@ def test_spaces_optuna_cannot_express_are_refused(tiny):
         tpe.run(c, None, progress=False)
 
 
+@pytest.mark.slow
 def test_a_tpe_search_is_analysed_from_its_trials_table(tiny, tmp_path):
     import jaxexp
 

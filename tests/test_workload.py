@@ -32,6 +32,7 @@ def user_config(**space):
     return c
 
 
+@pytest.mark.slow
 def test_builtin_mlp_numbers_are_unchanged():
     """Pinned from the MLP before it became a workload (commit c04e825), same config;
     rtol 1e-5: float32 sums in another order."""
@@ -61,6 +62,7 @@ def test_builtin_mlp_numbers_are_unchanged():
     np.testing.assert_array_equal(r.history["val_accuracy"], [0.484375, 0.609375, 0.625])
 
 
+@pytest.mark.slow
 def test_user_workload_from_a_file_trains_with_its_own_metric_and_aux_terms():
     c = user_config()
     assert c.width == 8 and c.metric == "score" and c.goal == "max"
@@ -75,6 +77,7 @@ def test_user_workload_from_a_file_trains_with_its_own_metric_and_aux_terms():
     assert np.mean((p - y) ** 2) == pytest.approx(-m["best_score"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_trace_count_is_one_per_bucket_for_a_user_workload():
     space = {
         "width": jaxexp.space.choice([4, 8]),  # static: 2 buckets
@@ -95,6 +98,7 @@ def test_trace_count_is_one_per_bucket_for_a_user_workload():
     assert not np.allclose(a, b)
 
 
+@pytest.mark.slow
 def test_a_member_is_reproduced_from_its_members_csv_row(tmp_path):
     c = user_config(dropout=jaxexp.space.choice([0.0, 0.2]), width=jaxexp.space.choice([4, 8]))
     c.sweep.seeds = 2
@@ -109,6 +113,7 @@ def test_a_member_is_reproduced_from_its_members_csv_row(tmp_path):
     np.testing.assert_allclose(again.history["score"], want["score"], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_custom_metric_drives_early_stopping():
     c = user_config()
     c.train.epochs = 12
@@ -126,6 +131,7 @@ def test_custom_metric_drives_early_stopping():
     assert stop == int(worse[0]) + 2
 
 
+@pytest.mark.slow
 def test_a_changed_user_module_is_refused_on_restore_with_the_named_diff(tmp_path):
     c = user_config()
     c.engine.checkpoint = True
@@ -144,6 +150,7 @@ def test_a_changed_user_module_is_refused_on_restore_with_the_named_diff(tmp_pat
         jaxexp.load_member(str(tmp_path / "m"), c3)
 
 
+@pytest.mark.slow
 def test_overrides_and_spaces_reach_user_hyperparameters_by_their_names(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("method: grid\nparameters:\n  width:\n    values: [4, 16]\n  smooth_weight:\n    value: 0.5\n")
@@ -219,6 +226,7 @@ def test_a_broken_workload_is_one_clear_error_and_nothing_is_written(tmp_path, c
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_broken_workload_with_exit_2(tmp_path):
     path = tmp_path / "tiny_user.py"
     path.write_text(open(USER).read().replace('return {"score": -mse, "mse": mse}', 'return {"mse": mse}'))
@@ -240,6 +248,7 @@ def test_declared_ranges_are_checked():
         jaxexp.sweep(c)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["nnx", "pair"])
 def test_nnx_and_plain_init_apply_models_train(kind):
     import types
@@ -281,6 +290,7 @@ def test_nnx_and_plain_init_apply_models_train(kind):
         assert not np.allclose(h[h.member == 0]["train_loss"], h[h.member == 1]["train_loss"])
 
 
+@pytest.mark.slow
 def test_resume_with_a_changed_user_module_is_refused_with_the_named_diff(tmp_path):
     import importlib.util
 
@@ -308,6 +318,7 @@ def test_resume_with_a_changed_user_module_is_refused_with_the_named_diff(tmp_pa
     assert out.stderr.count("\n") == 1 and "params.Dense_0/kernel: (4, 8) float32 (checkpoint) != (4, 16)" in out.stderr
 
 
+@pytest.mark.slow
 def test_a_module_object_is_used_as_given_with_make_batch_and_its_rows(tmp_path):
     """A module passed as an object is not executed again; a make_batch builds the
     model's input from raw fields (the model is initialised on its output)."""

@@ -12,6 +12,9 @@ from test_workload import user_config
 import jaxexp
 from jaxexp import mutation, space
 
+# Every test runs a search strategy on a user workload end to end.
+pytestmark = pytest.mark.slow
+
 RTOL, ATOL = 1e-4, 1e-6  # a resumed population is re-formed: CPU vmap is not bit-identical
 
 
