@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from jaxexp import bucket, checkpoint, compile_cache, distributed, population, programs, resume, search, train
+from jaxexp import bucket, checkpoint, compile_cache, distributed, population, programs, resume, search, stop, train
 from jaxexp import config as cfgmod
 from jaxexp.programs import _PROGRAMS, TRACE_COUNTS, Compiled, devices  # noqa: F401 - engine's API before the split
 from jaxexp.progress import Progress, end_line, print_progress
@@ -87,7 +87,7 @@ def run(
     if resumed is not None:
         _continue(out, resumed, meter, max(m.config.train.epochs for m in members))
     try:
-        with resume.graceful_stop(saver is not None) as stop:
+        with resume.graceful_stop(saver is not None) as stop_flag:
             for b_idx, group in enumerate(groups):
                 here = None
                 if resumed is not None:
@@ -99,13 +99,13 @@ def run(
                 data = distributed.put(train.data_of(compiled.dataset), compiled.replicated)
                 ckpt = None
                 if saver is not None:
-                    ckpt = (saver, {"bucket": b_idx}, bucket_arch(b_idx), stop)
+                    ckpt = (saver, {"bucket": b_idx}, bucket_arch(b_idx), stop_flag)
                 where = f"bucket {b_idx + 1}/{len(groups)}"
                 bucket.run_bucket(config, compiled, data, group.members, budget, where, meter, out, ckpt, here)
             if saver is not None and (resumed is None or not resumed.host.get("complete")):
                 saver.save(None, out, {"bucket": len(groups), "in_bucket": False, "complete": True}, {}, None)
     except KeyboardInterrupt:
-        stopped_by = 2
+        stopped_by = stop.REQUESTED["signal"] or 2  # a SIGTERM the command line turned into one: 15
     except bucket.Stop as e:
         stopped_by = e.signum
     finally:

@@ -26,7 +26,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxexp import cli_flags
+from jaxexp import cli_flags, stop
 from jaxexp.cli import fail as _fail
 
 COMMANDS = ("sweep", "train", "export", "inspect", "blend", "validate", "analyze", "tree")
@@ -44,6 +44,7 @@ def _define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    stop.check()  # a stop signal while starting up
     import jax
 
     from jaxexp import api, checkpoint, resume, timing
@@ -100,16 +101,24 @@ def main(argv: list[str]) -> None:
             f"jaxexp: {signal.Signals(e.signum).name}: stopped after writing the results to {workdir}", file=sys.stderr
         )
         sys.exit(143 if e.signum == signal.SIGTERM else 130)
-    except KeyboardInterrupt:  # before training started (training itself returns partial results)
-        _fail("interrupted before training started; nothing was written")
+    except KeyboardInterrupt as e:  # before a population trained (training itself returns partial results)
+        done = getattr(e, "generations_done", 0)
+        kept = f"the {done} finished generation(s) are written; the same command continues" if done else ""
+        print(f"jaxexp: interrupted before training started; {kept or 'nothing was written'}", file=sys.stderr)
+        sys.exit(stop.exit_code())
     if jax.process_index() != 0:  # process 0 reports
         return
     if strategy.interrupted is not None:
         print(strategy.stopped(), file=sys.stderr)
         sys.exit(143 if strategy.interrupted.stopped_by == 15 else 130)
-    line = strategy.summary()
-    if line:
-        print(line)
+    try:
+        stop.check()  # a signal after training (while the results were assembled): they are written
+        line = strategy.summary()
+        if line:
+            print(line)
+    except KeyboardInterrupt:
+        print(f"jaxexp: interrupted; the results are written to {workdir}", file=sys.stderr)
+        sys.exit(stop.exit_code())
 
 
 def _distributed(F) -> None:
@@ -203,7 +212,12 @@ def run() -> None:
     from jaxexp import cpu
 
     cpu.use_all_cores()  # before JAX starts
-    app.run(main, flags_parser=_parse_flags)
+    stop.install()  # a stop signal before training: one line, 130/143 (see jaxexp.stop)
+    try:
+        app.run(main, flags_parser=_parse_flags)
+    except KeyboardInterrupt:  # while importing or loading the config
+        print("jaxexp: interrupted; nothing was written", file=sys.stderr)
+        sys.exit(stop.exit_code())
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import pandas as pd
 
 from jaxexp import config as cfgmod
 from jaxexp import group_compare, population, report, stats, timing
+from jaxexp import workdir as workdir_layout
 from jaxexp.errors import ConfigError
 from jaxexp.webreport import sweep as websweep
 from jaxexp.workdir import RESULT_FILES  # noqa: F401 - part of this module's API
@@ -335,7 +336,7 @@ def write(res: Results, workdir: str, t_start: float | None = None, wait=None) -
         texts["groups.csv"] = res.groups.to_csv(index=False)
         texts["group_history.csv"] = res.group_history.to_csv(index=False)
         texts["group_comparison.csv"] = res.group_comparison.to_csv(index=False)
-    tmp = tempfile.mkdtemp(dir=workdir, prefix=".writing-")
+    tmp = tempfile.mkdtemp(dir=workdir, prefix=workdir_layout.WRITING_PREFIX)
     try:
         if res.config.engine.plots:
             from jaxexp import plots

@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 import pandas as pd
 
-from jaxexp import checkpoint, distributed
+from jaxexp import checkpoint, distributed, stop
 from jaxexp import config as cfgmod
 from jaxexp import workdir as workdir_layout
 from jaxexp.errors import ConfigError
@@ -114,11 +114,17 @@ def prepare(workdir: str, config: ml_collections.ConfigDict) -> bool:
         host = {}
     finally:
         saver.close()
-    if host.get("complete") and _existing_results(workdir):
+    # a results write cut short (kill -9 while its files were renamed into place) left its
+    # temporary folder: the finished sweep's results are written again from the checkpoint
+    cut_short = workdir_layout.unfinished_writes(workdir)
+    if host.get("complete") and _existing_results(workdir) and not cut_short:
         raise ConfigError(
             f"workdir: {workdir} holds a finished sweep; choose another --workdir or pass "
             "--config.engine.overwrite=True to start over"
         )
+    if distributed.is_primary():  # the writer holds the lock: these are a dead process's
+        for name in cut_short:
+            shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
     return True
 
 
@@ -275,14 +281,19 @@ class Saver:
 @contextlib.contextmanager
 def graceful_stop(enabled: bool):
     """SIGINT/SIGTERM set ``flag["signal"]`` (stop at the next segment boundary,
-    after its checkpoint); a second signal stops at once (KeyboardInterrupt)."""
-    flag: dict = {"signal": None}
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    after its checkpoint); a second signal stops at once (KeyboardInterrupt).
+    Without checkpoints (``enabled`` False) a signal stops at once. A signal the
+    command line recorded before training (``jaxexp.stop``) counts as the first."""
+    flag: dict = {"signal": stop.REQUESTED["signal"]}
+    if threading.current_thread() is not threading.main_thread():
         yield flag
         return
+    if flag["signal"] is not None and not enabled:
+        raise KeyboardInterrupt
 
     def handler(signum, frame):
-        if flag["signal"] is not None:
+        if flag["signal"] is not None or not enabled:
+            stop.REQUESTED["signal"] = stop.REQUESTED["signal"] or signum
             raise KeyboardInterrupt
         flag["signal"] = signum
         end_line()

@@ -22,6 +22,7 @@ from jaxexp import (
     results,
     resume,
     spacefile,
+    stop,
     strategies,
     timing,
     train,
@@ -75,6 +76,7 @@ def run_members(
     t_start = time.perf_counter() - timings.get("startup_s", 0.0)
     for bucket in population.buckets(members):  # bad data or functions fail before anything is written
         check_bucket(config, [m.config for m in bucket.members], timings, bucket, devs)
+    stop.check()  # a stop signal so far (the command line's): nothing is written
     if workdir is not None:
         results.check_workdir_path(workdir)
     # one writer per workdir (process 0 of a multi-process run holds the lock for all)

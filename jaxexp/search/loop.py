@@ -24,15 +24,23 @@ def drive(
         strategy = registry.strategy(config.sweep.strategy)
     if isinstance(strategy, type):
         strategy = strategy(config, workdir)
+    strategy.told = 0
     while (generation := strategy.ask()) is not None:
         if generation.members is not None:  # finished before an interruption: not trained again
             strategy.tell(generation, generation.members, None)
+            strategy.told += 1
             continue
         if progress and generation.label:
             progress(generation.label)
-        res = runner.run_members(generation.config, generation.table, generation.workdir, progress)
+        try:
+            res = runner.run_members(generation.config, generation.table, generation.workdir, progress)
+        except KeyboardInterrupt as e:  # before this population trained: say what is kept
+            e.generations_done = strategy.told
+            raise
+
         if res.interrupted:
             strategy.interrupted = res
             break
         strategy.tell(generation, res.members, res)
+        strategy.told += 1
     return strategy
