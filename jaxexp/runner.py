@@ -90,7 +90,7 @@ def run_members(
         pending: list = []  # the last checkpoint is finished in the background while results are written
 
         def wait() -> None:
-            with timing.phase(output.timings, "checkpoint_wait_s"):
+            with timing.phase(out.timings, "checkpoint_wait_s"):  # the Results' timings (below)
                 while pending:
                     pending.pop()()
 
@@ -99,8 +99,9 @@ def run_members(
             output.timings["total_s"] = time.perf_counter() - t0
             output.timings.update(timings)
             with resume.deferred_signals():  # a stop signal now waits for complete result files
-                with timing.phase(output.timings, "assemble_s"):
-                    out = results.assemble(config, table, members, output)
+                t_assemble = time.perf_counter()
+                out = results.assemble(config, table, members, output)
+                out.timings["assemble_s"] = time.perf_counter() - t_assemble
                 if workdir is not None and distributed.is_primary():  # every process holds the same results
                     with diskfull.converted("the result files", workdir):  # (the old ones stay)
                         results.write(out, workdir, t_start, wait)
