@@ -15,7 +15,7 @@ gather, as the engine does after its per-member shuffle). Variants:
     forward ``jnp.einsum('pbi,pio->pbo')``; gradient ``jax.grad`` of the sum of
     the per-member losses; one scan over steps of the batched step;
 (c) ``vmap+map`` / ``einsum+map``: (a) / (b) run ``group`` members at a time
-    inside ``lax.map``, as ``jaxexp.programs.Compiled`` does on CPU (group from
+    inside ``lax.map``, as ``jaxexp.run.programs.Compiled`` does on CPU (group from
     the engine's rule: a ~4 MiB working set per group, a divisor of the
     per-device count).
 
@@ -66,7 +66,7 @@ sys.path.insert(0, HERE)
 import throughput  # noqa: E402  (machine description, git state, contention, JSON writer)
 
 import jaxexp  # noqa: E402,F401  (splits the CPU into one XLA device per core before JAX starts)
-from jaxexp import programs  # noqa: E402
+from jaxexp.run import programs  # noqa: E402
 
 N_FEATURES, N_OUT, BATCH, N_TRAIN = 16, 1, 128, 4096
 B1, B2, EPS = 0.9, 0.999, 1e-8

@@ -92,7 +92,7 @@ def _config(jaxexp, w: dict, population: int, budget: str):
 
 def case_sweep(spec: dict) -> dict:
     if spec.get("distributed"):
-        from jaxexp import distributed
+        from jaxexp.run import distributed
 
         distributed.initialize(spec["coordinator"], spec["num_processes"], spec["process_id"])
     import jax

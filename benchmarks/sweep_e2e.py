@@ -400,7 +400,7 @@ got = [
 out["grid_identical"] = got == grid and len(table) == 3 * len(grid)
 out["digits192_members"] = len(table)
 tpe = load("digits_tpe.py")
-space = {{p.name: (p.kind, p.low, p.high) for p in jaxexp.space.parse(tpe.sweep.space)}}
+space = {{p.name: (p.kind, p.low, p.high) for p in jaxexp.search.space.parse(tpe.sweep.space)}}
 want = {{"train.lr": ("log_uniform", 1e-4, 3e-2), "train.weight_decay": ("log_uniform", 1e-5, 1e-1),
         "model.dropout": ("uniform", 0.0, 0.5)}}
 out["tpe_space_identical"] = space == want

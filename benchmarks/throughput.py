@@ -541,7 +541,7 @@ def _numbers(d: dict) -> dict:
 def _effective_segment(jaxexp, cfg) -> int:
     """Epochs per compiled segment the engine uses (newer engines shorten it to a
     divisor of the epochs; older ones use engine.segment_epochs as is)."""
-    fn = getattr(sys.modules.get("jaxexp.population"), "segment_length", None)
+    fn = getattr(sys.modules.get("jaxexp.run.population"), "segment_length", None)
     requested = int(cfg.engine.segment_epochs)
     return int(fn(int(cfg.train.epochs), requested)) if fn else requested
 
@@ -553,7 +553,7 @@ def _import_jaxexp():
     import jaxexp
 
     try:
-        from jaxexp import cpu
+        from jaxexp.run import cpu
     except ImportError:
         return jaxexp
     cpu.use_all_cores()
@@ -678,7 +678,7 @@ def case_early_stop(spec: dict) -> dict:
     out = {"P": population, "epochs": epochs, "stopping": n_stop, "devices": jax.local_device_count()}
     calls = {False: [], True: []}
     res, first = {}, {}
-    from jaxexp import engine
+    from jaxexp.run import engine
 
     modes = {False: "never", True: "auto"}  # compaction off / the default
     for compact in (False, True):  # cold first calls (every compile included), then steady calls

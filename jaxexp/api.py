@@ -1,14 +1,14 @@
 """The Python entry points of a sweep: ``sweep``, ``train_config``, and ``run_members``
-(from ``jaxexp.runner``)."""
+(from ``jaxexp.run.runner``)."""
 
 from __future__ import annotations
 
 import ml_collections
 import pandas as pd
 
-from jaxexp import results
-from jaxexp.progress import print_progress
-from jaxexp.runner import check_bucket, run_members  # noqa: F401 - part of this module's API
+from jaxexp.run import results
+from jaxexp.run.progress import print_progress
+from jaxexp.run.runner import check_bucket, run_members  # noqa: F401 - part of this module's API
 from jaxexp.search import loop
 
 
@@ -24,10 +24,10 @@ def sweep(
     ``sweep.strategy`` is honoured as ``jaxexp sweep`` honours it, and decides
     what is returned (``strategy.result()`` of ``jaxexp.search.loop.drive``, the loop
     ``jaxexp sweep`` runs): ``"sweep"`` (the default) expands the space (``sweep.method``)
-    and returns the Results of its members; ``"tpe"`` runs ``jaxexp.tpe.run`` and
+    and returns the Results of its members; ``"tpe"`` runs ``jaxexp.search.tpe.run`` and
     returns its trials table (a DataFrame, one row per trial: number, value,
     params_<name>, state, batch; also ``trials.csv``); ``"mutation"`` runs
-    ``jaxexp.mutation.run`` and returns its lineage table (a DataFrame, one row per
+    ``jaxexp.search.mutation.run`` and returns its lineage table (a DataFrame, one row per
     node; also ``lineage.csv``). Their batches and generations are populations of
     their own (with ``workdir``: complete sweep workdirs ``batch_<k>/``, ``gen_<g>/``),
     so no single Results holds a whole search.

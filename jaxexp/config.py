@@ -21,13 +21,14 @@ from typing import Any
 
 import ml_collections
 
-from jaxexp import search, train_hparams
+from jaxexp import search
 from jaxexp import workload as workloadmod
+from jaxexp.core import train_hparams
+from jaxexp.core.train_hparams import OPTIMIZERS, SCHEDULES  # noqa: F401 - part of this module's API
 from jaxexp.errors import ConfigError
-from jaxexp.train_hparams import OPTIMIZERS, SCHEDULES  # noqa: F401 - part of this module's API
 
 # Traced fields of the engine: dotted path -> dtype of the per-member array (declared in
-# ``jaxexp.train_hparams`` with their defaults and ranges).
+# ``jaxexp.core.train_hparams`` with their defaults and ranges).
 TRACED: dict[str, str] = {p: h.dtype for p, h in train_hparams.HPARAMS.items()}
 
 # Fields that neither change the program nor a member's numbers.
@@ -84,8 +85,8 @@ def _sweep_fields() -> ml_collections.ConfigDict:
     sw.method = "grid"  # grid | random | sobol (scrambled Sobol points through each parameter's inverse CDF)
     sw.num_samples = 0  # random/sobol: number of configurations
     sw.seeds = 1  # seeds per configuration: member seeds 0..seeds-1
-    sw.space = ml_collections.ConfigDict()  # see jaxexp.space
-    # A W&B-style YAML space file (see jaxexp.spacefile; relative to the current
+    sw.space = ml_collections.ConfigDict()  # see jaxexp.search.space
+    # A W&B-style YAML space file (see jaxexp.search.spacefile; relative to the current
     # directory). When set, it replaces sweep.space, and its method, num_samples and
     # metric {name, goal} replace the config's; config.json then holds the space itself.
     sw.space_file = ""
@@ -97,20 +98,20 @@ def _sweep_fields() -> ml_collections.ConfigDict:
     sw.baseline = ""  # recipe the others are compared with ("" = the first by name)
     # Successive halving: at each rung epoch keep the top 1/eta of the members that
     # reached it (by the monitored metric); the others are pruned and their slots
-    # refilled from the queue (see jaxexp.strategies). () = off.
+    # refilled from the queue (see jaxexp.search.strategies). () = off.
     sw.halving_rungs = ()
     sw.halving_eta = 3.0
     # Population-based training: every pbt_interval epochs the worst pbt_fraction of
     # the running members copy the parameters and optimizer state of a random one of
     # the best pbt_fraction, take its pbt_params and multiply each by a random one of
-    # pbt_perturb (see jaxexp.strategies). 0 = off.
+    # pbt_perturb (see jaxexp.search.strategies). 0 = off.
     sw.pbt_interval = 0
     sw.pbt_fraction = 0.25
     sw.pbt_perturb = (0.8, 1.25)
     sw.pbt_params = ("train.lr",)
     # "sweep": the space's grid/random/sobol configurations; "tpe": Optuna's TPE
-    # sampler, ask/tell in batches (jaxexp.tpe; the optional extra jaxexp[tpe]); "mutation": a mutation tree
-    # (jaxexp.mutation): generation 0 is the base config, each later generation
+    # sampler, ask/tell in batches (jaxexp.search.tpe; the optional extra jaxexp[tpe]); "mutation": a mutation tree
+    # (jaxexp.search.mutation): generation 0 is the base config, each later generation
     # mutates one parameter of sweep.space in each of `slots` nodes.
     sw.strategy = "sweep"
     sw.generations = 3  # mutation: generations after the base config; tpe: ask batches
@@ -285,7 +286,7 @@ def validate_top(c: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"seed: must be in [0, 2**32) (got {c.seed})")
     if c.sweep.seeds < 1:
         raise ConfigError(f"sweep.seeds: must be >= 1 (got {c.sweep.seeds})")
-    from jaxexp import strategies
+    from jaxexp.search import strategies
 
     strategies.check_halving(c.sweep.halving_rungs, c.sweep.halving_eta)
     strategies.check_pbt(c)

@@ -26,8 +26,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxexp import cli_flags, stop
+from jaxexp import cli_flags
 from jaxexp.cli import fail as _fail
+from jaxexp.run import stop
 
 COMMANDS = ("sweep", "train", "export", "inspect", "blend", "validate", "analyze", "tree")
 _HELP_FLAGS = ("--help", "-h", "--helpshort", "-?")
@@ -47,8 +48,9 @@ def main(argv: list[str]) -> None:
     stop.check()  # a stop signal while starting up
     import jax
 
-    from jaxexp import api, checkpoint, resume, timing
+    from jaxexp import api
     from jaxexp.errors import ConfigError
+    from jaxexp.run import checkpoint, resume, timing
     from jaxexp.search import loop
 
     args = argv[1:]
@@ -126,7 +128,7 @@ def _distributed(F) -> None:
     import jax
 
     if F.distributed:
-        from jaxexp import distributed
+        from jaxexp.run import distributed
 
         distributed.initialize(F.coordinator_address, F.num_processes, F.process_id)
         if distributed.is_primary():
@@ -141,7 +143,7 @@ def _disk_full(e: OSError, workdir: str) -> None:
     """A full disk: one line and exit 1 (re-raises any other OSError)."""
     import os
 
-    from jaxexp import diskfull
+    from jaxexp.run import diskfull
 
     if not diskfull.is_disk_full(e):
         raise e
@@ -209,10 +211,10 @@ def run() -> None:
             cli_flags.define_command_flags()
         print(cli_flags.command_help(command) if command else cli_flags.usage())
         return
-    from jaxexp import cpu
+    from jaxexp.run import cpu
 
     cpu.use_all_cores()  # before JAX starts
-    stop.install()  # a stop signal before training: one line, 130/143 (see jaxexp.stop)
+    stop.install()  # a stop signal before training: one line, 130/143 (see jaxexp.run.stop)
     try:
         app.run(main, flags_parser=_parse_flags)
     except KeyboardInterrupt:  # while importing or loading the config

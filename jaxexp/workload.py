@@ -90,7 +90,7 @@ def traced(
     where it is (they all are) <= 0 for every member, that name is in the model's
     ``cfg.off`` (the model may skip that work, e.g. a dropout mask). ``pbt=False``:
     population-based training never perturbs it. ``optimizer_arg``: the engine's
-    optimizer argument it feeds (``jaxexp.train_hparams``)."""
+    optimizer argument it feeds (``jaxexp.core.train_hparams``)."""
     if dtype is None:  # int only when the default and the bounds are all ints (a weight of 0 is a float)
         ints = all(_is_int(v) for v in (default, low, high) if v is not None)
         dtype = "int32" if ints else "float32"

@@ -13,9 +13,10 @@ import yaml
 from scipy import stats as sps
 
 import jaxexp
-from jaxexp import analysis, mutation, space, spacefile
+from jaxexp import analysis
 from jaxexp.analysis import output
 from jaxexp.errors import ConfigError
+from jaxexp.search import mutation, space, spacefile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = (
@@ -47,7 +48,7 @@ def _cli(*args):
 
 
 def _parses(next_space: dict) -> list:
-    """The proposed parameters through jaxexp.space.parse (conditions and W&B's
+    """The proposed parameters through jaxexp.search.space.parse (conditions and W&B's
     normal included); for a space of real config fields ``_loads`` checks the file."""
     return space.parse(next_space["parameters"])
 

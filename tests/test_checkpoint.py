@@ -18,8 +18,9 @@ import pytest
 from conftest import interrupt_after
 
 import jaxexp
-from jaxexp import checkpoint, resume, space
 from jaxexp import config as cfgmod
+from jaxexp.run import checkpoint, resume
+from jaxexp.search import space
 
 # Every test resumes, kills or inspects a real sweep (in-process or a CLI subprocess): end to end.
 pytestmark = pytest.mark.slow
@@ -475,7 +476,7 @@ def test_disk_full_while_saving_a_checkpoint_is_one_error_and_the_rerun_resumes(
 
     import orbax.checkpoint as ocp
 
-    from jaxexp import diskfull
+    from jaxexp.run import diskfull
 
     c = _sweep_config(tiny)
     wd = tmp_path / "wd"
@@ -515,7 +516,8 @@ def test_disk_full_while_writing_results_or_the_lock_is_one_error(tiny, tmp_path
     import errno
     import types
 
-    from jaxexp import diskfull, report, workdir
+    from jaxexp import workdir
+    from jaxexp.run import diskfull, report
 
     c = _sweep_config(tiny)
     wd = tmp_path / "wd"

@@ -1,6 +1,6 @@
 """Fast unit tests of the device program on one member: a training segment
-(``jaxexp.train``), the monitor (``jaxexp.recipes``), the learning-rate schedules
-(``jaxexp.schedules``) and dropout (``jaxexp.layers``), called directly, without
+(``jaxexp.core.train``), the monitor (``jaxexp.core.recipes``), the learning-rate schedules
+(``jaxexp.core.schedules``) and dropout (``jaxexp.core.layers``), called directly, without
 the engine, a workdir or a sweep. The end-to-end sweeps are in the other
 modules (most of them marked ``slow``).
 
@@ -19,7 +19,7 @@ import pytest
 from conftest import tiny_config
 
 from jaxexp import config as cfgmod
-from jaxexp import hashing, layers, models, recipes, schedules, train
+from jaxexp.core import hashing, layers, models, recipes, schedules, train
 
 # One member alone vs the same member in a vmapped population: a batched matmul may
 # sum in another order, so results differ by float32 rounding compounded over the

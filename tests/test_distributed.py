@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxexp import checkpoint
 from jaxexp import config as cfgmod
-from jaxexp.results import RESULT_FILES
+from jaxexp.run import checkpoint
+from jaxexp.run.results import RESULT_FILES
 
 # Two CLI processes sharing one sweep: end to end.
 pytestmark = pytest.mark.slow

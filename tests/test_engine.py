@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import jaxexp
-from jaxexp import bucket, compile_cache, engine, programs, space
+from jaxexp.run import bucket, compile_cache, engine, programs
+from jaxexp.search import space
 
 # Tolerance for comparing one member's numbers across populations/devices: a
 # batched (vmapped) matmul may sum in a different order than the same matmul

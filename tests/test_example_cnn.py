@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 import jaxexp
-from jaxexp import engine, programs, space
 from jaxexp.examples import cnn_encoder
+from jaxexp.run import engine, programs
+from jaxexp.search import space
 
 CONFIG = pathlib.Path(__file__).resolve().parent.parent / "configs" / "cnn_encoder.py"
 HISTORY_COLS = ["train_loss", "train_accuracy", "accuracy", "loss"]

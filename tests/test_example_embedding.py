@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import jaxexp
-from jaxexp import engine, space
+from jaxexp.run import engine
+from jaxexp.search import space
 
 CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "embedding.py"
 

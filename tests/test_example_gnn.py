@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import jaxexp
-from jaxexp import space
 from jaxexp.examples import gnn
+from jaxexp.search import space
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "gnn.py")
 

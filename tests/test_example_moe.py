@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import jaxexp
-from jaxexp import engine
 from jaxexp.examples import moe
+from jaxexp.run import engine
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "configs", "moe.py")
 RATES = ("attn_dropout", "expert_dropout", "residual_dropout", "main_dropout")

@@ -1,4 +1,4 @@
-"""jaxexp.layers.conv3x3 / Conv3x3: the same function and gradients as lax.conv.
+"""jaxexp.core.layers.conv3x3 / Conv3x3: the same function and gradients as lax.conv.
 
 The matmul forms sum the 9 C products in another order than lax.conv (and the
 banded form adds exact zeros), so float32 results differ by rounding only:
@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxexp import layers
+from jaxexp.core import layers
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxexp import api, mutation, space, strategies, tree_batch, tree_plan, tree_report
+from jaxexp import api
 from jaxexp.errors import ConfigError
+from jaxexp.search import mutation, space, strategies, tree_batch, tree_plan, tree_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

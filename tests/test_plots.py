@@ -12,10 +12,11 @@ from matplotlib.colors import to_hex
 from matplotlib.text import Text
 
 import jaxexp
-from jaxexp import plots, space
 from jaxexp.analysis import plots as aplots
 from jaxexp.blending import plots as bplots
-from jaxexp.colors import TAB10, config_colors
+from jaxexp.run import plots
+from jaxexp.run.colors import TAB10, config_colors
+from jaxexp.search import space
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,9 @@ import pytest
 from scipy import stats as sps
 
 import jaxexp
-from jaxexp import recipes, schedules, space, stats
+from jaxexp import stats
+from jaxexp.core import recipes, schedules
+from jaxexp.search import space
 
 # Same tolerance as tests/test_engine.py (float32 batched-vs-alone rounding).
 RTOL, ATOL = 1e-4, 1e-6
@@ -342,7 +344,7 @@ def test_a_field_cannot_be_both_set_by_a_recipe_and_swept(tiny):
 
 
 def test_auto_compaction_only_when_the_saved_time_beats_the_compile():
-    from jaxexp import bucket as engine
+    from jaxexp.run import bucket as engine
 
     class Fake:
         _executables = {16: object()}

@@ -22,8 +22,8 @@ import pytest
 from conftest import tiny_config
 
 import jaxexp
-from jaxexp import space
 from jaxexp.blending import demo
+from jaxexp.search import space
 
 # Every test reads the workdir of a real sweep (and a headless browser): end to end.
 pytestmark = pytest.mark.slow

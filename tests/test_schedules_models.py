@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxexp import hashing, models, schedules
+from jaxexp.core import hashing, models, schedules
 
 
 def _mult(kind, step, total=100.0, warmup=0.0, min_ratio=0.0, every=10.0, rate=0.5):

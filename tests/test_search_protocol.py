@@ -9,8 +9,8 @@ import pytest
 import jaxexp
 from jaxexp import search
 from jaxexp.errors import ConfigError
-from jaxexp.inrun import PBT, Halving
 from jaxexp.search import loop
+from jaxexp.search.inrun import PBT, Halving
 from jaxexp.search.protocol import Boundary, Generation, Strategy
 
 
@@ -32,9 +32,7 @@ class HalveBestLr(Strategy):
         else:
             m = self.told[0]
             lrs = [float(m.loc[m["best_val_mse"].idxmin(), "train.lr"]) / 2]
-        table = pd.DataFrame(
-            [{"member": i, "config_id": i, "seed": 0, "train.lr": lr} for i, lr in enumerate(lrs)]
-        )
+        table = pd.DataFrame([{"member": i, "config_id": i, "seed": 0, "train.lr": lr} for i, lr in enumerate(lrs)])
         return Generation(table, self.config, None, f"generation {len(self.told)}")
 
     def tell(self, generation, members, results):
@@ -66,7 +64,7 @@ def test_an_unknown_strategy_is_one_line_naming_the_known_ones(tiny):
 
 
 def test_a_signal_in_a_generation_stops_the_loop_with_its_partial_results(tiny, monkeypatch):
-    from jaxexp import runner
+    from jaxexp.run import runner
 
     calls = []
 
@@ -147,8 +145,8 @@ def test_progress_false_is_silent_even_where_the_config_reports(tiny, capsys):
 
 
 def test_a_checkpoint_is_saved_when_due_at_a_bucket_end_or_on_a_stop_signal():
-    from jaxexp import bucket
-    from jaxexp.slots import SlotQueue
+    from jaxexp.run import bucket
+    from jaxexp.run.slots import SlotQueue
 
     class FakeSaver:
         def __init__(self, due):

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from jaxexp import space
 from jaxexp.errors import ConfigError
+from jaxexp.search import space
 
 
 def test_grid_is_the_product_of_choices():
@@ -79,7 +79,7 @@ def test_continuous_grid_without_num_is_refused():
 
 
 def test_segment_length_avoids_masked_epochs():
-    from jaxexp.population import segment_length
+    from jaxexp.run.population import segment_length
 
     assert segment_length(20, 5) == 5
     assert segment_length(12, 5) == 4  # 3 segments of 4, not 3 of 5

@@ -1,4 +1,4 @@
-"""Space files, conditional parameters, validation and Sobol sampling (jaxexp.space, jaxexp.spacefile).
+"""Space files, conditional parameters, validation and Sobol sampling (jaxexp.search.space, jaxexp.search.spacefile).
 
 Statistical tests draw a fixed seed's 2000 samples and require p > 1e-3 (KS for
 continuous distributions, chi-square for categorical probabilities): with a
@@ -18,8 +18,8 @@ from conftest import tiny_config
 from scipy import stats
 
 import jaxexp
-from jaxexp import space, spacefile, validate
 from jaxexp.errors import ConfigError
+from jaxexp.search import space, spacefile, validate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 2000
@@ -314,7 +314,7 @@ def test_a_python_config_resolves_conditional_members():
         sgd["train.b1"].isna().all()
         and table.loc[table["train.optimizer"] == "adam", "train.early_stop_patience"].isna().all()
     )
-    from jaxexp import population
+    from jaxexp.run import population
 
     members = population.resolve(c, table)
     for m, row in zip(members, table.to_dict("records")):
@@ -531,7 +531,7 @@ def test_wandb_log_uniform_takes_exponents_and_values_spelling_takes_values(tmp_
 
 
 def test_validate_counts_a_search_strategy_instead_of_refusing_its_ranges():
-    from jaxexp import validate
+    from jaxexp.search import validate
 
     c = tiny_config(train={"lr": space.log_uniform(1e-4, 1e-1)})
     c.sweep.strategy = "tpe"

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import jaxexp
-from jaxexp import engine, programs, strategies
+from jaxexp.run import engine, programs
+from jaxexp.search import strategies
 
 
 def test_rung_cut_keeps_the_top_fraction_of_everything_seen():
@@ -140,7 +141,8 @@ def test_a_halving_sweep_resumes_with_its_rung_records(tiny, tmp_path):
 def test_exploit_copies_parameters_and_optimizer_state_between_slots(tiny):
     import jax
 
-    from jaxexp import population, train
+    from jaxexp.core import train
+    from jaxexp.run import population
 
     c = tiny()
     members = population.resolve(c, population.members_table(c))

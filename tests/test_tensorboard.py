@@ -1,4 +1,4 @@
-"""TensorBoard event files (jaxexp.tensorboard): written from a tiny real sweep,
+"""TensorBoard event files (jaxexp.run.tensorboard): written from a tiny real sweep,
 then read back record by record (TFRecord framing, protobuf decoding)."""
 
 import dataclasses
@@ -12,7 +12,8 @@ import pytest
 from conftest import tiny_config
 
 import jaxexp
-from jaxexp import space, tensorboard
+from jaxexp.run import tensorboard
+from jaxexp.search import space
 
 # Scalars are stored as float32 (Summary.Value.simple_value): rounding a float64
 # to float32 changes it by at most 2**-24 (6e-8) relative; 1e-6 leaves margin.

@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from jaxexp import engine, space
+from jaxexp.run import engine
+from jaxexp.search import space
 
 optuna = pytest.importorskip("optuna")
-from jaxexp import tpe  # noqa: E402
+from jaxexp.search import tpe  # noqa: E402
 
 
 def _tpe_config(tiny):
@@ -141,7 +142,7 @@ def fake_training(monkeypatch, score):
     """``runner.run_members`` replaced by a scorer of each member's values: a search without training."""
     from types import SimpleNamespace
 
-    from jaxexp import runner
+    from jaxexp.run import runner
 
     def run_members(config, table, workdir=None, progress=None):
         members = table.assign(status="ok", best_val_mse=[score(r) for r in table.to_dict("records")])
@@ -170,14 +171,14 @@ def test_a_tpe_run_draws_weighted_choices_and_records_them(tiny, monkeypatch, tm
 
 def test_jaxexp_sweep_honours_the_strategy_as_the_cli_does(tiny, monkeypatch):
     import jaxexp
-    from jaxexp import mutation
+    from jaxexp.search import mutation
 
     c = _tpe_config(tiny)
     fake_training(monkeypatch, lambda r: r.get("train.lr", c.train.lr))
-    trials = jaxexp.sweep(c, progress=False)  # "tpe": the trials table of jaxexp.tpe.run
+    trials = jaxexp.sweep(c, progress=False)  # "tpe": the trials table of jaxexp.search.tpe.run
     pd.testing.assert_frame_equal(trials, tpe.run(c, None, progress=False))
     assert len(trials) == 8 and list(trials.columns[:2]) == ["number", "value"]
-    c.sweep.strategy = "mutation"  # "mutation": the lineage table of jaxexp.mutation.run
+    c.sweep.strategy = "mutation"  # "mutation": the lineage table of jaxexp.search.mutation.run
     lineage = jaxexp.sweep(c, progress=False)
     pd.testing.assert_frame_equal(lineage, mutation.run(c, None, progress=False))
     assert list(lineage.columns[:3]) == ["node", "parent", "generation"] and len(lineage) > 1

@@ -1,4 +1,4 @@
-"""The engine's train.* hyperparameters are declared once (jaxexp.train_hparams):
+"""The engine's train.* hyperparameters are declared once (jaxexp.core.train_hparams):
 the schema, the range checks, PBT and the optimizer read that table."""
 
 import os
@@ -8,8 +8,9 @@ import pytest
 
 import jaxexp
 from jaxexp import config as cfgmod
-from jaxexp import strategies, train_hparams
+from jaxexp.core import train_hparams
 from jaxexp.errors import ConfigError
+from jaxexp.search import strategies
 
 HERE = os.path.dirname(__file__)
 

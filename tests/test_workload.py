@@ -11,8 +11,8 @@ from conftest import interrupt_after, tiny_config
 
 import jaxexp
 from jaxexp import config as cfgmod
-from jaxexp import engine
 from jaxexp.errors import ConfigError
+from jaxexp.run import engine
 
 HERE = os.path.dirname(__file__)
 USER = os.path.join(HERE, "workloads", "tiny_user.py")
@@ -136,7 +136,7 @@ def test_a_changed_user_module_is_refused_on_restore_with_the_named_diff(tmp_pat
     c = user_config()
     c.engine.checkpoint = True
     jaxexp.sweep(c, str(tmp_path / "w"))
-    from jaxexp import checkpoint
+    from jaxexp.run import checkpoint
 
     checkpoint.export_member(str(tmp_path / "w"), 0, str(tmp_path / "m"))
     assert jaxexp.load_member(str(tmp_path / "m"), c)["Dense_0"]["kernel"].shape == (4, 8)

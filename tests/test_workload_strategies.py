@@ -10,7 +10,7 @@ from conftest import interrupt_after
 from test_workload import user_config
 
 import jaxexp
-from jaxexp import mutation, space
+from jaxexp.search import mutation, space
 
 # Every test runs a search strategy on a user workload end to end.
 pytestmark = pytest.mark.slow
@@ -69,7 +69,7 @@ def test_halving_and_pbt_on_a_user_workload():
 
 def test_tpe_and_mutation_trees_on_a_user_workload(tmp_path):
     pytest.importorskip("optuna")
-    from jaxexp import tpe
+    from jaxexp.search import tpe
 
     c = user_config(dropout=space.uniform(0.0, 0.5), smooth_weight=space.log_uniform(1e-3, 1.0))
     c.sweep.strategy, c.sweep.generations, c.sweep.slots = "tpe", 2, 3

@@ -1,7 +1,7 @@
 """The PyTorch MLP run of the baselines (torch_sweep.py, optuna_tpe.py): jaxexp's digits run, written plainly.
 
 Network: 64 -> Linear(128) -> ReLU -> Dropout -> Linear(128) -> ReLU -> Dropout
--> Linear(10), i.e. jaxexp.models.MLP with ``model.hidden = (128, 128)`` (dropout
+-> Linear(10), i.e. jaxexp.core.models.MLP with ``model.hidden = (128, 128)`` (dropout
 after every hidden layer, none on the inputs), with flax's initialisation
 (``nn.Dense``: LeCun-normal kernels, a normal truncated at +-2 std, and zero
 biases) instead of torch's default. Training: AdamW (decoupled weight decay,

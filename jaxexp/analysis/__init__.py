@@ -100,7 +100,7 @@ def analyze_sweep(
 
     source: a jaxexp workdir, a CSV of trials (``metric`` and ``goal`` needed
     unless the space file names them) or a DataFrame. space: a space file path,
-    a mapping or a list of ``jaxexp.space.Param``. out: folder for the files
+    a mapping or a list of ``jaxexp.search.space.Param``. out: folder for the files
     (none written when None). params: the parameter columns (default: the
     format's, or guessed: ``analysis.columns``). id/seed: id and seed columns
     besides those recognised by name (a name, "a,b" or a list): ids are never

@@ -163,7 +163,7 @@ def analyze(
     """Analyses one table (one row per trial/member).
 
     space: a declared space (a space-file mapping, ``config.sweep.space``, or a
-    list of ``jaxexp.space.Param``) giving kinds and ranges; without it kinds are
+    list of ``jaxexp.search.space.Param``) giving kinds and ranges; without it kinds are
     inferred and ranges observed. params: columns to analyse besides the declared
     ones (without a space: all of them; default: guessed, ``columns.guess``).
     ids/seeds: id and seed columns (a name, "a,b" or a list) besides those

@@ -122,7 +122,7 @@ BOOKKEEPING = frozenset(
         "finished",
     }
 )
-# A jaxexp mutation tree's lineage.csv (``jaxexp.mutation.LINEAGE_COLUMNS``): recognised by
+# A jaxexp mutation tree's lineage.csv (``jaxexp.search.mutation.LINEAGE_COLUMNS``): recognised by
 # these columns together, its slot, notes and counts are bookkeeping too.
 LINEAGE_SIGNATURE = frozenset({"node", "parent", "generation", "mutation", "hypothesis"})
 LINEAGE_BOOKKEEPING = frozenset({"slot", "hypothesis_test", "target", "seeds_ok", "observation", "verdict"})

@@ -1,7 +1,7 @@
 """What the analysis knows about each parameter: its kind, range and scale.
 
 A ``Dim`` comes from a declared space (a space file, ``config.sweep.space`` or a
-list of ``jaxexp.space.Param``) or, without one, is inferred from the table's
+list of ``jaxexp.search.space.Param``) or, without one, is inferred from the table's
 values; then its range is the observed one, which the report says.
 
 Kinds:
@@ -21,10 +21,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from jaxexp import space as spacemod
 from jaxexp.errors import ConfigError
+from jaxexp.search import space as spacemod
 
-# Keys the analysis reads itself before a spec goes to ``jaxexp.space.parse``.
+# Keys the analysis reads itself before a spec goes to ``jaxexp.search.space.parse``.
 _EXTRA_KEYS = ("when",)
 # Inferred numeric columns with at most this many distinct values, some repeated, are levels.
 MAX_INFERRED_LEVELS = 8
@@ -128,7 +128,7 @@ def flatten_space(space: Mapping | None, where: str = "space") -> dict[str, dict
 
 
 def dim_from_param(p, spec: dict | None = None, when: dict | None = None) -> Dim | None:
-    """The Dim of a ``jaxexp.space.Param`` (None for a fixed one)."""
+    """The Dim of a ``jaxexp.search.space.Param`` (None for a fixed one)."""
     when = dict(when if when is not None else _when_dict(p))
     if p.kind == "fixed":
         return None
@@ -176,7 +176,7 @@ def _when_dict(p) -> dict:
 
 
 def param_spec(p) -> dict:
-    """The spec dict of a ``jaxexp.space.Param`` (for writing the next space)."""
+    """The spec dict of a ``jaxexp.search.space.Param`` (for writing the next space)."""
     if p.kind == "fixed":
         return {"value": p.values[0]}
     if p.kind == "choice":
@@ -199,9 +199,9 @@ def param_spec(p) -> dict:
 def dims_from_space(space, where: str = "space") -> tuple[list[Dim], dict[str, dict]]:
     """(analysed dims, every declared spec incl. fixed ones, ``when`` as
     {parent: [values]}) of a declared space: a mapping (a space file's, or
-    ``config.sweep.space``) or a list of ``jaxexp.space.Param``.
+    ``config.sweep.space``) or a list of ``jaxexp.search.space.Param``.
 
-    Specs are validated by ``jaxexp.space.parse``; the specs written back keep
+    Specs are validated by ``jaxexp.search.space.parse``; the specs written back keep
     the user's spelling (``log_uniform_values``, ``q``, ``num``).
     """
     if isinstance(space, (list, tuple)):

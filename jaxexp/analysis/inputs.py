@@ -317,7 +317,7 @@ def _mutation_tree(workdir: str) -> Source:
 def _from_checkpoint(workdir: str):
     """(config, members table with best-so-far metrics, note) from the latest
     readable checkpoint step."""
-    from jaxexp import checkpoint, population, resume
+    from jaxexp.run import checkpoint, population, resume
 
     directory = checkpoint.sweep_dir(workdir)
     if not os.path.isdir(directory) or not any(n.isdigit() for n in os.listdir(directory)):

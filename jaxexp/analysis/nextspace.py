@@ -87,7 +87,7 @@ def spec_text(spec: dict) -> str:
 
 
 def _griddable(params: dict) -> bool:
-    from jaxexp import space as spacemod
+    from jaxexp.search import space as spacemod
 
     try:
         for p in spacemod.parse(params):

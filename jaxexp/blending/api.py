@@ -229,7 +229,7 @@ def blend(
       ``in_plateau``, ``exact_tie``. ``df.attrs["summary"]`` holds the analysis
       (as in summary.json) and ``df.attrs["report"]`` the report.md text.
     """
-    from jaxexp import cpu
+    from jaxexp.run import cpu
 
     cpu.use_all_cores()  # before JAX's backend starts (a no-op after)
     t0 = time.perf_counter()

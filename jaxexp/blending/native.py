@@ -28,7 +28,7 @@ import tempfile
 
 import jax
 
-from jaxexp import compile_cache
+from jaxexp.run import compile_cache
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native_abs_sum.cc")
 TARGET = "jaxexp_abs_sum"

@@ -10,8 +10,8 @@ from jaxexp.cli import fail as _fail
 def run(args: list[str]) -> None:
     import json
 
-    from jaxexp import checkpoint
     from jaxexp.errors import ConfigError
+    from jaxexp.run import checkpoint
 
     try:
         if args[0] == "inspect":

@@ -9,8 +9,8 @@ from jaxexp.cli import fail as _fail
 
 def run(sub: str) -> None:
     """``jaxexp tree annotate --workdir=DIR [--node=N --observation=TEXT --verdict=V]``."""
-    from jaxexp import tree_report
     from jaxexp.errors import ConfigError
+    from jaxexp.search import tree_report
 
     F = flags.FLAGS
     if sub != "annotate":

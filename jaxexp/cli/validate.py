@@ -21,7 +21,7 @@ def run(path: str) -> None:
     quickstart) it is applied to that config, as ``--config.sweep.space_file=FILE``
     would be, and its names are checked against the config or workload.
     """
-    from jaxexp import validate
+    from jaxexp.search import validate
 
     config = flags.FLAGS.config
     source = flags.FLAGS["config"].config_filename
@@ -56,7 +56,7 @@ def _explicit_flags() -> list[str]:
 
 def note_overrides() -> None:
     """The fields given as --config.FIELD=VALUE: a space (file) may not silently replace them."""
-    from jaxexp import spacefile
+    from jaxexp.search import spacefile
 
     spacefile.CLI_OVERRIDES = frozenset(name[len("config.") :] for name in _explicit_flags() if "." in name)
 

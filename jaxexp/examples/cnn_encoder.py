@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 import jaxexp
-from jaxexp import hashing, layers
+from jaxexp.core import hashing, layers
 from jaxexp.tasks import bundled
 from jaxexp.workload import Dataset, static, traced
 
@@ -96,7 +96,7 @@ def _dense(features: int, name: str) -> nn.Dense:
 
 
 class Conv3x3(layers.Conv3x3):
-    """``jaxexp.layers.Conv3x3`` with this module's initialiser: a 3x3 'SAME' convolution
+    """``jaxexp.core.layers.Conv3x3`` with this module's initialiser: a 3x3 'SAME' convolution
     as matmuls (im2col, or with ``relu_pool=True`` a banded matmul per row pair with
     ReLU and the 2x2 average pool fused), the parameters of nn.Conv.
 

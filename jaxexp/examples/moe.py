@@ -16,7 +16,7 @@ each with its own seed folded from the step's rng: ``attn_dropout`` (on the
 attention weights), ``expert_dropout`` (on the experts' hidden units),
 ``residual_dropout`` (on both residual branches, a mask each) and ``main_dropout`` (on the
 pooled vector before the head). The loss is the curriculum-weighted MSE
-(``jaxexp.curriculum``) plus ``balance_weight`` times a gate load-balance term
+(``jaxexp.core.curriculum``) plus ``balance_weight`` times a gate load-balance term
 (1 when the gate uses every expert equally, reported as ``train_balance``).
 The targets are log2 values, which ``standardize`` only centres, so ``mse`` is
 the log2-MSE; ``evaluate`` also reports it per group.
@@ -31,7 +31,7 @@ import ml_collections
 import numpy as np
 
 import jaxexp
-from jaxexp import curriculum, hashing
+from jaxexp.core import curriculum, hashing
 from jaxexp.tasks import load_task
 
 NAME = "moe"
@@ -181,7 +181,7 @@ def init_params(module: nn.Module, key, x) -> dict:
     """Parameters of ``module`` for inputs like ``x``: weights uniform with variance 1 / fan-in
     (expert weights: per expert), biases 0, LayerNorm scales 1.
 
-    The draws come from one counter-based hash (``jaxexp.hashing``) seeded by ``key``:
+    The draws come from one counter-based hash (``jaxexp.core.hashing``) seeded by ``key``:
     flax's per-parameter ``jax.random`` initialisers (threefry, erf_inv) made the vmapped
     init program take ~5x longer to compile on CPU than the whole training step.
     """

@@ -18,12 +18,12 @@ from jaxexp.errors import ConfigError
 # sweep.strategy -> "module:Class" (imported on first use: the registry stays light)
 STRATEGIES: dict[str, str] = {
     "sweep": "jaxexp.search.expand:Expand",
-    "tpe": "jaxexp.tpe:TPE",
-    "mutation": "jaxexp.mutation:MutationTree",
+    "tpe": "jaxexp.search.tpe:TPE",
+    "mutation": "jaxexp.search.mutation:MutationTree",
 }
 
 # In-run rules, asked in this order at every segment boundary.
-IN_RUN_RULES: list = ["jaxexp.inrun:Halving", "jaxexp.inrun:PBT"]
+IN_RUN_RULES: list = ["jaxexp.search.inrun:Halving", "jaxexp.search.inrun:PBT"]
 
 
 def register(name: str, target) -> None:

@@ -3,7 +3,8 @@ random, sobol), every configuration x ``sweep.seeds`` seeds as one population.""
 
 from __future__ import annotations
 
-from jaxexp import population, spacefile
+from jaxexp.run import population
+from jaxexp.search import spacefile
 from jaxexp.search.protocol import Generation, Strategy
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxexp import runner
 from jaxexp import search as registry
-from jaxexp.progress import print_progress
+from jaxexp.run import runner
+from jaxexp.run.progress import print_progress
 from jaxexp.search.protocol import Strategy
 
 
@@ -24,23 +24,23 @@ def drive(
         strategy = registry.strategy(config.sweep.strategy)
     if isinstance(strategy, type):
         strategy = strategy(config, workdir)
-    strategy.told = 0
+    done = 0  # generations told
     while (generation := strategy.ask()) is not None:
         if generation.members is not None:  # finished before an interruption: not trained again
             strategy.tell(generation, generation.members, None)
-            strategy.told += 1
+            done += 1
             continue
         if progress and generation.label:
             progress(generation.label)
         try:
             res = runner.run_members(generation.config, generation.table, generation.workdir, progress)
         except KeyboardInterrupt as e:  # before this population trained: say what is kept
-            e.generations_done = strategy.told
+            e.generations_done = done
             raise
 
         if res.interrupted:
             strategy.interrupted = res
             break
         strategy.tell(generation, res.members, res)
-        strategy.told += 1
+        done += 1
     return strategy

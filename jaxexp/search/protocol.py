@@ -47,7 +47,6 @@ class Strategy:
     def __init__(self, config: ml_collections.ConfigDict, workdir: str | None) -> None:
         self.config, self.workdir = config, workdir
         self.interrupted = None  # the Results of the generation a signal stopped
-        self.told = 0  # generations told so far (by the loop)
 
     @classmethod
     def planned(cls, config: ml_collections.ConfigDict) -> tuple[int, str] | None:

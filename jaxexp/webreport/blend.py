@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from jaxexp.colors import TAB10
+from jaxexp.run.colors import TAB10
 from jaxexp.webreport import page, svg
 
 _TOP_ROWS = 500  # rows of the table (scores.csv has them all)

@@ -1,14 +1,14 @@
 """report.html of a sweep: the summary (report.md), a sortable/filterable member
 table, per-epoch curves (thin per member, mean +- std band per configuration,
 best epoch starred) and metric-vs-parameter views whose points show the
-member's configuration on hover. Colours: ``jaxexp.colors.config_colors``."""
+member's configuration on hover. Colours: ``jaxexp.run.colors.config_colors``."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from jaxexp.colors import config_colors
+from jaxexp.run.colors import config_colors
 from jaxexp.webreport import page, svg
 
 _MAX_CONFIGS = 8  # configurations drawn in the curves (the best ones)

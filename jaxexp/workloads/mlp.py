@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxexp import curriculum, models
+from jaxexp.core import curriculum, models
 from jaxexp.tasks import load_task
 from jaxexp.workload import Dataset, static, traced
 

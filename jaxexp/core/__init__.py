@@ -1,0 +1,1 @@
+"""jaxexp.core: see the Layout section of README.md."""

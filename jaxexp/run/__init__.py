@@ -1,0 +1,1 @@
+"""jaxexp.run: see the Layout section of README.md."""
