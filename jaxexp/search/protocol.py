@@ -95,7 +95,7 @@ class Decision(NamedTuple):
 
     pruned: np.ndarray | None = None  # [n] bool: stop these members now
     src: np.ndarray | None = None  # [n_slots]: the slot whose parameters and optimizer state each slot takes
-    log: list = []  # rows of the rule's log table
+    log: list | tuple = ()  # rows of the rule's log table
 
 
 class InRunRule:
