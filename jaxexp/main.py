@@ -53,6 +53,8 @@ def main(argv: list[str]) -> None:
     from jaxexp.run import checkpoint, resume, timing
     from jaxexp.search import loop
 
+    stop.check()  # a stop signal while JAX imported
+    stop.arm()  # from here on a stop signal raises KeyboardInterrupt at once (training: graceful)
     args = argv[1:]
     if not args or args[0] not in COMMANDS or len(args) != (2 if args[0] in ("inspect", "validate", "tree") else 1):
         _fail(

@@ -12,17 +12,26 @@ from __future__ import annotations
 import signal
 
 REQUESTED: dict = {"signal": None}
+_ARMED = {"on": False}
 
 
 def _handler(signum, frame):
-    if REQUESTED["signal"] is not None:  # the second one: at once
+    first = REQUESTED["signal"] is None
+    REQUESTED["signal"] = REQUESTED["signal"] or signum
+    if _ARMED["on"] or not first:  # after start-up (or a second signal): at once, as Python's own handler
         raise KeyboardInterrupt
-    REQUESTED["signal"] = signum  # acted on at the next ``check`` (raising here could be lost, see above)
+    # while starting up: acted on at the next ``check`` (raising here could be lost, see above)
+
+
+def arm() -> None:
+    """Start-up is over: a stop signal raises KeyboardInterrupt at once (a long blend or
+    analysis stops; a sweep's training has its own graceful handler meanwhile)."""
+    _ARMED["on"] = True
 
 
 def install() -> None:
-    """Records SIGINT/SIGTERM (main thread, command line); ``check`` acts on them, a second
-    signal raises KeyboardInterrupt at once."""
+    """Records SIGINT/SIGTERM (main thread, command line): during start-up ``check`` acts on
+    them (a second signal raises KeyboardInterrupt at once); after ``arm`` they raise it."""
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _handler)
 
