@@ -61,7 +61,8 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
-import throughput  # noqa: E402  (machine description, git state, contention, JSON writer)
+import provenance  # noqa: E402  (git state, machine load)
+import throughput  # noqa: E402  (machine description, contention, JSON writer)
 
 import jaxexp  # noqa: E402,F401  (splits the CPU into one XLA device per core before JAX starts)
 from jaxexp.blending import data as datamod  # noqa: E402
@@ -86,12 +87,12 @@ class _Meter:
     """Wall time plus the cores other processes took meanwhile."""
 
     def __enter__(self):
-        self.sys0, self.cpu0, self.t0 = throughput._system_cpu(), _cpu_s(), time.perf_counter()
+        self.sys0, self.cpu0, self.t0 = provenance.system_cpu(), _cpu_s(), time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self.t0
-        c = throughput._contention(self.sys0, throughput._system_cpu(), self.cpu0, _cpu_s(), self.wall)
+        c = throughput._contention(self.sys0, provenance.system_cpu(), self.cpu0, _cpu_s(), self.wall)
         self.contention = c.get("contention")
 
 

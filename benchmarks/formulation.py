@@ -63,7 +63,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-import throughput  # noqa: E402  (machine description, git state, contention, JSON writer)
+import provenance  # noqa: E402  (git state, machine load)
+import throughput  # noqa: E402  (machine description, contention, JSON writer)
 
 import jaxexp  # noqa: E402,F401  (splits the CPU into one XLA device per core before JAX starts)
 from jaxexp.run import programs  # noqa: E402
@@ -372,11 +373,11 @@ def run_case(hidden, population: int, steps: int, repeats: int, variants, kernel
         for name in kernels:
             peak_rates[name].append(time_peak(kernels, name))
         for v in variants:
-            sys0, cpu0 = throughput._system_cpu(), _now_cpu()
+            sys0, cpu0 = provenance.system_cpu(), _now_cpu()
             t = time.perf_counter()
             jax.block_until_ready(execs[v](*args))
             wall = time.perf_counter() - t
-            c = throughput._contention(sys0, throughput._system_cpu(), cpu0, _now_cpu(), wall)
+            c = throughput._contention(sys0, provenance.system_cpu(), cpu0, _now_cpu(), wall)
             case["variants"][v]["times"].append(wall)
             case["variants"][v]["contention"].append(c.get("contention"))
     case["case_peak_gflops"] = max(statistics.median(r) for r in peak_rates.values()) / 1e9

@@ -1,4 +1,5 @@
-"""Which jaxexp a benchmark measured: recorded in every benchmark's JSON.
+"""Which jaxexp a benchmark measured, and how busy the machine was: recorded in every
+benchmark's JSON.
 
 Imported by the scripts beside it (run as ``python benchmarks/NAME.py``, so this
 folder is on ``sys.path``)."""
@@ -6,6 +7,7 @@ folder is on ``sys.path``)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 
 
@@ -26,3 +28,15 @@ def git_state(root: str) -> dict:
         "jaxexp_diff_sha1": hashlib.sha1(diff.encode()).hexdigest() if diff else None,
         "jaxexp_untracked": git("ls-files", "--others", "--exclude-standard", "--", "jaxexp").split(),
     }
+
+
+def system_cpu() -> dict | None:
+    """Machine-wide busy and steal CPU seconds from /proc/stat (None off Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    busy = v[0] + v[1] + v[2] + v[5] + v[6]  # user nice system irq softirq
+    return {"busy_s": busy / tick, "steal_s": (v[7] if len(v) > 7 else 0) / tick}

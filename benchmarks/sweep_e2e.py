@@ -161,17 +161,6 @@ def _machine() -> dict:
     }
 
 
-def _system_cpu() -> dict | None:
-    """Machine-wide busy and steal CPU seconds from /proc/stat (None off Linux)."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    return {"busy_s": (v[0] + v[1] + v[2] + v[5] + v[6]) / tick, "steal_s": (v[7] if len(v) > 7 else 0) / tick}
-
-
 def _loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -214,7 +203,7 @@ def _jaxexp_cmd() -> list[str]:
 def run_process(cmd: list[str], env: dict, log_path: str, timeout: float) -> dict:
     """Runs one process, timed from spawn to exit; its CPU time and peak RSS from wait4."""
     load = _loadavg()
-    sys0 = _system_cpu()
+    sys0 = provenance.system_cpu()
     with open(log_path, "w") as log:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -227,7 +216,7 @@ def run_process(cmd: list[str], env: dict, log_path: str, timeout: float) -> dic
             timer.cancel()
         wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    sys1 = _system_cpu()
+    sys1 = provenance.system_cpu()
     cpu = ru.ru_utime + ru.ru_stime
     out = {
         "wall_s": wall,

@@ -808,9 +808,9 @@ def _wait_quiet(max_s: float) -> float:
     """Waits (at most max_s) until other processes use < SUSPECT_CORES cores over a second; returns seconds waited."""
     t = time.perf_counter()
     while time.perf_counter() - t < max_s:
-        s0 = _system_cpu()
+        s0 = provenance.system_cpu()
         time.sleep(1.0)
-        s1 = _system_cpu()
+        s1 = provenance.system_cpu()
         if s0 is None or s1 is None:
             break
         if (s1["busy_s"] - s0["busy_s"]) + (s1["steal_s"] - s0["steal_s"]) < SUSPECT_CORES:
@@ -823,7 +823,7 @@ def _run_case_once(mode: str, spec: dict, xla: str, timeout: float, log) -> dict
         result_path = f.name
     cmd = [sys.executable, os.path.abspath(__file__), "--_child", mode, "--_spec", json.dumps(spec)]
     cmd += ["--_result", result_path]
-    t, sys0, ch0 = time.perf_counter(), _system_cpu(), _children_cpu()
+    t, sys0, ch0 = time.perf_counter(), provenance.system_cpu(), _children_cpu()
     try:
         proc = subprocess.run(cmd, env=_env(xla), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
         wall = time.perf_counter() - t
@@ -834,7 +834,7 @@ def _run_case_once(mode: str, spec: dict, xla: str, timeout: float, log) -> dict
         with open(result_path) as f:
             result = json.load(f)
         result["subprocess_wall_s"] = wall
-        result.update(_contention(sys0, _system_cpu(), ch0, _children_cpu(), wall))
+        result.update(_contention(sys0, provenance.system_cpu(), ch0, _children_cpu(), wall))
         if result.get("contention", 0.0) > SUSPECT_CORES:
             log(f"  ! other processes/host steal took {result['contention']:.2f} cores during this case")
         return result
@@ -848,18 +848,6 @@ def _run_case_once(mode: str, spec: dict, xla: str, timeout: float, log) -> dict
 
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def _system_cpu() -> dict | None:
-    """Machine-wide busy and steal CPU seconds from /proc/stat (None off Linux)."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    busy = v[0] + v[1] + v[2] + v[5] + v[6]  # user nice system irq softirq
-    return {"busy_s": busy / tick, "steal_s": (v[7] if len(v) > 7 else 0) / tick}
 
 
 def _children_cpu() -> float:
