@@ -1,5 +1,8 @@
 """Seed statistics: intervals, correlations and recipe comparisons (scipy).
 
+Only ``scipy.special`` is imported (the distribution functions scipy.stats itself
+calls): importing ``scipy.stats`` costs ~0.3 s, 2% of a 192-run sweep's wall time.
+
 All intervals are two-sided 95% Student-t intervals over seeds; comparisons
 between recipes use Welch's t-test (unequal variances: recipes differ in how
 stable they are, so a pooled variance would be wrong).
@@ -26,7 +29,7 @@ def interval(values) -> dict:
     out.update(mean=x.mean(), min=x.min(), max=x.max())
     if n >= 2:
         sd = x.std(ddof=1)
-        half = _sps().t.ppf(0.5 + LEVEL / 2, n - 1) * sd / math.sqrt(n)
+        half = _t_ppf(0.5 + LEVEL / 2, n - 1) * sd / math.sqrt(n)
         out.update(std=sd, ci_low=x.mean() - half, ci_high=x.mean() + half)
     return out
 
@@ -40,8 +43,8 @@ def correlation(x, y) -> dict:
     nan = {"n": int(len(x)), "pearson_r": np.nan, "pearson_p": np.nan, "spearman_rho": np.nan, "spearman_p": np.nan}
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return nan
-    r, p = _sps().pearsonr(x, y)
-    rho, sp = _sps().spearmanr(x, y)
+    r, p = _pearson(x, y)
+    rho, sp = _spearman(x, y)
     return {"n": int(len(x)), "pearson_r": r, "pearson_p": p, "spearman_rho": rho, "spearman_p": sp}
 
 
@@ -60,8 +63,8 @@ def welch(a, b) -> dict:
     if se == 0:
         return out
     dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = _sps().t.ppf(0.5 + LEVEL / 2, dof) * se
-    p = 2 * _sps().t.sf(abs(out["diff"]) / se, dof)
+    half = _t_ppf(0.5 + LEVEL / 2, dof) * se
+    p = 2 * _t_sf(abs(out["diff"]) / se, dof)
     out.update(diff_ci_low=out["diff"] - half, diff_ci_high=out["diff"] + half, p_value=p)
     return out
 
@@ -100,7 +103,41 @@ def compare(members: pd.DataFrame, by: str, column: str, baseline, labels: list)
     return pd.DataFrame(rows)
 
 
-def _sps():
-    from scipy import stats  # imported on first use: `import jaxexp` does not load scipy
+def _special():
+    from scipy import special  # imported on first use: `import jaxexp` does not load scipy
 
-    return stats
+    return special
+
+
+def _t_ppf(q: float, dof: float) -> float:
+    """Student-t quantile: ``scipy.stats.t.ppf(q, dof)`` (the same special function)."""
+    return float(_special().stdtrit(dof, q))
+
+
+def _t_sf(t: float, dof: float) -> float:
+    """Student-t upper tail: ``scipy.stats.t.sf(t, dof)`` (the same special function)."""
+    return float(_special().stdtr(dof, -t))
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``scipy.stats.pearsonr``: r and its two-sided p-value under bivariate normality
+    (r is Beta(n/2 - 1, n/2 - 1) on [-1, 1]); x, y: [n] float64, n >= 3, not constant."""
+    n = len(x)
+    xm, ym = x - x.mean(), y - y.mean()
+    r = float(np.clip(np.dot(xm / np.linalg.norm(xm), ym / np.linalg.norm(ym)), -1.0, 1.0))
+    a = n / 2 - 1
+    p = 2 * float(_special().betainc(a, a, (1 - abs(r)) / 2))  # 2 x the Beta CDF at -|r| (mapped to [0, 1])
+    return r, min(p, 1.0)
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``scipy.stats.spearmanr``: Pearson's r of the average ranks, and its two-sided
+    p-value from Student's t with n - 2 degrees of freedom."""
+    rx, ry = (pd.Series(v).rank(method="average").to_numpy(np.float64) for v in (x, y))
+    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return np.nan, np.nan
+    rho = float(np.corrcoef(rx, ry)[0, 1])
+    dof = len(x) - 2
+    with np.errstate(divide="ignore"):
+        t = rho * math.sqrt(dof / ((rho + 1.0) * (1.0 - rho))) if abs(rho) < 1 else math.inf
+    return rho, 2 * _t_sf(abs(t), dof)

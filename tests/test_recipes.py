@@ -408,3 +408,28 @@ def test_group_comparison_has_one_row_per_recipe_and_group_and_equals_scipy(tiny
     report = (tmp_path / "wd" / "report.md").read_text()
     assert "## Per-group comparison with the baseline (base; val_mse" in report
     assert f"correcting for {task.n_groups} tests" in report and "| slow | k4_m3 | hard | 0.36 |" in report
+
+
+def test_correlation_and_intervals_equal_scipy_stats():
+    # jaxexp.stats calls scipy.special directly (scipy.stats costs ~0.3 s to import);
+    # the values are scipy.stats' to 1e-12 (ties included). Perfectly correlated inputs
+    # are left out: there r is 1 within an ulp, and a 1-ulp change of r moves the
+    # n = 3 p-value by 1e-8 in either implementation.
+    rng = np.random.default_rng(3)
+    for n in (3, 4, 7, 20, 200):
+        for k in range(20):
+            x = rng.normal(size=n)
+            y = 0.5 * x + rng.normal(size=n)
+            if k % 4 == 0:
+                x, y = np.round(x), np.round(y)  # ties: average ranks
+            if np.ptp(x) == 0 or np.ptp(y) == 0:
+                continue
+            got = stats.correlation(x, y)
+            r, s = sps.pearsonr(x, y), sps.spearmanr(x, y)
+            want = [r.statistic, r.pvalue, s.statistic, s.pvalue]
+            np.testing.assert_allclose(
+                [got["pearson_r"], got["pearson_p"], got["spearman_rho"], got["spearman_p"]], want, rtol=0, atol=1e-12
+            )
+            iv = stats.interval(x)
+            lo, hi = sps.t.interval(0.95, n - 1, loc=x.mean(), scale=sps.sem(x))
+            np.testing.assert_allclose([iv["ci_low"], iv["ci_high"]], [lo, hi], rtol=0, atol=1e-12)

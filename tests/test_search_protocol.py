@@ -157,14 +157,16 @@ def test_a_checkpoint_is_saved_when_due_at_a_bucket_end_or_on_a_stop_signal():
 
         def save(self, state, out, position, arch, best):
             self.saved.append((state, position["in_bucket"]))
+            self.positions.append(position)
 
-    def run(due, done, signal=None):
+    def run(due, done, signal=None, last=False):
         saver, stop = FakeSaver(due), {"signal": signal}
+        saver.positions = []
         q = SlotQueue.fresh(2, np.array([4, 4]))
         q.done[:] = done
         timings = {"checkpoint_s": 0.0}
         try:
-            bucket._checkpoint((saver, {"bucket": 0}, {}, stop), q, "STATE", _out(), None, timings)
+            bucket._checkpoint((saver, {"bucket": 0}, {}, stop, last), q, "STATE", _out(), None, timings)
         except bucket.Stop as e:
             return saver.saved, e.signum
         return saver.saved, None
@@ -173,3 +175,23 @@ def test_a_checkpoint_is_saved_when_due_at_a_bucket_end_or_on_a_stop_signal():
     assert run(due=True, done=[True, False]) == ([("STATE", True)], None)
     assert run(due=False, done=[True, True]) == ([(None, False)], None)  # the bucket's end: always
     assert run(due=False, done=[False, False], signal=15) == ([("STATE", True)], 15)  # a stop: saved, then stops
+    # the run's last bucket: its end is also the run's complete marker (past the last bucket);
+    # a save inside it is not
+    saver = FakeSaver(False)
+    saver.positions = []
+    q = SlotQueue.fresh(2, np.array([4, 4]))
+    q.done[:] = True
+    bucket._checkpoint(
+        (saver, {"bucket": 3}, {}, {"signal": None}, True), q, "STATE", _out(), None, {"checkpoint_s": 0}
+    )
+    assert saver.saved == [(None, False)] and saver.positions[0]["complete"] and saver.positions[0]["bucket"] == 4
+    q.done[0] = False
+    bucket._checkpoint(
+        (saver, {"bucket": 3}, {}, {"signal": None}, True), q, "STATE", _out(), None, {"checkpoint_s": 0}
+    )
+    assert saver.saved == [(None, False)]  # mid-bucket and not due: nothing
+    saver.is_due = True
+    bucket._checkpoint(
+        (saver, {"bucket": 3}, {}, {"signal": None}, True), q, "STATE", _out(), None, {"checkpoint_s": 0}
+    )
+    assert saver.saved[-1] == ("STATE", True) and "complete" not in saver.positions[-1]

@@ -1,4 +1,5 @@
 import builtins
+import importlib.util
 
 import numpy as np
 import pandas as pd
@@ -106,7 +107,9 @@ def test_bundled_digits_needs_the_data_extra(tiny, monkeypatch):
             raise ImportError("no sklearn")
         return real_import(name, *args, **kwargs)
 
+    real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "sklearn" else real_find_spec(n, *a))
     with pytest.raises(DataError, match=r"pip install 'jaxexp\[data\]'"):
         jaxexp.load_task(c.task)
 
@@ -117,6 +120,17 @@ def test_bundled_digits_loads(tiny):
     c.task.name = "digits"
     t = jaxexp.load_task(c.task)
     assert t.n_features == 64 and t.n_outputs == 10 and len(t.x_train) + len(t.x_val) == 1797
+
+
+def test_digits_read_from_the_file_are_load_digits():
+    datasets = pytest.importorskip("sklearn.datasets")
+    from jaxexp.tasks import bundled
+
+    x, y = bundled.digits_arrays()
+    d = datasets.load_digits()
+    np.testing.assert_array_equal(x, d.data)  # exact: the same CSV parsed
+    np.testing.assert_array_equal(y, d.target)
+    assert x.dtype == d.data.dtype and y.dtype == d.target.dtype
 
 
 def test_string_labels_are_a_data_error(tiny, tmp_path):

@@ -62,8 +62,8 @@ def run_bucket(config, compiled: Compiled, data, part, budget, where, meter: Pro
     smaller padded size class (``engine.compact``). The in-run rules
     (``jaxexp.search.IN_RUN_RULES``: successive halving prunes members at rungs,
     population-based training copies members into others) act between segments.
-    ckpt: None, or (saver, position, architecture record, stop flag): a
-    checkpoint is saved after every segment. resumed: a ``resume.Resumed`` of
+    ckpt: None, or (saver, position, architecture record, stop flag, last bucket of the
+    run): a checkpoint is saved after a segment when one is due. resumed: a ``resume.Resumed`` of
     this bucket to continue from.
     """
     timings = out.timings
@@ -195,13 +195,18 @@ def _apply_rules(rules: list, b: Boundary, q: SlotQueue, out) -> tuple[np.ndarra
 def _checkpoint(ckpt, q: SlotQueue, state, out, best, timings: dict) -> None:
     """Saves the bucket's state after a segment when one is due (``engine.checkpoint_every_s``;
     always at the bucket's end and on a stop signal); a stop signal then stops every process."""
-    saver, position, arch, stop = ckpt
+    saver, position, arch, stop, last = ckpt
     in_bucket = not q.done.all()
+    position = q.position(position)
+    if last and not in_bucket:
+        # the run's last bucket is done: this step also marks the run complete (one save
+        # instead of a second that would first wait for this one to reach the disk)
+        position.update(bucket=position["bucket"] + 1, complete=True)
     # collective decisions: every process saves, or none; all stop together
     stopping = distributed.any_process(stop["signal"] is not None)
     if stopping or distributed.any_process(not in_bucket or saver.due()):
         t = time.perf_counter()
-        saver.save(state if in_bucket else None, out, q.position(position), arch, None if best is None else best[0])
+        saver.save(state if in_bucket else None, out, position, arch, None if best is None else best[0])
         timings["checkpoint_s"] += time.perf_counter() - t
         stopping = distributed.any_process(stop["signal"] is not None)  # also a signal during the save
     if stopping:

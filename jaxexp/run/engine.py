@@ -102,10 +102,10 @@ def run(
                 data = distributed.put(train.data_of(compiled.dataset), compiled.replicated)
                 ckpt = None
                 if saver is not None:
-                    ckpt = (saver, {"bucket": b_idx}, bucket_arch(b_idx), stop_flag)
+                    ckpt = (saver, {"bucket": b_idx}, bucket_arch(b_idx), stop_flag, b_idx == len(groups) - 1)
                 where = f"bucket {b_idx + 1}/{len(groups)}"
                 bucket.run_bucket(config, compiled, data, group.members, budget, where, meter, out, ckpt, here)
-            if saver is not None and (resumed is None or not resumed.host.get("complete")):
+            if saver is not None and not saver.complete:  # (the last bucket's end usually marked it)
                 saver.save(None, out, {"bucket": len(groups), "in_bucket": False, "complete": True}, {}, None)
     except KeyboardInterrupt:
         stopped_by = stop_flag["signal"] or stop.REQUESTED["signal"] or 2  # 15: a SIGTERM

@@ -277,11 +277,14 @@ def summarize(rows: pd.DataFrame, params: list[str], metric: str, goal: str) -> 
     metrics come from fewer epochs).
     """
     out = []
-    for config_id, part in rows.groupby("config_id", sort=True):
-        ok = part[~part["status"].isin(["diverged", "pruned"])]
+    # status compared once for all rows (not per configuration, on pandas' Arrow strings)
+    status = rows["status"].to_numpy(dtype=object)
+    diverged, pruned = status == "diverged", status == "pruned"
+    for config_id, where in rows.groupby("config_id", sort=True).indices.items():
+        part = rows.iloc[where]
+        ok = part[~(diverged[where] | pruned[where])]
         row = {"config_id": config_id, **{p: part[p].iloc[0] for p in params}}
-        row.update(seeds=len(part), diverged=int((part["status"] == "diverged").sum()))
-        row["pruned"] = int((part["status"] == "pruned").sum())
+        row.update(seeds=len(part), diverged=int(diverged[where].sum()), pruned=int(pruned[where].sum()))
         best = stats.interval(ok[f"best_{metric}"])
         for k in ("mean", "std", "min", "max", "ci_low", "ci_high"):
             row[f"best_{metric}_{k}"] = best[k]

@@ -206,6 +206,7 @@ class Saver:
         self.every_s = float(config.engine.checkpoint_every_s)
         self.first = self.step  # this process's first save is due after its first segment
         self.last = time.monotonic()
+        self.complete = False  # a step saved (or resumed from) marks the whole run complete
 
     def due(self) -> bool:
         """Whether a save is due: this process has not saved yet (an interruption after the
@@ -217,6 +218,7 @@ class Saver:
         arrays, info = pack(out.history, out.group_history, out.rungs, out.pbt, out.finals, out.initial)
         host = {"config": config_json(self.config), **position, **info}
         self.ckpt.save(self.step, state, arrays, host, arch, best)
+        self.complete = bool(position.get("complete"))
         self.step += 1
         self.last = time.monotonic()
 
@@ -266,6 +268,7 @@ class Saver:
                 continue
             if target is not None:
                 checkpoint.check_leaves(state, target, where)
+            self.complete = bool(host.get("complete"))
             return Resumed(step, host, state, results)
         if steps:
             raise checkpoint.CheckpointError(
