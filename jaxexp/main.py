@@ -19,6 +19,8 @@ Without ``--config`` the packaged quickstart sweep runs.
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
 import signal
 import sys
@@ -222,6 +224,30 @@ def run() -> None:
     except KeyboardInterrupt:  # while importing or loading the config
         print("jaxexp: interrupted; nothing was written", file=sys.stderr)
         sys.exit(stop.exit_code())
+    except SystemExit as e:  # app.run always ends here
+        _exit(e.code)
+
+
+def _exit(code) -> None:
+    """Ends the command with ``code`` (SystemExit's: None, an int, or a message).
+
+    With JAX loaded, Python's own teardown of the interpreter (destroying every
+    module of JAX, XLA, pandas, orbax, matplotlib) takes ~0.4 s, 3% of a 192-run
+    sweep, after the last file is written: the atexit handlers run (logging,
+    TensorBoard writers, JAX's distributed client), the streams are flushed, and the
+    process ends. Without JAX, or with a thread still running, Python exits as usual.
+    """
+    import threading
+
+    if "jax" not in sys.modules or threading.active_count() > 1:
+        sys.exit(code)
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,27 @@ def test_help_imports_no_jax_and_writes_nothing(tmp_path):
     )
     assert p.returncode == 0 and "--weights=TEXT" in p.stdout and "--workdir=TEXT" in p.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "code, rc, out, err",
+    [
+        ("3", 3, "piped text|atexit ran", ""),
+        ("None", 0, "piped text|atexit ran", ""),
+        ("'bad: x'", 1, "piped text|atexit ran", "bad: x"),
+    ],
+)
+def test_the_console_script_ends_without_teardown_but_keeps_exit_code_output_and_atexit(code, rc, out, err):
+    # with JAX loaded, main._exit skips the interpreter's module teardown (os._exit); the
+    # exit code, the piped (block-buffered) output and the atexit handlers must survive
+    script = (
+        "import atexit, sys\n"
+        "import jax\n"
+        "from jaxexp import main\n"
+        "atexit.register(lambda: print('|atexit ran', end=''))\n"
+        "print('piped text', end='')\n"
+        f"main._exit({code})\n"
+        "print('not reached')\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=ENV)
+    assert (p.returncode, p.stdout, p.stderr.strip()) == (rc, out, err)
