@@ -217,6 +217,10 @@ def run() -> None:
         return
     from jaxexp.run import cpu
 
+    if next((a for a in args if not a.startswith("-")), None) == "sweep":
+        from jaxexp.run import plot_worker
+
+        plot_worker.start()  # draws the plots beside the run: forked before JAX starts
     cpu.use_all_cores()  # before JAX starts
     stop.install()  # a stop signal before training: one line, 130/143 (see jaxexp.run.stop)
     try:
@@ -235,11 +239,14 @@ def _exit(code) -> None:
     module of JAX, XLA, pandas, orbax, matplotlib) takes ~0.4 s, 3% of a 192-run
     sweep, after the last file is written: the atexit handlers run (logging,
     TensorBoard writers, JAX's distributed client), the streams are flushed, and the
-    process ends. Without JAX, or with a thread still running, Python exits as usual.
+    process ends. Without JAX, with a thread still running, or under a profiler or
+    tracer (cProfile, a debugger: they write their output after ``run`` returns),
+    Python exits as usual.
     """
     import threading
 
-    if "jax" not in sys.modules or threading.active_count() > 1:
+    watched = sys.getprofile() is not None or sys.gettrace() is not None
+    if "jax" not in sys.modules or threading.active_count() > 1 or watched:
         sys.exit(code)
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)

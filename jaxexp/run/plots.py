@@ -2,16 +2,19 @@
 
 Every configuration has one colour in every plot (``jaxexp.run.colors.config_colors``:
 by rank in ``res.summary``), the same as in the HTML report.
+
+The figures read a ``View`` (or the Results themselves): tables and labels only, no
+config and no JAX, so ``jaxexp.run.plot_worker`` can draw them in a helper process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
 import pandas as pd
 
-from jaxexp import config as cfgmod
 from jaxexp.run.colors import config_colors
 
 _MAX_LINES = 8  # configurations drawn per plot (the best ones)
@@ -20,20 +23,42 @@ _LOSS_NAMES = {"loss", "mse", "nll", "ce", "xent", "cross_entropy", "crossentrop
 _VAL_PREFIXES = ("val_", "valid_", "validation_", "eval_", "test_", "val/", "valid/", "eval/")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, never a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _figure(**kw):
     """A figure that is not registered with pyplot (no global state, no display)."""
     from matplotlib.figure import Figure
 
     return Figure(**kw)
+
+
+@dataclasses.dataclass
+class View:
+    """What the sweep figures read of a Results (picklable, without JAX): the
+    tables, the selection metric and goal, and the legend labels of the drawn
+    configurations."""
+
+    history: pd.DataFrame
+    members: pd.DataFrame  # member, config_id
+    summary: pd.DataFrame
+    groups: pd.DataFrame
+    metric: str
+    goal: str
+    labels: dict  # {config_id: Results.label(config_id)} of the drawn configurations
+
+    def label(self, config_id: int) -> str:
+        return self.labels[config_id]
+
+
+def view(res) -> View:
+    """The View of ``res`` (a Results)."""
+    return View(
+        history=res.history,
+        members=res.members[["member", "config_id"]],
+        summary=res.summary,
+        groups=res.groups,
+        metric=res.metric,
+        goal=res.goal,
+        labels={c: res.label(c) for c in _top_configs(res)},
+    )
 
 
 def _top_configs(res) -> list:
@@ -120,7 +145,7 @@ def history_figure(res):
     from matplotlib.lines import Line2D
 
     h = res.history[~res.history["diverged"]].merge(res.members[["member", "config_id"]], on="member")
-    metric, goal = res.metric, res.config.goal
+    metric, goal = res.metric, res.goal
     panels = _panels(res, h)
     colors = config_colors(res)
     ids = _top_configs(res)
@@ -180,29 +205,31 @@ def history(res, path: str) -> None:
     history_figure(res).savefig(path, dpi=100)
 
 
-def scatter(res, path: str) -> bool:
-    """Predicted vs true on the validation split for the best member, in the
-    task's original units: log and linear axes. False unless the workload
-    predicts one real-valued target per row (a regression)."""
+def scatter_data(res) -> dict | None:
+    """What scatter.png shows: predicted vs true on the validation split for the
+    best member, in the task's original units, as ``{"member", "views": [(name,
+    true, predicted, axis scale)]}``. None unless the workload predicts one
+    real-valued target per row (a regression). Runs the member's model (JAX)."""
+    from jaxexp import config as cfgmod
 
     finished = res.members[res.members["member"].isin(list(res.best_params)) & (res.members["status"] != "diverged")]
     if finished.empty:
-        return False
+        return None
     col = f"best_{res.metric}"
-    best = int(finished.loc[finished[col].idxmin() if res.config.goal == "min" else finished[col].idxmax(), "member"])
+    best = int(finished.loc[finished[col].idxmin() if res.goal == "min" else finished[col].idxmax(), "member"])
     cfg = res.member_config(best)
     wl = cfgmod.workload_of(cfg)
     info = wl.dataset(cfg).info
     if wl.predict is None or best not in res.best_params:
-        return False
+        return None
     y, p = res.predict(best)
     if y.ndim != 2 or p.shape != y.shape or not np.issubdtype(y.dtype, np.floating):
-        return False
+        return None
     mean, std = np.asarray(info.get("target_mean", [0.0])), np.asarray(info.get("target_std", [1.0]))
     y, p = (y * std + mean)[:, 0], (p * std + mean)[:, 0]
     finite = np.isfinite(y) & np.isfinite(p)  # padded entries (NaN) of a workload's predictions
     if not finite.any():
-        return False
+        return None
     y, p = y[finite], p[finite]
     if info.get("target_units") == "log2":  # targets are log2(value)
         views = [("value (log axes)", 2.0**y, 2.0**p, "log"), ("value", 2.0**y, 2.0**p, "linear")]
@@ -210,8 +237,14 @@ def scatter(res, path: str) -> bool:
         views = [("value", y, p, "linear")]
         if (y > 0).all() and (p > 0).all():
             views.append(("value (log axes)", y, p, "log"))
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(views), figsize=(5 * len(views), 4.5), squeeze=False)
+    return {"member": best, "views": views}
+
+
+def scatter_figure(data: dict):
+    """The figure of ``scatter_data``: one panel per view, the diagonal dashed."""
+    views = data["views"]
+    fig = _figure(figsize=(5 * len(views), 4.5), layout="tight")
+    axes = fig.subplots(1, len(views), squeeze=False)
     for ax, (name, yy, pp, scale) in zip(axes[0], views):
         ax.scatter(yy, pp, s=6, alpha=0.5)
         lo, hi = min(yy.min(), pp.min()), max(yy.max(), pp.max())
@@ -220,10 +253,16 @@ def scatter(res, path: str) -> bool:
         ax.set_yscale(scale)
         ax.set_xlabel(f"true {name}")
         ax.set_ylabel(f"predicted {name}")
-        ax.set_title(f"member {best}, best epoch, validation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        ax.set_title(f"member {data['member']}, best epoch, validation")
+    return fig
+
+
+def scatter(res, path: str) -> bool:
+    """scatter.png (see ``scatter_data``); False when it does not apply."""
+    data = scatter_data(res)
+    if data is None:
+        return False
+    scatter_figure(data).savefig(path, dpi=100)
     return True
 
 
@@ -286,20 +325,53 @@ def groups(res, path: str) -> None:
     groups_figure(res).savefig(path, dpi=100)
 
 
-def write_all(res, directory: str, warn=None) -> list[str]:
-    """Writes every plot that applies; returns the file names. A plot that
-    fails is reported through ``warn`` and skipped; the others are written."""
-    plots = {"history.png": history, "scatter.png": scatter, "groups.png": groups}
-    if res.history[~res.history["diverged"]].empty:
+def draw(v: View, scatter: dict | None, directory: str, warn=None) -> list[str]:
+    """Writes every plot that applies to ``v`` (and ``scatter``: a ``scatter_data``)
+    into ``directory``; returns the file names. A plot that fails is reported
+    through ``warn`` and skipped; the others are written."""
+    if v.history[~v.history["diverged"]].empty:
         return []
-    if res.groups.empty:
-        del plots["groups.png"]
+    figures = {"history.png": lambda: history_figure(v)}
+    if scatter is not None:
+        figures["scatter.png"] = lambda: scatter_figure(scatter)
+    if not v.groups.empty:
+        figures["groups.png"] = lambda: groups_figure(v)
     written = []
-    for name, fn in plots.items():
+    for name, figure in figures.items():
         try:
-            if fn(res, os.path.join(directory, name)) is not False:
-                written.append(name)
+            figure().savefig(os.path.join(directory, name), dpi=100)
+            written.append(name)
         except Exception as e:  # a plot must never cost the results or the other plots
             if warn is not None:
                 warn(f"{name} not written: {type(e).__name__}: {e}")
     return written
+
+
+def prepare(res, warn=None) -> tuple[View, dict | None] | None:
+    """The arguments of ``draw`` for ``res`` (a Results): its View and scatter data
+    (computed here: they need the config and JAX); None when nothing is drawn."""
+    if res.history[~res.history["diverged"]].empty:
+        return None
+    try:
+        data = scatter_data(res)
+    except Exception as e:  # as in draw: one plot lost, never the others
+        data = None
+        if warn is not None:
+            warn(f"scatter.png not written: {type(e).__name__}: {e}")
+    return view(res), data
+
+
+def write_all(res, directory: str, warn=None) -> list[str]:
+    """Writes every plot of ``res`` (a Results) that applies; see ``draw``."""
+    args = prepare(res, warn)
+    return [] if args is None else draw(*args, directory, warn)
+
+
+def warm_up() -> None:
+    """Imports matplotlib and draws one small figure (fonts, text layout), so that
+    the first real plot does not pay for them."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = _figure(figsize=(2, 2))
+    fig.subplots().set_title("warm-up")
+    FigureCanvasAgg(fig).draw()

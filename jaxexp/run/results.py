@@ -76,6 +76,10 @@ class Results:
         return self.config.metric
 
     @property
+    def goal(self) -> str:
+        return self.config.goal
+
+    @property
     def params(self) -> list[str]:
         """Swept parameter columns (and ``recipe`` and the fields recipes set)."""
         return [c for c in self.summary.columns if c in self.members.columns and c not in _ID_COLUMNS]
@@ -325,7 +329,24 @@ def write(res: Results, workdir: str, t_start: float | None = None, wait=None) -
     called before timings.json (the run's last checkpoint finishing meanwhile).
     """
     os.makedirs(workdir, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=workdir, prefix=workdir_layout.WRITING_PREFIX)
+    try:
+        _write_into(res, workdir, tmp, t_start, wait)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    res.workdir = workdir
+
+
+def _write_into(res: Results, workdir: str, tmp: str, t_start: float | None, wait) -> None:
+    """``write``'s work: every file into ``tmp``, then renamed into ``workdir``. The
+    plots are drawn (by the helper process when one runs) while the tables and
+    TensorBoard events are written."""
     t = res.timings
+    finish_plots = lambda: []  # noqa: E731
+    if res.config.engine.plots:
+        from jaxexp.run import plot_worker
+
+        finish_plots = plot_worker.begin(res, tmp, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr), t)
     texts = {
         "config.json": json.dumps(res.config.to_dict(), indent=2, default=list),
         "members.csv": res.members.to_csv(index=False),
@@ -341,36 +362,27 @@ def write(res: Results, workdir: str, t_start: float | None = None, wait=None) -
         texts["groups.csv"] = res.groups.to_csv(index=False)
         texts["group_history.csv"] = res.group_history.to_csv(index=False)
         texts["group_comparison.csv"] = res.group_comparison.to_csv(index=False)
-    tmp = tempfile.mkdtemp(dir=workdir, prefix=workdir_layout.WRITING_PREFIX)
-    try:
-        if res.config.engine.plots:
-            from jaxexp.run import plots
-
-            with timing.phase(t, "plots_s"):
-                res.plots = plots.write_all(res, tmp, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr))
-        folders = []
-        if res.config.engine.get("tensorboard", False):
-            with timing.phase(t, "tensorboard_s"):
-                folders = _tensorboard(res, tmp)
-        with timing.phase(t, "files_s"):
-            texts["report.md"] = report.markdown(res)
-        with timing.phase(t, "html_s"):
-            texts["report.html"] = websweep.render(res, texts["report.md"], tmp, res.plots)
-        with timing.phase(t, "files_s"):
-            for name, text in texts.items():
-                with open(os.path.join(tmp, name), "w") as f:
-                    f.write(text)
-        if wait is not None:
-            wait()
-        if t_start is not None:
-            t["wall_s"] = time.perf_counter() - t_start
-        with open(os.path.join(tmp, "timings.json"), "w") as f:
-            json.dump({k: (v if not isinstance(v, float) else round(v, 4)) for k, v in t.items()}, f, indent=1)
-        for name in [*texts, *res.plots, "timings.json"]:
-            os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
-        for name in folders:  # a folder cannot be renamed over a non-empty one
-            shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
-            os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    res.workdir = workdir
+    folders = []
+    if res.config.engine.get("tensorboard", False):
+        with timing.phase(t, "tensorboard_s"):
+            folders = _tensorboard(res, tmp)
+    res.plots = finish_plots()
+    with timing.phase(t, "files_s"):
+        texts["report.md"] = report.markdown(res)
+    with timing.phase(t, "html_s"):
+        texts["report.html"] = websweep.render(res, texts["report.md"], tmp, res.plots)
+    with timing.phase(t, "files_s"):
+        for name, text in texts.items():
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(text)
+    if wait is not None:
+        wait()
+    if t_start is not None:
+        t["wall_s"] = time.perf_counter() - t_start
+    with open(os.path.join(tmp, "timings.json"), "w") as f:
+        json.dump({k: (v if not isinstance(v, float) else round(v, 4)) for k, v in t.items()}, f, indent=1)
+    for name in [*texts, *res.plots, "timings.json"]:
+        os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
+    for name in folders:  # a folder cannot be renamed over a non-empty one
+        shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+        os.replace(os.path.join(tmp, name), os.path.join(workdir, name))

@@ -7,7 +7,9 @@ the config; command line only), ``data_s`` (loading the workload's data), ``chec
 segments) and ``init_compile_s`` (init/refill programs), ``init_s`` (running them),
 ``segments_s`` (training), ``checkpoint_s`` (the blocking part of the saves: the copy to
 host memory) and ``checkpoint_wait_s`` (waiting for the last background save),
-``assemble_s`` (result tables), ``plots_s``, ``tensorboard_s``, ``html_s`` and
+``assemble_s`` (result tables), ``plots_s`` (the run's time on the PNG plots: with
+``jaxexp sweep``'s helper process drawing them beside the run, only preparing them and
+waiting for it; ``jaxexp.run.plot_worker``), ``tensorboard_s``, ``html_s`` and
 ``files_s`` (the other files). ``total_s`` is the engine's part (compile to the last
 checkpoint); ``wall_s`` the whole call (from process start on the command line).
 """
