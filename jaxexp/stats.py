@@ -124,6 +124,8 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     (r is Beta(n/2 - 1, n/2 - 1) on [-1, 1]); x, y: [n] float64, n >= 3, not constant."""
     n = len(x)
     xm, ym = x - x.mean(), y - y.mean()
+    # scaled by the largest deviation first, as scipy does (no overflow or underflow of the squares)
+    xm, ym = xm / np.abs(xm).max(), ym / np.abs(ym).max()
     r = float(np.clip(np.dot(xm / np.linalg.norm(xm), ym / np.linalg.norm(ym)), -1.0, 1.0))
     a = n / 2 - 1
     p = 2 * float(_special().betainc(a, a, (1 - abs(r)) / 2))  # 2 x the Beta CDF at -|r| (mapped to [0, 1])
@@ -132,10 +134,8 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """``scipy.stats.spearmanr``: Pearson's r of the average ranks, and its two-sided
-    p-value from Student's t with n - 2 degrees of freedom."""
+    p-value from Student's t with n - 2 degrees of freedom; x, y: [n], not constant."""
     rx, ry = (pd.Series(v).rank(method="average").to_numpy(np.float64) for v in (x, y))
-    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
-        return np.nan, np.nan
     rho = float(np.corrcoef(rx, ry)[0, 1])
     dof = len(x) - 2
     with np.errstate(divide="ignore"):

@@ -599,3 +599,32 @@ def test_a_checkpoint_interval_saves_bucket_ends_only_and_resumes_identically(ti
     c.engine.checkpoint_every_s = 0.0  # after every segment
     jaxexp.sweep(c, str(tmp_path / "every"))
     assert sum(in_bucket for _, in_bucket, _ in saves) >= 4 and len(saves) > 3
+
+
+def test_a_stop_during_the_last_segment_is_completed_by_the_same_command(tiny, tmp_path, monkeypatch):
+    # the last bucket's end is also the run's "complete" marker, but not when a stop signal
+    # came first: that run is interrupted, and the same command must complete it (not call
+    # the workdir finished)
+    import contextlib
+
+    from jaxexp.run import engine
+
+    c = tiny()
+    c.engine.checkpoint = True
+    c.engine.segment_epochs = 3  # one segment: its save is the last bucket's end
+    real = resume.graceful_stop
+
+    @contextlib.contextmanager
+    def signalled(enabled):
+        with real(enabled) as flag:
+            flag["signal"] = 2  # a SIGINT during the (only) segment
+            yield flag
+
+    monkeypatch.setattr(engine.resume, "graceful_stop", signalled)
+    wd = str(tmp_path / "wd")
+    assert jaxexp.sweep(c, wd).interrupted
+    monkeypatch.setattr(engine.resume, "graceful_stop", real)
+    done = jaxexp.sweep(c, wd)
+    assert not done.interrupted and (done.members["status"] == "ok").all()
+    with pytest.raises(jaxexp.ConfigError, match="finished sweep"):
+        jaxexp.sweep(c, wd)  # now it is finished

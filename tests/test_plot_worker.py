@@ -30,6 +30,24 @@ c.sweep.seeds = 2
 if sys.argv[2] == "killed":  # the helper dies before the results are written
     os.kill(plot_worker._WORKER["process"].pid, signal.SIGKILL)
     plot_worker._WORKER["process"].join()
+if sys.argv[2] == "failed":  # writing fails while the helper draws: it must be done before tmp goes
+    from jaxexp.run import outputs
+
+    real = outputs._tables_and_events
+
+    def fail(*a):
+        raise OSError("no space left")
+
+    outputs._tables_and_events = fail
+    try:
+        jaxexp.sweep(c, workdir=os.path.join(sys.argv[1], "wd"))
+        raise AssertionError("no error")
+    except OSError:
+        pass
+    assert not plot_worker._WORKER["unread"] and plot_worker.running()
+    assert not [n for n in os.listdir(os.path.join(sys.argv[1], "wd")) if n.startswith(".writing")]
+    outputs._tables_and_events = real
+    c.engine.overwrite = True
 res = jaxexp.sweep(c, workdir=os.path.join(sys.argv[1], "wd"))
 local = os.path.join(sys.argv[1], "local")
 os.makedirs(local)
@@ -47,12 +65,13 @@ def _run(tmp_path, case):
     return p.stdout.split()
 
 
-@pytest.mark.parametrize("case", ["alive", "killed"])
+@pytest.mark.parametrize("case", ["alive", "killed", "failed"])
 def test_the_helper_draws_the_files_the_process_would_and_a_dead_one_is_replaced(tmp_path, case):
     out = _run(tmp_path, case)
     written, local, jobs = out[1].split(","), out[3].split(","), int(out[5])
     assert written == local == ["history.png", "scatter.png", "groups.png"]
-    assert jobs == (1 if case == "alive" else 0)  # killed: drawn by the process itself
+    # killed: drawn by the process itself; failed: a first job, then the rerun's
+    assert jobs == {"alive": 1, "killed": 0, "failed": 2}[case]
     for name in written:  # byte for byte: the same figures, the same matplotlib
         with open(tmp_path / "wd" / name, "rb") as a, open(tmp_path / "local" / name, "rb") as b:
             assert a.read() == b.read(), name

@@ -195,3 +195,22 @@ def test_a_checkpoint_is_saved_when_due_at_a_bucket_end_or_on_a_stop_signal():
         (saver, {"bucket": 3}, {}, {"signal": None}, True), q, "STATE", _out(), None, {"checkpoint_s": 0}
     )
     assert saver.saved[-1] == ("STATE", True) and "complete" not in saver.positions[-1]
+    # a stop signal before the last bucket's end: saved as a plain bucket end, then stops
+    # (interrupted; the same command completes it)
+    q.done[:] = True
+    stopped = {"signal": 2}
+    with pytest.raises(bucket.Stop):
+        bucket._checkpoint((saver, {"bucket": 3}, {}, stopped, True), q, "STATE", _out(), None, {"checkpoint_s": 0})
+    assert saver.saved[-1] == (None, False) and "complete" not in saver.positions[-1]
+    assert saver.positions[-1]["bucket"] == 3
+    # a signal during the completing save: every member finished, the run completes
+    flag = {"signal": None}
+    real_save = saver.save
+
+    def signalled(*args):
+        real_save(*args)
+        flag["signal"] = 15
+
+    saver.save = signalled
+    bucket._checkpoint((saver, {"bucket": 3}, {}, flag, True), q, "STATE", _out(), None, {"checkpoint_s": 0})
+    assert saver.positions[-1]["complete"] and flag["signal"] == 15

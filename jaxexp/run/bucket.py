@@ -194,22 +194,26 @@ def _apply_rules(rules: list, b: Boundary, q: SlotQueue, out) -> tuple[np.ndarra
 
 def _checkpoint(ckpt, q: SlotQueue, state, out, best, timings: dict) -> None:
     """Saves the bucket's state after a segment when one is due (``engine.checkpoint_every_s``;
-    always at the bucket's end and on a stop signal); a stop signal then stops every process."""
+    always at the bucket's end and on a stop signal); a stop signal then stops every process.
+
+    The end of the run's last bucket is also the run's "complete" marker (one save instead
+    of a second that would first wait for this one to reach the disk), unless a stop signal
+    came first: that run stops as interrupted and the same command completes it. A signal
+    during the completing save does not stop a run whose every member has finished."""
     saver, position, arch, stop, last = ckpt
     in_bucket = not q.done.all()
-    position = q.position(position)
-    if last and not in_bucket:
-        # the run's last bucket is done: this step also marks the run complete (one save
-        # instead of a second that would first wait for this one to reach the disk)
-        position.update(bucket=position["bucket"] + 1, complete=True)
     # collective decisions: every process saves, or none; all stop together
     stopping = distributed.any_process(stop["signal"] is not None)
+    position = q.position(position)
+    completes = last and not in_bucket and not stopping
+    if completes:
+        position.update(bucket=position["bucket"] + 1, complete=True)
     if stopping or distributed.any_process(not in_bucket or saver.due()):
         t = time.perf_counter()
         saver.save(state if in_bucket else None, out, position, arch, None if best is None else best[0])
         timings["checkpoint_s"] += time.perf_counter() - t
         stopping = distributed.any_process(stop["signal"] is not None)  # also a signal during the save
-    if stopping:
+    if stopping and not completes:
         raise Stop(stop["signal"] or 15)
 
 

@@ -325,10 +325,11 @@ def groups(res, path: str) -> None:
     groups_figure(res).savefig(path, dpi=100)
 
 
-def draw(v: View, scatter: dict | None, directory: str, warn=None) -> list[str]:
+def draw(v: View, scatter: dict | None, directory: str, warn=None, alive=None) -> list[str]:
     """Writes every plot that applies to ``v`` (and ``scatter``: a ``scatter_data``)
     into ``directory``; returns the file names. A plot that fails is reported
-    through ``warn`` and skipped; the others are written."""
+    through ``warn`` and skipped; the others are written. ``alive``: checked before
+    each figure; False stops the drawing (the helper of a command that is gone)."""
     if v.history[~v.history["diverged"]].empty:
         return []
     figures = {"history.png": lambda: history_figure(v)}
@@ -338,6 +339,8 @@ def draw(v: View, scatter: dict | None, directory: str, warn=None) -> list[str]:
         figures["groups.png"] = lambda: groups_figure(v)
     written = []
     for name, figure in figures.items():
+        if alive is not None and not alive():
+            break
         try:
             figure().savefig(os.path.join(directory, name), dpi=100)
             written.append(name)

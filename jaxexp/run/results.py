@@ -1,6 +1,7 @@
 """Results of a sweep: per-member rows, per-epoch history, per-configuration summary.
 
-Files in a workdir (each written atomically: temp file, then rename):
+Files in a workdir (written by ``jaxexp.run.outputs.write``: into a temporary folder,
+then renamed into place):
 - ``config.json``: the resolved config;
 - ``members.csv``: one row per member (ids, seed, hyperparameters, status
   ``ok``/``diverged``/``stopped``, final and best metrics, best epoch);
@@ -23,12 +24,7 @@ Files in a workdir (each written atomically: temp file, then rename):
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import shutil
-import sys
-import tempfile
-import time
 
 import ml_collections
 import numpy as np
@@ -36,10 +32,8 @@ import pandas as pd
 
 from jaxexp import config as cfgmod
 from jaxexp import stats
-from jaxexp import workdir as workdir_layout
 from jaxexp.errors import ConfigError
-from jaxexp.run import group_compare, population, report, timing
-from jaxexp.webreport import sweep as websweep
+from jaxexp.run import group_compare, population, timing
 from jaxexp.workdir import RESULT_FILES  # noqa: F401 - part of this module's API
 
 _ID_COLUMNS = population.ID_COLUMNS
@@ -307,82 +301,3 @@ def summarize(rows: pd.DataFrame, params: list[str], metric: str, goal: str) -> 
     return summary.sort_values(f"best_{metric}_mean", ascending=(goal == "min"), na_position="last").reset_index(
         drop=True
     )
-
-
-def _tensorboard(res: Results, directory: str) -> list[str]:
-    from jaxexp.run import tensorboard
-
-    try:
-        return tensorboard.write_events(res, directory, walltime=time.time())
-    except ImportError as e:
-        print(f"jaxexp: note: no TensorBoard events ({e}; or --config.engine.tensorboard=False)", file=sys.stderr)
-        return []
-
-
-def write(res: Results, workdir: str, t_start: float | None = None, wait=None) -> None:
-    """Writes every result file into ``workdir`` (created if missing).
-
-    All files are written into a temporary folder inside ``workdir`` first and
-    then renamed into place, so an error while writing leaves the old set.
-    ``t_start`` (a ``time.perf_counter`` value): when the run started, for
-    ``timings["wall_s"]``; timings.json, written last, has every phase. ``wait``:
-    called before timings.json (the run's last checkpoint finishing meanwhile).
-    """
-    os.makedirs(workdir, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=workdir, prefix=workdir_layout.WRITING_PREFIX)
-    try:
-        _write_into(res, workdir, tmp, t_start, wait)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    res.workdir = workdir
-
-
-def _write_into(res: Results, workdir: str, tmp: str, t_start: float | None, wait) -> None:
-    """``write``'s work: every file into ``tmp``, then renamed into ``workdir``. The
-    plots are drawn (by the helper process when one runs) while the tables and
-    TensorBoard events are written."""
-    t = res.timings
-    finish_plots = lambda: []  # noqa: E731
-    if res.config.engine.plots:
-        from jaxexp.run import plot_worker
-
-        finish_plots = plot_worker.begin(res, tmp, lambda msg: print(f"jaxexp: warning: {msg}", file=sys.stderr), t)
-    texts = {
-        "config.json": json.dumps(res.config.to_dict(), indent=2, default=list),
-        "members.csv": res.members.to_csv(index=False),
-        "history.csv": res.history.to_csv(index=False),
-        "summary.csv": res.summary.to_csv(index=False),
-        "comparison.csv": res.comparison.to_csv(index=False),
-    }
-    if not res.rungs.empty:
-        texts["rungs.csv"] = res.rungs.to_csv(index=False)
-    if not res.pbt.empty:
-        texts["pbt.csv"] = res.pbt.to_csv(index=False)
-    if not res.groups.empty:
-        texts["groups.csv"] = res.groups.to_csv(index=False)
-        texts["group_history.csv"] = res.group_history.to_csv(index=False)
-        texts["group_comparison.csv"] = res.group_comparison.to_csv(index=False)
-    folders = []
-    if res.config.engine.get("tensorboard", False):
-        with timing.phase(t, "tensorboard_s"):
-            folders = _tensorboard(res, tmp)
-    res.plots = finish_plots()
-    with timing.phase(t, "files_s"):
-        texts["report.md"] = report.markdown(res)
-    with timing.phase(t, "html_s"):
-        texts["report.html"] = websweep.render(res, texts["report.md"], tmp, res.plots)
-    with timing.phase(t, "files_s"):
-        for name, text in texts.items():
-            with open(os.path.join(tmp, name), "w") as f:
-                f.write(text)
-    if wait is not None:
-        wait()
-    if t_start is not None:
-        t["wall_s"] = time.perf_counter() - t_start
-    with open(os.path.join(tmp, "timings.json"), "w") as f:
-        json.dump({k: (v if not isinstance(v, float) else round(v, 4)) for k, v in t.items()}, f, indent=1)
-    for name in [*texts, *res.plots, "timings.json"]:
-        os.replace(os.path.join(tmp, name), os.path.join(workdir, name))
-    for name in folders:  # a folder cannot be renamed over a non-empty one
-        shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
-        os.replace(os.path.join(tmp, name), os.path.join(workdir, name))

@@ -16,7 +16,7 @@ from jaxexp import workdir as workdirmod
 from jaxexp import workload
 from jaxexp.core import train
 from jaxexp.errors import ConfigError
-from jaxexp.run import cpu, diskfull, distributed, engine, population, programs, results, resume, stop, timing
+from jaxexp.run import cpu, diskfull, distributed, engine, outputs, population, programs, results, resume, stop, timing
 from jaxexp.run.progress import print_progress
 from jaxexp.search import spacefile, strategies
 
@@ -92,7 +92,7 @@ def run_members(
                 out.timings["assemble_s"] = time.perf_counter() - t_assemble
                 if workdir is not None and distributed.is_primary():  # every process holds the same results
                     with diskfull.converted("the result files", workdir):  # (the old ones stay)
-                        results.write(out, workdir, t_start, wait)
+                        outputs.write(out, workdir, t_start, wait)
                 else:
                     wait()
                     out.timings["wall_s"] = time.perf_counter() - t_start

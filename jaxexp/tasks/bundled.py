@@ -36,11 +36,15 @@ def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """(x [1797, 64] float64 pixel counts 0..16, y [1797] int64 labels 0..9): the
     rows of ``sklearn.datasets.load_digits``, read from its CSV file directly."""
     path = _sklearn_data_file("digits.csv.gz")
-    if path is None:
-        d = _sklearn_datasets().load_digits()
-        return d.data, d.target
-    table = np.loadtxt(path, delimiter=",")  # 64 pixel columns, then the label (load_digits' layout)
-    return table[:, :-1], table[:, -1].astype(np.int64)
+    if path is not None:
+        try:
+            table = np.loadtxt(path, delimiter=",")  # 64 pixel columns, then the label (load_digits' layout)
+        except ValueError:
+            table = None
+        if table is not None and table.shape == (1797, 65):
+            return table[:, :-1], table[:, -1].astype(np.int64)
+    d = _sklearn_datasets().load_digits()  # another layout (or no file): scikit-learn's own reader
+    return d.data, d.target
 
 
 def digits(val_fraction: float, seed: int) -> Task:
