@@ -137,7 +137,7 @@ def _panels(res, h: pd.DataFrame) -> list[list[tuple[str, str]]]:
 
 
 def history_figure(res):
-    """The figure of ``history``. Each configuration (the best ``_MAX_LINES``)
+    """history.png: the figure of ``history``. Each configuration (the best ``_MAX_LINES``)
     in its ``config_colors`` colour: a thin line per seed (validation curves),
     the mean over seeds on top, a star where the mean selection metric is best.
     train_loss (dashed) and the validation column of the same quantity (solid)
@@ -200,11 +200,6 @@ def history_figure(res):
     return fig
 
 
-def history(res, path: str) -> None:
-    """history.png: see ``history_figure``."""
-    history_figure(res).savefig(path, dpi=100)
-
-
 def scatter_data(res) -> dict | None:
     """What scatter.png shows: predicted vs true on the validation split for the
     best member, in the task's original units, as ``{"member", "views": [(name,
@@ -257,15 +252,6 @@ def scatter_figure(data: dict):
     return fig
 
 
-def scatter(res, path: str) -> bool:
-    """scatter.png (see ``scatter_data``); False when it does not apply."""
-    data = scatter_data(res)
-    if data is None:
-        return False
-    scatter_figure(data).savefig(path, dpi=100)
-    return True
-
-
 def group_metric(res) -> str:
     """The per-group column shown: the selection metric, or val_loss when that is
     not a per-group metric (e.g. train_loss)."""
@@ -292,7 +278,7 @@ def group_table(res) -> pd.DataFrame:
 
 
 def groups_figure(res):
-    """The figure of ``groups``: one bar per configuration and group, in the
+    """groups.png: the figure of ``groups``: one bar per configuration and group, in the
     configuration's ``config_colors`` colour."""
     table = _group_ids(res)
     labels = _labels(res, table.columns)
@@ -318,11 +304,6 @@ def groups_figure(res):
     ax.grid(axis="y", alpha=0.3, lw=0.5)
     fig.legend(loc="outside right center", fontsize=7, frameon=False)
     return fig
-
-
-def groups(res, path: str) -> None:
-    """groups.png: see ``groups_figure``."""
-    groups_figure(res).savefig(path, dpi=100)
 
 
 def draw(v: View, scatter: dict | None, directory: str, warn=None, alive=None) -> list[str]:
