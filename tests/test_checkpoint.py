@@ -628,3 +628,39 @@ def test_a_stop_during_the_last_segment_is_completed_by_the_same_command(tiny, t
     assert not done.interrupted and (done.members["status"] == "ok").all()
     with pytest.raises(jaxexp.ConfigError, match="finished sweep"):
         jaxexp.sweep(c, wd)  # now it is finished
+
+
+def test_a_stop_during_the_completing_save_completes_the_results_then_stops(tiny, tmp_path, monkeypatch):
+    # every member has finished when the signal comes: the result files are completed, then
+    # the run stops as for a signal while they are written (StoppedAfterWriting: 130/143)
+    import contextlib
+
+    from jaxexp.run import engine
+
+    c = tiny()
+    c.engine.checkpoint = True
+    flags = []
+    real_stop, real_save = resume.graceful_stop, resume.Saver.save
+
+    @contextlib.contextmanager
+    def capture(enabled):
+        with real_stop(enabled) as flag:
+            flags.append(flag)
+            yield flag
+
+    def save(self, state, out, position, arch, best):
+        real_save(self, state, out, position, arch, best)
+        if position.get("complete"):
+            flags[-1]["signal"] = 15  # a SIGTERM during the completing save
+
+    monkeypatch.setattr(engine.resume, "graceful_stop", capture)
+    monkeypatch.setattr(resume.Saver, "save", save)
+    wd = tmp_path / "wd"
+    with pytest.raises(resume.StoppedAfterWriting) as e:
+        jaxexp.sweep(c, str(wd))
+    assert e.value.signum == 15
+    members = pd.read_csv(wd / "members.csv")
+    assert len(members) and (members["status"] == "ok").all()  # complete results
+    monkeypatch.setattr(resume.Saver, "save", real_save)
+    with pytest.raises(jaxexp.ConfigError, match="finished sweep"):
+        jaxexp.sweep(c, str(wd))

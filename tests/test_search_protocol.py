@@ -203,7 +203,8 @@ def test_a_checkpoint_is_saved_when_due_at_a_bucket_end_or_on_a_stop_signal():
         bucket._checkpoint((saver, {"bucket": 3}, {}, stopped, True), q, "STATE", _out(), None, {"checkpoint_s": 0})
     assert saver.saved[-1] == (None, False) and "complete" not in saver.positions[-1]
     assert saver.positions[-1]["bucket"] == 3
-    # a signal during the completing save: every member finished, the run completes
+    # a signal during the completing save: every member finished, no Stop (the results are
+    # completed first; tests/test_checkpoint.py)
     flag = {"signal": None}
     real_save = saver.save
 

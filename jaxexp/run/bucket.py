@@ -199,7 +199,8 @@ def _checkpoint(ckpt, q: SlotQueue, state, out, best, timings: dict) -> None:
     The end of the run's last bucket is also the run's "complete" marker (one save instead
     of a second that would first wait for this one to reach the disk), unless a stop signal
     came first: that run stops as interrupted and the same command completes it. A signal
-    during the completing save does not stop a run whose every member has finished."""
+    during the completing save does not interrupt a run whose every member has finished:
+    its result files are completed, then it stops (``engine.RunOutput.late_signal``)."""
     saver, position, arch, stop, last = ckpt
     in_bucket = not q.done.all()
     # collective decisions: every process saves, or none; all stop together

@@ -39,6 +39,9 @@ class RunOutput(NamedTuple):
     rungs: pd.DataFrame  # successive halving decisions: rung, wave, member, value, kept (else empty)
     pbt: pd.DataFrame  # population-based training copies: wave, epoch, member, source, field, old, new
     stopped_by: int | None = None  # the signal that stopped the run early (2: SIGINT / KeyboardInterrupt)
+    # a stop signal that came once every member had finished (during the completing save): the
+    # results are completed, then the run stops (``resume.deferred_signals``)
+    late_signal: int | None = None
 
 
 def run(
@@ -117,7 +120,8 @@ def run(
         if cache_dir:
             out.timings["compile_cache_hits"] = compile_cache.EVENTS["hits"] - cache_before["hits"]
             out.timings["compile_cache_misses"] = compile_cache.EVENTS["misses"] - cache_before["misses"]
-    return _tables(out, bucket_program(0).program.metric_names, stopped_by)
+    late = stop_flag["signal"] if stopped_by is None else None
+    return _tables(out, bucket_program(0).program.metric_names, stopped_by)._replace(late_signal=late)
 
 
 def _meter(config, members, progress) -> Progress:

@@ -316,15 +316,18 @@ def graceful_stop(enabled: bool):
 
 
 @contextlib.contextmanager
-def deferred_signals():
+def deferred_signals(pending: int | None = None):
     """SIGINT/SIGTERM while the block runs (writing the results) are held until it
     ends: the files are completed, then ``StoppedAfterWriting`` (a KeyboardInterrupt)
     is raised. A second signal stops at once (the writes are atomic, so the previous
-    files stay)."""
+    files stay). ``pending``: a signal that came before the block (once training had
+    finished), held the same way."""
+    got: list = [pending] if pending else []
     if threading.current_thread() is not threading.main_thread():
         yield
+        if got:
+            raise StoppedAfterWriting(got[0])
         return
-    got: list = []
 
     def handler(signum, frame):
         if got:

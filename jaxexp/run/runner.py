@@ -86,7 +86,7 @@ def run_members(
             output = engine.run(config, members, progress, workdir, pending)
             output.timings["total_s"] = time.perf_counter() - t0
             output.timings.update(timings)
-            with resume.deferred_signals():  # a stop signal now waits for complete result files
+            with resume.deferred_signals(output.late_signal):  # a stop signal now waits for complete result files
                 t_assemble = time.perf_counter()
                 out = results.assemble(config, table, members, output)
                 out.timings["assemble_s"] = time.perf_counter() - t_assemble
